@@ -1,0 +1,98 @@
+"""Fan one task definition out per dataset, per ensemble member, or per member and test dataset.
+
+The fanned-out tasks get their `attributes` (dataset, provider, member, ...) set and every string field
+formatted with `{src}`, `{trg}`, `{dataset}`, `{dataset_slug}`, `{member}`, `{lang}`, `{stage}` ...
+"""
+
+from taskgraph.transforms.base import TransformSequence
+from voluptuous import ALLOW_EXTRA, Any, Optional, Schema
+
+from translations_taskgraph.parameters import training_config
+from translations_taskgraph.training_config import dataset_slug, parse_dataset
+
+fan_out_schema = Schema(
+    {
+        Optional("fan-out"): {
+            # One task per dataset of these categories (train, devtest, test, mono-src, mono-trg); a dataset
+            # listed in several categories gets one task.
+            Optional("datasets"): [Any("train", "devtest", "test", "mono-src", "mono-trg")],
+            # One task per teacher-ensemble member.
+            Optional("teacher-ensemble"): bool,
+        },
+    },
+    extra=ALLOW_EXTRA,
+)
+
+transforms = TransformSequence()
+transforms.add_validate(fan_out_schema)
+
+
+def _datasets(config, categories):
+    """(name, categories, lang) for each dataset to fan out over, in config order."""
+    seen = {}
+    for category in categories:
+        for name in config["datasets"][category]:
+            lang = None
+            if category == "mono-src":
+                lang = config["experiment"]["src"]
+            elif category == "mono-trg":
+                lang = config["experiment"]["trg"]
+            seen.setdefault((name, lang), []).append(category)
+    return [(name, in_categories, lang) for (name, lang), in_categories in seen.items()]
+
+
+@transforms.add
+def fan_out(config, tasks):
+    run_config = training_config(config.params)
+    for task in tasks:
+        spec = task.pop("fan-out", {})
+        variants = [{}]
+        if "datasets" in spec:
+            variants = []
+            for name, categories, lang in _datasets(run_config, spec["datasets"]):
+                provider, _ = parse_dataset(name)
+                variants.append(
+                    {
+                        "dataset": name,
+                        "dataset-slug": dataset_slug(name) + (f"-{lang}" if lang else ""),
+                        "dataset-categories": categories,
+                        "provider": provider,
+                        **({"lang": lang} if lang else {}),
+                    }
+                )
+        if spec.get("teacher-ensemble"):
+            members = range(1, run_config["experiment"]["teacher-ensemble"] + 1)
+            variants = [{**v, "member": m} for v in variants for m in members]
+        for variant in variants:
+            new_task = _copy(task)
+            new_task.setdefault("attributes", {}).update(variant)
+            yield new_task
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _format(value, context):
+    if isinstance(value, str):
+        return value.format(**context)
+    if isinstance(value, dict):
+        return {_format(k, context): _format(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_format(v, context) for v in value]
+    return value
+
+
+@transforms.add
+def format_fields(config, tasks):
+    """Fill `{src}`, `{trg}` and the fan-out attributes into every string of the task."""
+    experiment = training_config(config.params)["experiment"]
+    for task in tasks:
+        attributes = task.get("attributes", {})
+        context = {"src": experiment["src"], "trg": experiment["trg"], "experiment": experiment["name"]}
+        context.update({key.replace("-", "_"): value for key, value in attributes.items()})
+        yield _format(task, context)

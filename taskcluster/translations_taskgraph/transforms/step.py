@@ -1,0 +1,199 @@
+"""Turn a task's `step` (script, arguments, upstream artifacts, resources) into a runnable task.
+
+The structured step is kept as `attributes.step`, which the local engine (`localrun`) executes; the same
+step is rendered into a `run-task` command with `fetches` for Taskcluster. Neither holds training logic.
+
+Argument values in a kind:
+  - a string or number: passed as is;
+  - `{config: experiment.vocab-size}`: a value of the training config (a mapping is passed as JSON);
+  - `{from: KIND, match: [ATTR, ...], category: CAT, artifact: NAME, multiple: BOOL}`: the artifacts folder
+    (or one artifact) of the upstream task(s) of KIND whose attributes ATTR equal this task's (and, with
+    `category`, whose dataset is of that category);
+  - `{artifacts: true}`: this task's own artifacts folder.
+"""
+
+import json
+import shlex
+
+from taskgraph.transforms.base import TransformSequence
+from voluptuous import ALLOW_EXTRA, Any, Optional, Required, Schema
+
+from translations_taskgraph.parameters import training_config
+
+upstream_ref = {
+    Required("from"): str,
+    Optional("match", default=[]): [str],
+    # Only upstream datasets of this category (train, devtest, test, mono-src, mono-trg).
+    Optional("category"): str,
+    Optional("artifact"): str,
+    Optional("multiple", default=False): bool,
+}
+arg_value = Any(
+    str,
+    int,
+    float,
+    {Required("config"): str},
+    upstream_ref,
+    {Required("artifacts"): True},
+)
+
+step_schema = Schema(
+    {
+        Required("step"): {
+            Required("script"): str,
+            Required("args"): {str: arg_value},
+            Required("outputs"): [str],
+            Optional("resources", default={}): {
+                # "all" = every core the engine can give.
+                Optional("cpus", default=1): Any(int, "all"),
+                Optional("mem-gb", default=2): Any(int, float),
+                Optional("gpus", default=0): int,
+            },
+            Optional("env", default={}): {str: str},
+        },
+        Optional("worker-type"): str,
+    },
+    extra=ALLOW_EXTRA,
+)
+
+transforms = TransformSequence()
+transforms.add_validate(step_schema)
+
+FETCHES_DIR = "$MOZ_FETCHES_DIR"
+ARTIFACTS_DIR = "$TASK_WORKDIR/artifacts"
+
+
+def _config_value(config, dotted):
+    value = config
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise KeyError(f"training config has no {dotted!r}")
+        value = value[key]
+    return value
+
+
+def _upstream_tasks(config, task, ref):
+    attributes = task.get("attributes", {})
+    candidates = [
+        dep
+        for dep in config.kind_dependencies_tasks.values()
+        if dep.kind == ref["from"]
+        and all(dep.attributes.get(k) == attributes.get(k) for k in ref["match"])
+        and ("category" not in ref or ref["category"] in dep.attributes.get("dataset-categories", []))
+    ]
+    candidates.sort(key=lambda dep: dep.label)
+    if not ref["multiple"] and len(candidates) != 1:
+        raise Exception(
+            f"{task['label']}: expected exactly one {ref['from']} task matching {ref['match']}, "
+            f"found {[dep.label for dep in candidates]}"
+        )
+    return candidates
+
+
+def resolve_args(config, task, run_config):
+    """Returns the step's arguments as [flag, value] pairs with upstream refs made concrete."""
+    resolved = []
+    for flag, value in task["step"]["args"].items():
+        if isinstance(value, dict) and "config" in value:
+            value = _config_value(run_config, value["config"])
+            if isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
+            elif value is None:
+                continue
+            value = str(value).lower() if isinstance(value, bool) else str(value)
+        elif isinstance(value, dict) and "from" in value:
+            refs = [
+                {"task": dep.label, "artifact": value.get("artifact")}
+                for dep in _upstream_tasks(config, task, value)
+            ]
+            value = refs if value["multiple"] else refs[0]
+        elif isinstance(value, dict):
+            value = {"artifacts": True}
+        else:
+            value = str(value)
+        resolved.append([flag, value])
+    return resolved
+
+
+@transforms.add
+def add_step_attribute(config, tasks):
+    run_config = training_config(config.params)
+    for task in tasks:
+        step = task["step"]
+        args = resolve_args(config, task, run_config)
+        task.setdefault("attributes", {})["step"] = {
+            "script": step["script"],
+            "args": args,
+            "outputs": step["outputs"],
+            "resources": step["resources"],
+            "env": step["env"],
+        }
+        yield task
+
+
+def _refs(value):
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict) and "task" in value:
+        return [value]
+    return []
+
+
+def _render(value):
+    if isinstance(value, list):
+        return [item for v in value for item in _render(v)]
+    if isinstance(value, dict) and "task" in value:
+        path = f"{FETCHES_DIR}/{value['task']}"
+        return [f"{path}/{value['artifact']}" if value["artifact"] else path]
+    if isinstance(value, dict):
+        return [ARTIFACTS_DIR]
+    return [value]
+
+
+def _quote(word):
+    # Keep $VARIABLES expandable by the worker's shell; quote everything else.
+    if word.startswith(("$MOZ_FETCHES_DIR/", "$TASK_WORKDIR/")) or word in (FETCHES_DIR, ARTIFACTS_DIR):
+        head, _, tail = word.partition("/")
+        return f'"{head}"/{shlex.quote(tail)}' if tail else f'"{head}"'
+    return shlex.quote(word)
+
+
+@transforms.add
+def add_taskcluster_run(config, tasks):
+    """The Taskcluster form of the step: fetches of upstream artifacts and one run-task command."""
+    dependency_outputs = {
+        dep.label: dep.attributes["step"]["outputs"]
+        for dep in config.kind_dependencies_tasks.values()
+        if "step" in dep.attributes
+    }
+    for task in tasks:
+        step = task.pop("step")
+        command = ["python3", f"$VCS_PATH/{step['script']}"]
+        dependencies = task.setdefault("dependencies", {})
+        fetches = task.setdefault("fetches", {})
+        for flag, value in task["attributes"]["step"]["args"]:
+            command.append(flag)
+            command.extend(_render(value))
+            for ref in _refs(value):
+                dependencies[ref["task"]] = ref["task"]
+                artifacts = [ref["artifact"]] if ref["artifact"] else dependency_outputs[ref["task"]]
+                entries = fetches.setdefault(ref["task"], [])
+                for artifact in artifacts:
+                    entry = {"artifact": artifact, "extract": False, "dest": ref["task"]}
+                    if entry not in entries:
+                        entries.append(entry)
+        worker_type = task.setdefault("worker-type", "b-gpu" if step["resources"]["gpus"] else "b-cpu")
+        worker = task.setdefault("worker", {})
+        worker.setdefault("docker-image", {"in-tree": "base"})
+        worker.setdefault("max-run-time", 86400)
+        worker.setdefault("artifacts", [{"name": "public/build", "path": "/builds/worker/artifacts", "type": "directory"}])
+        env = worker.setdefault("env", {})
+        env.update(config.graph_config["worker-env"][worker_type])
+        env["TASK_WORKDIR"] = "/builds/worker"
+        env.update(step["env"])
+        task["run"] = {
+            "using": "run-task",
+            "cwd": "{checkout}",
+            "command": " ".join(["mkdir -p \"$TASK_WORKDIR/artifacts\" &&"] + [_quote(w) for w in command]),
+        }
+        yield task
