@@ -57,7 +57,6 @@ step_schema = Schema(
 )
 
 transforms = TransformSequence()
-transforms.add_validate(step_schema)
 
 FETCHES_DIR = "$MOZ_FETCHES_DIR"
 ARTIFACTS_DIR = "$TASK_WORKDIR/artifacts"
@@ -84,7 +83,7 @@ def _upstream_tasks(config, task, ref):
     candidates.sort(key=lambda dep: dep.label)
     if not ref["multiple"] and len(candidates) != 1:
         raise Exception(
-            f"{task['label']}: expected exactly one {ref['from']} task matching {ref['match']}, "
+            f"{config.kind}-{task.get('name')}: expected exactly one {ref['from']} task matching {ref['match']}, "
             f"found {[dep.label for dep in candidates]}"
         )
     return candidates
@@ -119,6 +118,7 @@ def resolve_args(config, task, run_config):
 def add_step_attribute(config, tasks):
     run_config = training_config(config.params)
     for task in tasks:
+        task = step_schema(task)  # validates and fills in the defaults
         step = task["step"]
         args = resolve_args(config, task, run_config)
         task.setdefault("attributes", {})["step"] = {
@@ -152,7 +152,7 @@ def _render(value):
 
 def _quote(word):
     # Keep $VARIABLES expandable by the worker's shell; quote everything else.
-    if word.startswith(("$MOZ_FETCHES_DIR/", "$TASK_WORKDIR/")) or word in (FETCHES_DIR, ARTIFACTS_DIR):
+    if word.startswith(("$MOZ_FETCHES_DIR/", "$TASK_WORKDIR/", "$VCS_PATH/")) or word in (FETCHES_DIR, ARTIFACTS_DIR):
         head, _, tail = word.partition("/")
         return f'"{head}"/{shlex.quote(tail)}' if tail else f'"{head}"'
     return shlex.quote(word)

@@ -1,0 +1,194 @@
+"""Run a training config's task graph on this machine with Snakemake.
+
+    python -m localrun --config configs/tiny.yml [--target-stage STAGE] [--dry-run] [--dag FILE]
+
+The graph is the one taskgraph renders for Taskcluster (same kinds, same transforms, same step scripts);
+each task runs in `<runs>/<experiment>/<label>/` (artifacts/, task.log, done.json). A run that was
+interrupted resumes from its unfinished tasks; a finished run does nothing.
+"""
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
+
+from localrun.plan import build_plan, task_state, write_plan  # noqa: E402
+from translations_taskgraph.training_config import STAGES, ConfigError, load_training_config, validate_training_config  # noqa: E402
+
+SNAKEFILE = Path(__file__).parent / "Snakefile"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="localrun", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path, help="training config (YAML)")
+    parser.add_argument("--runs-dir", type=Path, default=REPO_ROOT / "runs", help="runs go to RUNS_DIR/<experiment name>")
+    parser.add_argument("--target-stage", choices=STAGES, help="run only up to this stage (overrides the config's)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and what is already done; run nothing")
+    parser.add_argument("--dag", type=Path, help="write the task graph as Graphviz DOT (or SVG/PNG if `dot` exists)")
+    parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)), help="cores to use (default: all)")
+    parser.add_argument("--mem-gb", type=float, default=None, help="memory the tasks may use together (default: 80%% of RAM)")
+    parser.add_argument("--retries", type=int, default=0, help="times to retry a failed task")
+    return parser.parse_args(argv)
+
+
+def total_memory_gb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def render_plan(config: dict) -> tuple[dict, float]:
+    from translations_taskgraph.render import generator_for
+
+    start = time.time()
+    cwd = os.getcwd()
+    try:
+        graph = generator_for(config).target_task_graph
+    finally:
+        os.chdir(cwd)
+    return build_plan(graph), time.time() - start
+
+
+def print_plan(plan: dict, run_dir: Path) -> dict:
+    states = {label: task_state(run_dir, label, plan["tasks"][label]["digest"]) for label in plan["order"]}
+    print(f"Plan: {len(plan['order'])} tasks in {run_dir}")
+    for index, label in enumerate(plan["order"], start=1):
+        task = plan["tasks"][label]
+        deps = ", ".join(task["dependencies"]) or "-"
+        print(f"  {index:3d}. [{states[label]:>7}] {label}  (stage {task['stage']}; after: {deps})")
+    return states
+
+
+def write_dag(plan: dict, run_dir: Path, destination: Path) -> None:
+    states = {label: task_state(run_dir, label, plan["tasks"][label]["digest"]) for label in plan["order"]}
+    colors = {"done": "palegreen", "stale": "khaki", "started": "lightskyblue", "pending": "white"}
+    lines = ["digraph tasks {", "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fontname=Helvetica];']
+    for label in plan["order"]:
+        lines.append(f'  "{label}" [fillcolor={colors[states[label]]}];')
+        for dep in plan["tasks"][label]["dependencies"]:
+            lines.append(f'  "{dep}" -> "{label}";')
+    lines.append("}")
+    dot_text = "\n".join(lines) + "\n"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if destination.suffix in (".svg", ".png", ".pdf") and shutil.which("dot"):
+        subprocess.run(["dot", f"-T{destination.suffix[1:]}", "-o", str(destination)], input=dot_text, text=True, check=True)
+    else:
+        if destination.suffix in (".svg", ".png", ".pdf"):
+            destination = destination.with_suffix(".dot")
+            print("Graphviz `dot` is not installed: writing DOT text instead")
+        destination.write_text(dot_text)
+    print(f"DAG written to {destination}")
+
+
+def summarize(plan: dict, run_dir: Path) -> None:
+    """Where the model, the metrics and the report are, with the scores."""
+    for label in plan["order"]:
+        task = plan["tasks"][label]
+        artifacts = run_dir / label / "artifacts"
+        if task["kind"].startswith("train-") and (artifacts / "final.model.npz").exists():
+            print(f"  model:   {artifacts / 'final.model.npz'}")
+        if task["kind"].startswith("evaluate-") and (artifacts / "metrics.json").exists():
+            metrics = json.loads((artifacts / "metrics.json").read_text())
+            print(f"  metrics: {artifacts / 'metrics.json'}  (BLEU {metrics['bleu']}, chrF {metrics['chrf']} on {metrics['dataset']})")
+        if task["kind"] == "report" and (artifacts / "report.md").exists():
+            print(f"  report:  {artifacts / 'report.md'}")
+
+
+def clear_stale(plan: dict, run_dir: Path, states: dict) -> None:
+    # A task whose definition changed must run again; Snakemake then reruns what depends on it (mtime).
+    for label, state in states.items():
+        if state == "stale":
+            (run_dir / label / "done.json").unlink()
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    lock = open(run_dir / ".run.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another run is active in {run_dir}; wait for it or stop it first") from None
+    try:
+        yield
+    finally:
+        lock.close()
+
+
+def snakemake_command(plan_path: Path, run_dir: Path, args) -> list[str]:
+    mem_gb = args.mem_gb or round(total_memory_gb() * 0.8, 1)
+    return [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(SNAKEFILE),
+        "--directory", str(run_dir),
+        "--config", f"plan={plan_path}",
+        "--cores", str(args.cores),
+        "--resources", f"mem_mb={int(mem_gb * 1024)}",
+        "--rerun-incomplete",
+        "--rerun-triggers", "mtime",
+        "--nolock",  # our own lock (run_lock) is released by the kernel even on kill -9
+        "--retries", str(args.retries),
+        "--show-failed-logs",
+    ]  # fmt: skip
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_training_config(args.config)
+        if args.target_stage:
+            config["target-stage"] = args.target_stage
+            config = validate_training_config(config)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    run_dir = (args.runs_dir / config["experiment"]["name"]).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    plan, seconds = render_plan(config)
+    print(f"Rendered the task graph for {args.config} in {seconds:.1f}s: {len(plan['order'])} tasks up to stage {config['target-stage']}")
+    plan_path = run_dir / "plan.json"
+
+    if args.dag:
+        write_dag(plan, run_dir, args.dag)
+    if args.dry_run:
+        print_plan(plan, run_dir)
+        return 0
+
+    with run_lock(run_dir):
+        write_plan(plan, plan_path)
+        states = print_plan(plan, run_dir)
+        if all(state == "done" for state in states.values()):
+            print(f"Nothing to do: all {len(states)} tasks of {run_dir.name} are already done.")
+            summarize(plan, run_dir)
+            return 0
+        clear_stale(plan, run_dir, states)
+        left = sum(state != "done" for state in states.values())
+        print(f"Running {left} of {len(states)} tasks with Snakemake; each task's log is {run_dir}/<task>/task.log")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+        process = subprocess.Popen(snakemake_command(plan_path, run_dir, args), cwd=REPO_ROOT, env=env)
+        try:
+            returncode = process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGINT)
+            process.wait()
+            print("Interrupted: run the same command again to resume from the unfinished tasks.", file=sys.stderr)
+            return 130
+    if returncode != 0:
+        print(f"The run failed (Snakemake exit status {returncode}); see the task.log named above. "
+              "Fix the cause and run the same command again to resume.", file=sys.stderr)
+        return returncode
+    print(f"Run {run_dir.name} finished:")
+    summarize(plan, run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

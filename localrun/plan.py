@@ -1,0 +1,57 @@
+"""The local engine's view of the task graph: the tasks that run a step, in order, with a digest each.
+
+A task's digest covers its step (script, arguments, resources) and its upstream tasks' digests, so a
+changed config reruns exactly the tasks it affects.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+from pipeline.common.io import atomic_path
+
+
+def task_digest(step: dict, upstream_digests: list[str]) -> str:
+    payload = json.dumps({"step": step, "upstream": sorted(upstream_digests)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def build_plan(task_graph) -> dict:
+    """{"order": [labels], "targets": [labels], "tasks": {label: {...}}} from a taskgraph TaskGraph.
+
+    Tasks without a step (docker images: Taskcluster-only) are dropped along with the edges to them.
+    """
+    runnable = {label: task for label, task in task_graph.tasks.items() if "step" in task.attributes}
+    order = [label for label in task_graph.graph.visit_postorder() if label in runnable]
+    tasks = {}
+    for label in order:
+        task = runnable[label]
+        dependencies = sorted(dep for dep in task.dependencies.values() if dep in runnable)
+        step = task.attributes["step"]
+        tasks[label] = {
+            "kind": task.kind,
+            "stage": task.attributes.get("stage"),
+            "description": task.description,
+            "step": step,
+            "dependencies": dependencies,
+            "digest": task_digest(step, [tasks[dep]["digest"] for dep in dependencies]),
+        }
+    dependents = {dep for task in tasks.values() for dep in task["dependencies"]}
+    return {"order": order, "targets": [label for label in order if label not in dependents], "tasks": tasks}
+
+
+def write_plan(plan: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(plan, indent=1, sort_keys=True))
+
+
+def task_state(run_dir: Path, label: str, digest: str) -> str:
+    """done (finished with this definition), stale (finished with another), started, or pending."""
+    done = run_dir / label / "done.json"
+    if done.exists():
+        try:
+            recorded = json.loads(done.read_text()).get("digest")
+        except (OSError, ValueError):
+            recorded = None
+        return "done" if recorded == digest else "stale"
+    return "started" if (run_dir / label / "artifacts").exists() else "pending"

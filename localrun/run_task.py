@@ -1,0 +1,117 @@
+"""Run one task of a local run: what each Snakemake job executes.
+
+Resolves the task's step into a command line (upstream artifacts are `<run>/<label>/artifacts/...`), gives
+the step the threads and memory Snakemake granted (THREADS, WORKSPACE), runs it from the repository root,
+and marks the task done (`<run>/<label>/done.json`, written atomically) only if it succeeded.
+"""
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline.common.io import atomic_path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve(value, run_dir: Path, label: str) -> list[str]:
+    if isinstance(value, list):
+        return [item for v in value for item in resolve(v, run_dir, label)]
+    if isinstance(value, dict) and "task" in value:
+        path = run_dir / value["task"] / "artifacts"
+        return [str(path / value["artifact"]) if value["artifact"] else str(path)]
+    if isinstance(value, dict):
+        return [str(run_dir / label / "artifacts")]
+    return [value]
+
+
+def step_command(step: dict, run_dir: Path, label: str) -> list[str]:
+    module = step["script"].removesuffix(".py").replace("/", ".")
+    command = [sys.executable, "-m", module]
+    for flag, value in step["args"]:
+        command.append(flag)
+        command.extend(resolve(value, run_dir, label))
+    return command
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", required=True, type=Path)
+    parser.add_argument("--label", required=True)
+    parser.add_argument("--threads", required=True, type=int)
+    parser.add_argument("--mem-mb", required=True, type=int)
+    args = parser.parse_args(argv)
+
+    plan = json.loads(args.plan.read_text())
+    task = plan["tasks"][args.label]
+    run_dir = args.plan.resolve().parent
+    task_dir = run_dir / args.label
+    task_dir.mkdir(parents=True, exist_ok=True)
+
+    # A task process orphaned by a `kill -9` of the engine may still be running: wait for it.
+    lock = open(task_dir / ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"{args.label} is still running in an earlier process; waiting for it to end", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+
+    done = task_dir / "done.json"
+    if done.exists() and json.loads(done.read_text()).get("digest") == task["digest"]:
+        print(f"{args.label} is already done", flush=True)
+        return 0
+    started = task_dir / "task.json"
+    if started.exists() and json.loads(started.read_text()).get("digest") != task["digest"]:
+        # The task's definition changed since its artifacts were made: they cannot be resumed from.
+        print(f"{args.label}: definition changed, removing the artifacts of the earlier definition", flush=True)
+        shutil.rmtree(task_dir / "artifacts", ignore_errors=True)
+        done.unlink(missing_ok=True)
+    with atomic_path(started) as tmp:
+        tmp.write_text(json.dumps({"digest": task["digest"], "step": task["step"]}, indent=1))
+
+    command = step_command(task["step"], run_dir, args.label)
+    env = dict(os.environ)
+    env.update(task["step"].get("env", {}))
+    env.update(
+        {
+            "THREADS": str(args.threads),
+            # Marian's workspace: half the task's memory grant, leaving room for the model and the data.
+            "WORKSPACE": str(max(512, args.mem_mb // 2)),
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.pop("GPUS", None)
+    print("running:", " ".join(command), flush=True)
+    start = time.time()
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env)
+    if result.returncode != 0:
+        print(f"{args.label} failed with exit status {result.returncode}", flush=True)
+        return result.returncode
+    missing = [name for name in task["step"]["outputs"] if not (task_dir / "artifacts" / name).exists()]
+    if missing:
+        print(f"{args.label} finished but did not write {', '.join(missing)}", flush=True)
+        return 1
+    with atomic_path(done) as tmp:
+        tmp.write_text(
+            json.dumps(
+                {
+                    "digest": task["digest"],
+                    "seconds": round(time.time() - start, 1),
+                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                },
+                indent=1,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Reading and writing corpora: one sentence a line, plain, gzip or zstd, always strict UTF-8.
+
+Every output is written to a temporary file next to its destination and renamed into place only once
+complete, so a killed step never leaves a file that a retry would trust.
+"""
+
+import contextlib
+import gzip
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import zstandard
+
+from pipeline.common.step import StepError
+
+
+def _open_binary_read(path: Path):
+    if path.suffix == ".zst":
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def read_lines(path: str | Path) -> Iterator[str]:
+    """Yields the lines of a corpus file without their line ends; fails clearly on invalid UTF-8."""
+    path = Path(path)
+    if not path.exists():
+        raise StepError(f"input file {path} does not exist")
+    line_number = 0
+    try:
+        with _open_binary_read(path) as raw:
+            for line_number, line in enumerate(io.BufferedReader(raw), start=1):  # noqa: B007
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise StepError(f"{path}: line {line_number} is not valid UTF-8 ({error.reason})") from None
+                yield text.rstrip("\r\n")
+    except (OSError, EOFError, zstandard.ZstdError) as error:
+        raise StepError(f"{path}: cannot be read after line {line_number}: {error}") from None
+
+
+def read_pairs(src_path: str | Path, trg_path: str | Path) -> Iterator[tuple[str, str]]:
+    """Yields aligned (source, target) lines; fails if the two files differ in length."""
+    src_lines, trg_lines = read_lines(src_path), read_lines(trg_path)
+    count = 0
+    while True:
+        src = next(src_lines, None)
+        trg = next(trg_lines, None)
+        if src is None and trg is None:
+            return
+        if src is None or trg is None:
+            longer, shorter = (trg_path, src_path) if src is None else (src_path, trg_path)
+            raise StepError(
+                f"line counts differ: {shorter} has {count} lines, {longer} has more; the corpus is not aligned"
+            )
+        count += 1
+        yield src, trg
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yields a temporary path in the destination's folder; renames it to `path` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def write_lines(path: str | Path):
+    """Opens a corpus for writing (zstd if it ends in .zst); call `.write(line)` per line, no newline."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        if path.suffix == ".zst":
+            compressor = zstandard.ZstdCompressor(level=3, threads=-1).stream_writer(raw, closefd=False)
+        elif path.suffix == ".gz":
+            compressor = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+        else:
+            compressor = None
+        stream = compressor or raw
+
+        class Writer:
+            count = 0
+
+            def write(self, line: str):
+                if "\n" in line:
+                    line = line.replace("\n", " ")
+                stream.write(line.encode("utf-8") + b"\n")
+                self.count += 1
+
+        writer = Writer()
+        yield writer
+        if compressor:
+            compressor.close()
+
+
+def write_json(path: str | Path, data) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_json(path: str | Path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StepError(f"input file {path} does not exist") from None

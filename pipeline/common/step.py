@@ -1,0 +1,67 @@
+"""What every step script shares: failing early with a clear message, the resources the engine grants,
+and skipping work whose outputs already exist."""
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+logger = logging.getLogger("step")
+
+
+class StepError(Exception):
+    """A failure caused by the input or the environment: printed without a traceback, exit status 1."""
+
+
+def require_env(*names: str) -> dict[str, str]:
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise StepError(
+            f"environment variable(s) {', '.join(missing)} must be set "
+            "(the workflow engine sets them: THREADS = cores to use or 'auto', WORKSPACE = MB of memory for Marian)"
+        )
+    return {name: os.environ[name] for name in names}
+
+
+def threads() -> int:
+    value = require_env("THREADS")["THREADS"]
+    if value == "auto":
+        return len(os.sched_getaffinity(0))
+    try:
+        count = int(value)
+    except ValueError:
+        raise StepError(f"THREADS must be a number or 'auto', got {value!r}") from None
+    if count < 1:
+        raise StepError(f"THREADS must be at least 1, got {count}")
+    return count
+
+
+def workspace_mb() -> int:
+    value = require_env("WORKSPACE")["WORKSPACE"]
+    try:
+        return int(value)
+    except ValueError:
+        raise StepError(f"WORKSPACE must be a number of megabytes, got {value!r}") from None
+
+
+def outputs_exist(output_dir: Path, names: Sequence[str]) -> bool:
+    """True if a previous run of the step completed: each output is renamed into place only when complete."""
+    return all((output_dir / name).exists() for name in names)
+
+
+def run_step(description: str, add_arguments: Callable, main: Callable, argv=None) -> None:
+    """Parses named arguments, sets up logging, runs `main(args)` and turns StepError into a clean exit."""
+    parser = argparse.ArgumentParser(description=description)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr
+    )
+    logger.info("%s %s", Path(sys.argv[0]).name, " ".join(sys.argv[1:]))
+    try:
+        main(args)
+    except StepError as error:
+        logger.error("%s", error)
+        sys.exit(1)
