@@ -141,7 +141,9 @@ training_config_schema = Schema(
             Optional("mono-src", default=[]): All([_dataset], _unique),
             Optional("mono-trg", default=[]): All([_dataset], _unique),
         },
-        Optional("marian-args", default={}): {Any(*MARIAN_ARG_STAGES): marian_args_schema},
+        Optional("marian-args", default={}): {
+            Optional(stage, default={}): marian_args_schema for stage in MARIAN_ARG_STAGES
+        },
         Optional("target-stage", default="all"): Any(*STAGES, msg=f"must be one of {', '.join(STAGES)}"),
         # Settings only the Taskcluster engine reads (worker classes, upload buckets, ...).
         Optional("taskcluster", default={}): Schema({str: object}, extra=ALLOW_EXTRA),

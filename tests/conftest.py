@@ -1,0 +1,79 @@
+import gzip
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zstandard
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_SAMPLE = REPO_ROOT / "data" / "l10n-en-fr"
+
+
+def step_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("THREADS", "WORKSPACE", "GPUS", "MARIAN")}
+    env.update({"THREADS": "1", "WORKSPACE": "1000", "PYTHONPATH": str(REPO_ROOT)})
+    env.update(extra)
+    return env
+
+
+def run_step(module: str, args: list, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs a step script the way both engines do: `python -m <module>` from the repository root."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=REPO_ROOT,
+        env=env if env is not None else step_env(),
+        capture_output=True,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write_corpus(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    if path.suffix == ".zst":
+        data = zstandard.ZstdCompressor().compress(data)
+    elif path.suffix == ".gz":
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
+
+
+def read_corpus(path: Path) -> list[str]:
+    data = path.read_bytes()
+    if path.suffix == ".zst":
+        data = zstandard.ZstdDecompressor().stream_reader(data).read()
+    elif path.suffix == ".gz":
+        data = gzip.decompress(data)
+    return data.decode("utf-8").splitlines()
+
+
+def tree_digest(folder: Path) -> dict:
+    """{relative path: (sha256, mtime)} of every file under folder: proves inputs stay untouched."""
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def sample_pairs(count: int, split: str = "train") -> list[tuple[str, str]]:
+    src = read_corpus(SHARED_SAMPLE / f"{split}.en.gz")[:count]
+    trg = read_corpus(SHARED_SAMPLE / f"{split}.fr.gz")[:count]
+    return list(zip(src, trg, strict=True))
+
+
+@pytest.fixture
+def parallel_dir(tmp_path):
+    """A dataset folder as the import step writes it: corpus.en.zst, corpus.fr.zst, stats.json."""
+    folder = tmp_path / "imported"
+    pairs = sample_pairs(300)
+    write_corpus(folder / "corpus.en.zst", [s for s, _ in pairs])
+    write_corpus(folder / "corpus.fr.zst", [t for _, t in pairs])
+    (folder / "stats.json").write_text('{"dataset": "local_sample", "langs": ["en", "fr"], "lines": 300}')
+    return folder

@@ -1,0 +1,184 @@
+"""The task graph taskgraph renders from a training config: labels, dependencies, steps, commands."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from localrun.plan import build_plan
+from translations_taskgraph.render import build_parameters, generator_for
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def load(name):
+    return yaml.safe_load((REPO_ROOT / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def tiny_graph():
+    return generator_for(load("configs/tiny.yml")).full_task_graph
+
+
+@pytest.fixture(scope="module")
+def full_graph():
+    return generator_for(load("configs/en-fr.full.yml")).full_task_graph
+
+
+def deps(graph, label):
+    return set(graph.tasks[label].dependencies.values()) - {"docker-image-base"}
+
+
+TINY_TRAIN = "local_data_l10n_en_fr_train"
+TINY_DEV = "local_data_l10n_en_fr_dev"
+TINY_TEST = "local_data_l10n_en_fr_test"
+
+
+def test_tiny_graph_labels_and_dependencies(tiny_graph):
+    expected = {
+        f"dataset-{TINY_TRAIN}-en-fr": set(),
+        f"dataset-{TINY_DEV}-en-fr": set(),
+        f"dataset-{TINY_TEST}-en-fr": set(),
+        f"corpus-clean-parallel-{TINY_TRAIN}-en-fr": {f"dataset-{TINY_TRAIN}-en-fr"},
+        "corpus-merge-parallel-en-fr": {f"corpus-clean-parallel-{TINY_TRAIN}-en-fr"},
+        "corpus-merge-devset-en-fr": {f"dataset-{TINY_DEV}-en-fr"},
+        "build-vocab-en-fr": {"corpus-merge-parallel-en-fr"},
+        "train-teacher-en-fr-1": {"corpus-merge-parallel-en-fr", "corpus-merge-devset-en-fr", "build-vocab-en-fr"},
+        f"evaluate-teacher-en-fr-1-{TINY_TEST}": {"train-teacher-en-fr-1", f"dataset-{TINY_TEST}-en-fr"},
+        "report-en-fr": {
+            f"dataset-{TINY_TRAIN}-en-fr",
+            f"dataset-{TINY_DEV}-en-fr",
+            f"dataset-{TINY_TEST}-en-fr",
+            f"corpus-clean-parallel-{TINY_TRAIN}-en-fr",
+            "corpus-merge-parallel-en-fr",
+            "corpus-merge-devset-en-fr",
+            f"evaluate-teacher-en-fr-1-{TINY_TEST}",
+        },
+        "docker-image-base": set(),
+    }
+    assert set(tiny_graph.tasks) == set(expected)
+    for label, dependencies in expected.items():
+        assert deps(tiny_graph, label) == dependencies, label
+
+
+def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
+    config = load("configs/en-fr.full.yml")
+    train = config["datasets"]["train"]
+    labels = set(full_graph.tasks)
+    for name in train:
+        slug = name.replace("/", "_").replace(".", "_").replace("-", "_")
+        assert f"dataset-{slug}-en-fr" in labels
+        assert deps(full_graph, f"corpus-clean-parallel-{slug}-en-fr") == {f"dataset-{slug}-en-fr"}
+    assert deps(full_graph, "corpus-merge-parallel-en-fr") == {
+        label for label in labels if label.startswith("corpus-clean-parallel-")
+    }
+    assert len([label for label in labels if label.startswith("corpus-clean-parallel-")]) == len(train)
+    members = config["experiment"]["teacher-ensemble"]
+    for member in range(1, members + 1):
+        assert f"train-teacher-en-fr-{member}" in labels
+        assert deps(full_graph, f"evaluate-teacher-en-fr-{member}-{TINY_TEST}") == {
+            f"train-teacher-en-fr-{member}",
+            f"dataset-{TINY_TEST}-en-fr",
+        }
+    assert len(labels) == 1 + len(train) * 2 + 2 + 2 + 1 + members * 2 + 1
+
+
+def test_mono_datasets_get_their_own_import_tasks():
+    graph = generator_for(load("taskcluster/configs/config.ci.yml")).full_task_graph
+    mono = [label for label in graph.tasks if label.startswith("dataset-url_") and label.endswith("-en")]
+    assert len(mono) == 1
+    step = graph.tasks[mono[0]].attributes["step"]
+    assert ["--langs", "en"] in step["args"]
+
+
+def test_tasks_carry_their_step_as_structured_data(tiny_graph):
+    task = tiny_graph.tasks["train-teacher-en-fr-1"]
+    step = task.attributes["step"]
+    assert step["script"] == "pipeline/train/train.py"
+    args = dict((flag, value) for flag, value in step["args"])
+    assert args["--train-dir"] == {"task": "corpus-merge-parallel-en-fr", "artifact": None}
+    assert args["--vocab"] == {"task": "build-vocab-en-fr", "artifact": "vocab.spm"}
+    assert args["--output-dir"] == {"artifacts": True}
+    assert args["--architecture"] == "tiny"
+    assert '"after": "4e"' in args["--marian-args"]
+    assert step["resources"] == {"cpus": "all", "mem-gb": 8, "gpus": 1}
+    assert "final.model.npz" in step["outputs"]
+
+
+def test_taskcluster_command_fetches_upstream_artifacts(tiny_graph):
+    task = tiny_graph.tasks["train-teacher-en-fr-1"].task
+    command = task["payload"]["command"][-1]
+    assert "python3 \"$VCS_PATH\"/pipeline/train/train.py" in command
+    assert '--vocab "$MOZ_FETCHES_DIR"/build-vocab-en-fr/vocab.spm' in command
+    assert '--output-dir "$TASK_WORKDIR"/artifacts' in command
+    fetches = task["payload"]["env"]["MOZ_FETCHES"]["task-reference"]
+    assert "public/build/vocab.spm" in fetches and "<build-vocab-en-fr>" in fetches
+    assert task["workerType"] == "b-linux-gpu"
+    assert task["payload"]["env"]["GPUS"] == "0"
+
+
+def test_dataset_names_are_quoted_in_commands():
+    config = load("configs/tiny.yml")
+    config["datasets"]["train"] = ["url_https://example.org/c.[LANG].gz?x=1"]
+    graph = generator_for(config).full_task_graph
+    label = next(label for label in graph.tasks if label.startswith("dataset-url_"))
+    command = graph.tasks[label].task["payload"]["command"][-1]
+    assert "--dataset 'url_https://example.org/c.[LANG].gz?x=1'" in command
+
+
+@pytest.mark.parametrize(
+    "stage,expected",
+    [
+        ("dataset", {f"dataset-{TINY_TRAIN}-en-fr", f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"}),
+        (
+            "train-vocab",
+            {
+                f"dataset-{TINY_TRAIN}-en-fr",
+                f"corpus-clean-parallel-{TINY_TRAIN}-en-fr",
+                "corpus-merge-parallel-en-fr",
+                "build-vocab-en-fr",
+            },
+        ),
+    ],
+)
+def test_target_stage_selects_a_stage_and_its_dependencies(stage, expected):
+    config = load("configs/tiny.yml")
+    config["target-stage"] = stage
+    graph = generator_for(config).target_task_graph
+    assert set(graph.tasks) - {"docker-image-base"} == expected
+
+
+def test_parameters_refuse_an_invalid_training_config():
+    config = load("configs/tiny.yml")
+    parameters = build_parameters(copy.deepcopy(config))
+    bad = dict(parameters)
+    bad["training_config"] = {**config, "experiment": {**config["experiment"], "src": "english"}}
+    from taskgraph.parameters import Parameters
+
+    with pytest.raises(Exception, match="experiment.src"):
+        Parameters(strict=True, **bad).check()
+
+
+def test_local_plan_drops_taskcluster_only_tasks_and_orders_dependencies(tiny_graph):
+    plan = build_plan(tiny_graph)
+    assert "docker-image-base" not in plan["tasks"]
+    assert plan["targets"] == ["report-en-fr"]
+    position = {label: index for index, label in enumerate(plan["order"])}
+    for label, task in plan["tasks"].items():
+        for dep in task["dependencies"]:
+            assert position[dep] < position[label]
+
+
+def test_plan_digests_change_with_the_config_downstream_only():
+    config = load("configs/tiny.yml")
+    before = build_plan(generator_for(copy.deepcopy(config)).full_task_graph)
+    config["experiment"]["vocab-size"] = 4000
+    after = build_plan(generator_for(config).full_task_graph)
+    changed = {label for label in before["tasks"] if before["tasks"][label]["digest"] != after["tasks"][label]["digest"]}
+    assert changed == {
+        "build-vocab-en-fr",
+        "train-teacher-en-fr-1",
+        f"evaluate-teacher-en-fr-1-{TINY_TEST}",
+        "report-en-fr",
+    }

@@ -1,0 +1,154 @@
+"""The local engine end to end with real Marian: kill -9 and resume, re-runs that do nothing, dry runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Small enough to train in a minute or two on 2 cores; quality is not the point here.
+QUICK_CONFIG = {
+    "experiment": {
+        "name": "quick",
+        "src": "en",
+        "trg": "fr",
+        "vocab-size": 1000,
+        "spm-sample-size": 4000,
+        "corpus-max-sentences": 3000,
+        "devset-max-sentences": 40,
+        "teacher-model": "tiny",
+    },
+    "datasets": {
+        "train": ["local_data/l10n-en-fr/train"],
+        "devtest": ["local_data/l10n-en-fr/dev"],
+        "test": ["local_data/l10n-en-fr/test"],
+    },
+    "marian-args": {
+        "training-teacher": {
+            "after": "60u",
+            "valid-freq": 20,
+            "save-freq": 20,
+            "disp-freq": 10,
+            "beam-size": 1,
+            "max-length-factor": 1.5,
+        },
+    },
+    "target-stage": "train-teacher",
+}
+
+
+def localrun(config_path, runs_dir, *extra, **popen):
+    command = [sys.executable, "-m", "localrun", "--config", str(config_path), "--runs-dir", str(runs_dir), *extra]
+    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def finish(process, timeout=900):
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+def done_records(run_dir: Path) -> dict:
+    return {p.parent.name: p.read_text() for p in run_dir.glob("*/done.json")}
+
+
+@pytest.fixture
+def quick_config(tmp_path):
+    path = tmp_path / "quick.yml"
+    path.write_text(yaml.safe_dump(QUICK_CONFIG))
+    return path
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(quick_config, tmp_path):
+    runs = tmp_path / "runs"
+    code, output = finish(localrun(quick_config, runs, "--dry-run", "--dag", str(tmp_path / "dag.dot")))
+    assert code == 0, output
+    assert "Plan: 7 tasks" in output
+    assert "[pending] train-teacher-en-fr-1" in output
+    assert output.index("build-vocab-en-fr") < output.index("train-teacher-en-fr-1  (stage")
+    assert '"build-vocab-en-fr" -> "train-teacher-en-fr-1"' in (tmp_path / "dag.dot").read_text()
+    assert not list((runs / "quick").glob("*/done.json"))
+
+
+def test_an_invalid_config_is_refused_before_any_task(quick_config, tmp_path):
+    config = yaml.safe_load(quick_config.read_text())
+    config["datasets"]["train"] = ["local_data/x;reboot"]
+    quick_config.write_text(yaml.safe_dump(config))
+    code, output = finish(localrun(quick_config, tmp_path / "runs"))
+    assert code == 2
+    assert "datasets.train.0" in output and "not allowed" in output
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.e2e
+def test_kill_9_midway_then_resume_then_nothing_to_do(quick_config, tmp_path):
+    runs = tmp_path / "runs"
+    run_dir = runs / "quick"
+    checkpoint = run_dir / "train-teacher-en-fr-1" / "artifacts" / "model.npz.progress.yml"
+
+    process = localrun(quick_config, runs, start_new_session=True)
+    deadline = time.time() + 600
+    while not checkpoint.exists():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.time() < deadline, "training never wrote a checkpoint"
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)  # the engine, Snakemake, the step and Marian, all at once
+    process.wait()
+    finished_before_kill = done_records(run_dir)
+    assert "build-vocab-en-fr" in finished_before_kill
+    assert "train-teacher-en-fr-1" not in finished_before_kill
+    assert not (run_dir / "train-teacher-en-fr-1" / "artifacts" / "final.model.npz").exists()
+
+    code, output = finish(localrun(quick_config, runs))
+    assert code == 0, output
+    assert "[started] train-teacher-en-fr-1" in output
+    task_log = (run_dir / "train-teacher-en-fr-1" / "task.log").read_text()
+    assert "resuming the training from the checkpoint" in task_log
+    records = done_records(run_dir)
+    for label, record in finished_before_kill.items():
+        assert records[label] == record, f"{label} ran again after the resume"
+    assert (run_dir / "train-teacher-en-fr-1" / "artifacts" / "final.model.npz").exists()
+
+    mtimes = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and "/.snakemake/" not in str(p)}
+    code, output = finish(localrun(quick_config, runs))
+    assert code == 0, output
+    assert "Nothing to do: all 7 tasks of quick are already done." in output
+    assert "Snakemake" not in output
+    for path, mtime in mtimes.items():
+        if path.name not in ("plan.json", ".run.lock"):
+            assert path.stat().st_mtime_ns == mtime, f"{path} changed on a re-run of a finished run"
+
+
+@pytest.mark.e2e
+def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
+    runs = tmp_path / "runs"
+    config = yaml.safe_load(quick_config.read_text())
+    config["target-stage"] = "train-vocab"
+    quick_config.write_text(yaml.safe_dump(config))
+    code, output = finish(localrun(quick_config, runs))
+    assert code == 0, output
+    first = done_records(runs / "quick")
+    assert set(first) == {
+        "dataset-local_data_l10n_en_fr_train-en-fr",
+        "corpus-clean-parallel-local_data_l10n_en_fr_train-en-fr",
+        "corpus-merge-parallel-en-fr",
+        "build-vocab-en-fr",
+    }
+    config["experiment"]["vocab-size"] = 800
+    quick_config.write_text(yaml.safe_dump(config))
+    code, output = finish(localrun(quick_config, runs))
+    assert code == 0, output
+    assert "[  stale] build-vocab-en-fr" in output
+    second = done_records(runs / "quick")
+    assert second["corpus-merge-parallel-en-fr"] == first["corpus-merge-parallel-en-fr"]
+    assert json.loads(second["build-vocab-en-fr"])["digest"] != json.loads(first["build-vocab-en-fr"])["digest"]
+    import sentencepiece
+
+    vocab = runs / "quick" / "build-vocab-en-fr" / "artifacts" / "vocab.spm"
+    assert sentencepiece.SentencePieceProcessor(model_file=str(vocab)).get_piece_size() == 800

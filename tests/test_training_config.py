@@ -1,0 +1,129 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from translations_taskgraph.training_config import (
+    ConfigError,
+    dataset_slug,
+    load_training_config,
+    validate_training_config,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = [
+    REPO_ROOT / "configs" / "tiny.yml",
+    REPO_ROOT / "configs" / "en-fr.full.yml",
+    REPO_ROOT / "taskcluster" / "configs" / "config.ci.yml",
+]
+
+
+@pytest.fixture
+def tiny():
+    return yaml.safe_load((REPO_ROOT / "configs" / "tiny.yml").read_text())
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    config = load_training_config(path)
+    assert config["experiment"]["src"] == "en"
+    assert config["datasets"]["train"]
+
+
+def test_defaults_are_filled_in(tiny):
+    del tiny["target-stage"]
+    config = validate_training_config(tiny)
+    assert config["target-stage"] == "all"
+    assert config["experiment"]["cleaning"] == {
+        "min-words": 1,
+        "max-words": 150,
+        "max-length-ratio": 3.0,
+        "language-id": True,
+    }
+    assert config["datasets"]["mono-src"] == []
+
+
+def set_key(config, dotted, value):
+    keys = dotted.split(".")
+    target = config
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    if value is DELETE:
+        del target[keys[-1]]
+    else:
+        target[keys[-1]] = value
+    return config
+
+
+DELETE = object()
+
+INVALID = [
+    # (key to change, new value, key named in the message, words in the message)
+    ("experiment.colour", "blue", "experiment.colour", "unknown key"),
+    ("extra-top-level", 1, "extra-top-level", "unknown key"),
+    ("marian-args.training-teacher.after", {"nested": 1}, "marian-args.training-teacher.after", ""),
+    ("marian-args.training-everything", {"after": "1e"}, "marian-args.training-everything", ""),
+    ("experiment.src", "english", "experiment.src", "language code"),
+    ("experiment.trg", "FR", "experiment.trg", "language code"),
+    ("experiment.trg", "en", "experiment.trg", "must differ"),
+    ("experiment.vocab-size", 8001, "experiment.vocab-size", "multiple of 8"),
+    ("experiment.vocab-size", "8000", "experiment.vocab-size", "int"),
+    ("experiment.teacher-model", "huge", "experiment.teacher-model", "tiny, base, big"),
+    ("experiment.name", DELETE, "experiment.name", "required"),
+    ("datasets.train", [], "datasets.train", "length"),
+    ("datasets.train", ["local_data/x; rm -rf /"], "datasets.train.0", "not allowed"),
+    ("datasets.train", ["local_$(whoami)"], "datasets.train.0", "not allowed"),
+    ("datasets.train", ["local_a`b`"], "datasets.train.0", "not allowed"),
+    ("datasets.train", ["local_a b"], "datasets.train.0", "not allowed"),
+    ("datasets.train", ["local_a|b"], "datasets.train.0", "not allowed"),
+    ("datasets.test", ["local_a&&b"], "datasets.test.0", "not allowed"),
+    ("datasets.devtest", ["-rf_x"], "datasets.devtest.0", "not allowed"),
+    ("datasets.train", ["huggingface_org/data"], "datasets.train.0", "unknown provider"),
+    ("datasets.train", ["Books"], "datasets.train.0", "provider_name"),
+    ("datasets.train", ["url_https://example.org/corpus.en.gz"], "datasets.train.0", "[LANG]"),
+    ("datasets.train", ["url_ftp://example.org/c.[LANG].gz"], "datasets.train.0", "http"),
+    ("datasets.train", ["opus_a/v1", "opus_a/v1"], "datasets.train", "more than once"),
+    ("datasets.train", ["opus_a/v1", "opus_a_v1"], "datasets.train", "task label"),
+    ("target-stage", "everything", "target-stage", "must be one of"),
+    ("experiment.cleaning.min-words", 200, "experiment.cleaning.min-words", "larger than max-words"),
+]
+
+
+@pytest.mark.parametrize("key,value,named,words", INVALID, ids=[f"{k}={v!r}"[:60] for k, v, _, _ in INVALID])
+def test_invalid_configs_are_refused_naming_the_key(tiny, key, value, named, words):
+    config = set_key(copy.deepcopy(tiny), key, value)
+    with pytest.raises(ConfigError) as error:
+        validate_training_config(config)
+    message = str(error.value)
+    assert named in message
+    assert words in message
+
+
+def test_every_error_is_reported_at_once(tiny):
+    tiny["experiment"]["src"] = "xx1"
+    tiny["datasets"]["test"] = ["local_a;b"]
+    with pytest.raises(ConfigError) as error:
+        validate_training_config(tiny)
+    assert "experiment.src" in str(error.value)
+    assert "datasets.test.0" in str(error.value)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_training_config(tmp_path / "nope.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("experiment: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_training_config(bad)
+    bad.write_text("- just a list")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_training_config(bad)
+
+
+def test_dataset_slugs_are_label_safe():
+    assert dataset_slug("opus_Books/v1") == "opus_Books_v1"
+    assert dataset_slug("local_data/l10n-en-fr/train") == "local_data_l10n_en_fr_train"
+    long_url = "url_https://example.org/" + "a" * 100 + "/c.[LANG].gz"
+    slug = dataset_slug(long_url)
+    assert len(slug) <= 60 and slug.replace("_", "").isalnum()
