@@ -23,7 +23,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 
 from localrun.plan import build_plan, task_state, write_plan  # noqa: E402
-from translations_taskgraph.training_config import STAGES, ConfigError, load_training_config, validate_training_config  # noqa: E402
+from translations_taskgraph.training_config import (  # noqa: E402
+    STAGES,
+    ConfigError,
+    load_training_config,
+    validate_training_config,
+)
 
 SNAKEFILE = Path(__file__).parent / "Snakefile"
 
@@ -31,12 +36,24 @@ SNAKEFILE = Path(__file__).parent / "Snakefile"
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="localrun", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path, help="training config (YAML)")
-    parser.add_argument("--runs-dir", type=Path, default=REPO_ROOT / "runs", help="runs go to RUNS_DIR/<experiment name>")
-    parser.add_argument("--target-stage", choices=STAGES, help="run only up to this stage (overrides the config's)")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and what is already done; run nothing")
-    parser.add_argument("--dag", type=Path, help="write the task graph as Graphviz DOT (or SVG/PNG if `dot` exists)")
-    parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)), help="cores to use (default: all)")
-    parser.add_argument("--mem-gb", type=float, default=None, help="memory the tasks may use together (default: 80%% of RAM)")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=REPO_ROOT / "runs", help="runs go to RUNS_DIR/<experiment name>"
+    )
+    parser.add_argument(
+        "--target-stage", choices=STAGES, help="run only up to this stage (overrides the config's)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the plan and what is already done; run nothing"
+    )
+    parser.add_argument(
+        "--dag", type=Path, help="write the task graph as Graphviz DOT (or SVG/PNG if `dot` exists)"
+    )
+    parser.add_argument(
+        "--cores", type=int, default=len(os.sched_getaffinity(0)), help="cores to use (default: all)"
+    )
+    parser.add_argument(
+        "--mem-gb", type=float, default=None, help="memory the tasks may use together (default: 80%% of RAM)"
+    )
     parser.add_argument("--retries", type=int, default=0, help="times to retry a failed task")
     return parser.parse_args(argv)
 
@@ -70,7 +87,11 @@ def print_plan(plan: dict, run_dir: Path) -> dict:
 def write_dag(plan: dict, run_dir: Path, destination: Path) -> None:
     states = {label: task_state(run_dir, label, plan["tasks"][label]["digest"]) for label in plan["order"]}
     colors = {"done": "palegreen", "stale": "khaki", "started": "lightskyblue", "pending": "white"}
-    lines = ["digraph tasks {", "  rankdir=LR;", '  node [shape=box, style="rounded,filled", fontname=Helvetica];']
+    lines = [
+        "digraph tasks {",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fontname=Helvetica];',
+    ]
     for label in plan["order"]:
         lines.append(f'  "{label}" [fillcolor={colors[states[label]]}];')
         for dep in plan["tasks"][label]["dependencies"]:
@@ -79,7 +100,12 @@ def write_dag(plan: dict, run_dir: Path, destination: Path) -> None:
     dot_text = "\n".join(lines) + "\n"
     destination.parent.mkdir(parents=True, exist_ok=True)
     if destination.suffix in (".svg", ".png", ".pdf") and shutil.which("dot"):
-        subprocess.run(["dot", f"-T{destination.suffix[1:]}", "-o", str(destination)], input=dot_text, text=True, check=True)
+        subprocess.run(
+            ["dot", f"-T{destination.suffix[1:]}", "-o", str(destination)],
+            input=dot_text,
+            text=True,
+            check=True,
+        )
     else:
         if destination.suffix in (".svg", ".png", ".pdf"):
             destination = destination.with_suffix(".dot")
@@ -97,7 +123,9 @@ def summarize(plan: dict, run_dir: Path) -> None:
             print(f"  model:   {artifacts / 'final.model.npz'}")
         if task["kind"].startswith("evaluate-") and (artifacts / "metrics.json").exists():
             metrics = json.loads((artifacts / "metrics.json").read_text())
-            print(f"  metrics: {artifacts / 'metrics.json'}  (BLEU {metrics['bleu']}, chrF {metrics['chrf']} on {metrics['dataset']})")
+            print(
+                f"  metrics: {artifacts / 'metrics.json'}  (BLEU {metrics['bleu']}, chrF {metrics['chrf']} on {metrics['dataset']})"
+            )
         if task["kind"] == "report" and (artifacts / "report.md").exists():
             print(f"  report:  {artifacts / 'report.md'}")
 
@@ -111,15 +139,12 @@ def clear_stale(plan: dict, run_dir: Path, states: dict) -> None:
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path):
-    lock = open(run_dir / ".run.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise SystemExit(f"another run is active in {run_dir}; wait for it or stop it first") from None
-    try:
+    with open(run_dir / ".run.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another run is active in {run_dir}; wait for it or stop it first") from None
         yield
-    finally:
-        lock.close()
 
 
 def snakemake_command(plan_path: Path, run_dir: Path, args) -> list[str]:
@@ -153,7 +178,9 @@ def main(argv=None) -> int:
     run_dir = (args.runs_dir / config["experiment"]["name"]).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     plan, seconds = render_plan(config)
-    print(f"Rendered the task graph for {args.config} in {seconds:.1f}s: {len(plan['order'])} tasks up to stage {config['target-stage']}")
+    print(
+        f"Rendered the task graph for {args.config} in {seconds:.1f}s: {len(plan['order'])} tasks up to stage {config['target-stage']}"
+    )
     plan_path = run_dir / "plan.json"
 
     if args.dag:
@@ -171,19 +198,30 @@ def main(argv=None) -> int:
             return 0
         clear_stale(plan, run_dir, states)
         left = sum(state != "done" for state in states.values())
-        print(f"Running {left} of {len(states)} tasks with Snakemake; each task's log is {run_dir}/<task>/task.log")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+        print(
+            f"Running {left} of {len(states)} tasks with Snakemake; each task's log is {run_dir}/<task>/task.log"
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
         process = subprocess.Popen(snakemake_command(plan_path, run_dir, args), cwd=REPO_ROOT, env=env)
         try:
             returncode = process.wait()
         except KeyboardInterrupt:
             process.send_signal(signal.SIGINT)
             process.wait()
-            print("Interrupted: run the same command again to resume from the unfinished tasks.", file=sys.stderr)
+            print(
+                "Interrupted: run the same command again to resume from the unfinished tasks.",
+                file=sys.stderr,
+            )
             return 130
     if returncode != 0:
-        print(f"The run failed (Snakemake exit status {returncode}); see the task.log named above. "
-              "Fix the cause and run the same command again to resume.", file=sys.stderr)
+        print(
+            f"The run failed (Snakemake exit status {returncode}); see the task.log named above. "
+            "Fix the cause and run the same command again to resume.",
+            file=sys.stderr,
+        )
         return returncode
     print(f"Run {run_dir.name} finished:")
     summarize(plan, run_dir)

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.common.io import atomic_path
@@ -56,7 +56,7 @@ def main(argv=None):
     task_dir.mkdir(parents=True, exist_ok=True)
 
     # A task process orphaned by a `kill -9` of the engine may still be running: wait for it.
-    lock = open(task_dir / ".lock", "w")
+    lock = open(task_dir / ".lock", "w")  # noqa: SIM115 (held until the process exits)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -70,7 +70,9 @@ def main(argv=None):
     started = task_dir / "task.json"
     if started.exists() and json.loads(started.read_text()).get("digest") != task["digest"]:
         # The task's definition changed since its artifacts were made: they cannot be resumed from.
-        print(f"{args.label}: definition changed, removing the artifacts of the earlier definition", flush=True)
+        print(
+            f"{args.label}: definition changed, removing the artifacts of the earlier definition", flush=True
+        )
         shutil.rmtree(task_dir / "artifacts", ignore_errors=True)
         done.unlink(missing_ok=True)
     with atomic_path(started) as tmp:
@@ -105,7 +107,7 @@ def main(argv=None):
                 {
                     "digest": task["digest"],
                     "seconds": round(time.time() - start, 1),
-                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                 },
                 indent=1,
             )

@@ -19,7 +19,9 @@ def step_env(**extra) -> dict:
     return env
 
 
-def run_step(module: str, args: list, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run_step(
+    module: str, args: list, env: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Runs a step script the way both engines do: `python -m <module>` from the repository root."""
     result = subprocess.run(
         [sys.executable, "-m", module, *map(str, args)],

@@ -44,7 +44,11 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         "corpus-merge-parallel-en-fr": {f"corpus-clean-parallel-{TINY_TRAIN}-en-fr"},
         "corpus-merge-devset-en-fr": {f"dataset-{TINY_DEV}-en-fr"},
         "build-vocab-en-fr": {"corpus-merge-parallel-en-fr"},
-        "train-teacher-en-fr-1": {"corpus-merge-parallel-en-fr", "corpus-merge-devset-en-fr", "build-vocab-en-fr"},
+        "train-teacher-en-fr-1": {
+            "corpus-merge-parallel-en-fr",
+            "corpus-merge-devset-en-fr",
+            "build-vocab-en-fr",
+        },
         f"evaluate-teacher-en-fr-1-{TINY_TEST}": {"train-teacher-en-fr-1", f"dataset-{TINY_TEST}-en-fr"},
         "report-en-fr": {
             f"dataset-{TINY_TRAIN}-en-fr",
@@ -109,7 +113,7 @@ def test_tasks_carry_their_step_as_structured_data(tiny_graph):
 def test_taskcluster_command_fetches_upstream_artifacts(tiny_graph):
     task = tiny_graph.tasks["train-teacher-en-fr-1"].task
     command = task["payload"]["command"][-1]
-    assert "python3 \"$VCS_PATH\"/pipeline/train/train.py" in command
+    assert 'python3 "$VCS_PATH"/pipeline/train/train.py' in command
     assert '--vocab "$MOZ_FETCHES_DIR"/build-vocab-en-fr/vocab.spm' in command
     assert '--output-dir "$TASK_WORKDIR"/artifacts' in command
     fetches = task["payload"]["env"]["MOZ_FETCHES"]["task-reference"]
@@ -130,7 +134,10 @@ def test_dataset_names_are_quoted_in_commands():
 @pytest.mark.parametrize(
     "stage,expected",
     [
-        ("dataset", {f"dataset-{TINY_TRAIN}-en-fr", f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"}),
+        (
+            "dataset",
+            {f"dataset-{TINY_TRAIN}-en-fr", f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"},
+        ),
         (
             "train-vocab",
             {
@@ -175,7 +182,11 @@ def test_plan_digests_change_with_the_config_downstream_only():
     before = build_plan(generator_for(copy.deepcopy(config)).full_task_graph)
     config["experiment"]["vocab-size"] = 4000
     after = build_plan(generator_for(config).full_task_graph)
-    changed = {label for label in before["tasks"] if before["tasks"][label]["digest"] != after["tasks"][label]["digest"]}
+    changed = {
+        label
+        for label in before["tasks"]
+        if before["tasks"][label]["digest"] != after["tasks"][label]["digest"]
+    }
     assert changed == {
         "build-vocab-en-fr",
         "train-teacher-en-fr-1",

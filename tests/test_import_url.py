@@ -70,7 +70,12 @@ def server():
 
 
 def import_dataset(dataset, out, **env):
-    return run_step(IMPORT, ["--dataset", dataset, "--langs", "en,fr", "--output-dir", out], env=step_env(**env), check=False)
+    return run_step(
+        IMPORT,
+        ["--dataset", dataset, "--langs", "en,fr", "--output-dir", out],
+        env=step_env(**env),
+        check=False,
+    )
 
 
 def test_url_dataset_is_downloaded_per_language(server, tmp_path):

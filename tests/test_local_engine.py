@@ -45,8 +45,19 @@ QUICK_CONFIG = {
 
 
 def localrun(config_path, runs_dir, *extra, **popen):
-    command = [sys.executable, "-m", "localrun", "--config", str(config_path), "--runs-dir", str(runs_dir), *extra]
-    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    command = [
+        sys.executable,
+        "-m",
+        "localrun",
+        "--config",
+        str(config_path),
+        "--runs-dir",
+        str(runs_dir),
+        *extra,
+    ]
+    return subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
 
 
 def finish(process, timeout=900):
@@ -115,7 +126,9 @@ def test_kill_9_midway_then_resume_then_nothing_to_do(quick_config, tmp_path):
         assert records[label] == record, f"{label} ran again after the resume"
     assert (run_dir / "train-teacher-en-fr-1" / "artifacts" / "final.model.npz").exists()
 
-    mtimes = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and "/.snakemake/" not in str(p)}
+    mtimes = {
+        p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and "/.snakemake/" not in str(p)
+    }
     code, output = finish(localrun(quick_config, runs))
     assert code == 0, output
     assert "Nothing to do: all 7 tasks of quick are already done." in output
@@ -147,7 +160,9 @@ def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
     assert "[  stale] build-vocab-en-fr" in output
     second = done_records(runs / "quick")
     assert second["corpus-merge-parallel-en-fr"] == first["corpus-merge-parallel-en-fr"]
-    assert json.loads(second["build-vocab-en-fr"])["digest"] != json.loads(first["build-vocab-en-fr"])["digest"]
+    assert (
+        json.loads(second["build-vocab-en-fr"])["digest"] != json.loads(first["build-vocab-en-fr"])["digest"]
+    )
     import sentencepiece
 
     vocab = runs / "quick" / "build-vocab-en-fr" / "artifacts" / "vocab.spm"

@@ -64,7 +64,9 @@ def test_import_refuses_mismatched_line_counts(tmp_path):
     write_corpus(tmp_path / "c.en.gz", ["a", "b", "c"])
     write_corpus(tmp_path / "c.fr.gz", ["a", "b"])
     out = tmp_path / "out"
-    result = run_step(IMPORT, ["--dataset", f"local_{tmp_path / 'c'}", "--langs", "en,fr", "--output-dir", out], check=False)
+    result = run_step(
+        IMPORT, ["--dataset", f"local_{tmp_path / 'c'}", "--langs", "en,fr", "--output-dir", out], check=False
+    )
     assert_fails_cleanly(result, out, "line counts differ", "not aligned")
 
 
@@ -72,7 +74,9 @@ def test_import_refuses_invalid_utf8(tmp_path):
     (tmp_path / "c.en").write_bytes(b"fine\nbroken \xff\xfe here\n")
     (tmp_path / "c.fr").write_bytes(b"bien\ncasse\n")
     out = tmp_path / "out"
-    result = run_step(IMPORT, ["--dataset", f"local_{tmp_path / 'c'}", "--langs", "en,fr", "--output-dir", out], check=False)
+    result = run_step(
+        IMPORT, ["--dataset", f"local_{tmp_path / 'c'}", "--langs", "en,fr", "--output-dir", out], check=False
+    )
     assert_fails_cleanly(result, out, "line 2 is not valid UTF-8")
 
 
@@ -80,15 +84,23 @@ def test_import_refuses_an_empty_dataset(tmp_path):
     (tmp_path / "c.en").write_text("")
     (tmp_path / "c.fr").write_text("")
     out = tmp_path / "out"
-    result = run_step(IMPORT, ["--dataset", f"local_{tmp_path / 'c'}", "--langs", "en,fr", "--output-dir", out], check=False)
+    result = run_step(
+        IMPORT, ["--dataset", f"local_{tmp_path / 'c'}", "--langs", "en,fr", "--output-dir", out], check=False
+    )
     assert_fails_cleanly(result, out, "is empty")
 
 
 def test_import_refuses_missing_files_and_unknown_providers(tmp_path):
     out = tmp_path / "out"
-    result = run_step(IMPORT, ["--dataset", f"local_{tmp_path / 'nope'}", "--langs", "en,fr", "--output-dir", out], check=False)
+    result = run_step(
+        IMPORT,
+        ["--dataset", f"local_{tmp_path / 'nope'}", "--langs", "en,fr", "--output-dir", out],
+        check=False,
+    )
     assert_fails_cleanly(result, out, "nope.en.gz")
-    result = run_step(IMPORT, ["--dataset", "huggingface_x/y", "--langs", "en,fr", "--output-dir", out], check=False)
+    result = run_step(
+        IMPORT, ["--dataset", "huggingface_x/y", "--langs", "en,fr", "--output-dir", out], check=False
+    )
     assert_fails_cleanly(result, out, "unknown dataset provider 'huggingface'")
 
 
@@ -140,7 +152,9 @@ def test_clean_fails_when_nothing_survives(tmp_path):
     write_corpus(inputs / "corpus.en.zst", ["same", "same again"])
     write_corpus(inputs / "corpus.fr.zst", ["same", "same again"])
     out = tmp_path / "out"
-    result = run_step(CLEAN, ["--input-dir", inputs, "--src", "en", "--trg", "fr", "--output-dir", out], check=False)
+    result = run_step(
+        CLEAN, ["--input-dir", inputs, "--src", "en", "--trg", "fr", "--output-dir", out], check=False
+    )
     assert_fails_cleanly(result, out, "no pair of 2 survived cleaning")
 
 
@@ -162,7 +176,22 @@ def test_merge_deduplicates_shuffles_and_caps(tmp_path):
     assert (stats["lines_in"], stats["duplicates"], stats["lines_out"], stats["capped"]) == (14, 2, 12, 0)
 
     capped = tmp_path / "capped"
-    run_step(MERGE, ["--input-dirs", first, second, "--src", "en", "--trg", "fr", "--max-sentences", "5", "--output-dir", capped])
+    run_step(
+        MERGE,
+        [
+            "--input-dirs",
+            first,
+            second,
+            "--src",
+            "en",
+            "--trg",
+            "fr",
+            "--max-sentences",
+            "5",
+            "--output-dir",
+            capped,
+        ],
+    )
     assert read_corpus(capped / "corpus.en.zst") == src[:5]
     assert json.loads((capped / "stats.json").read_text())["capped"] == 7
 
@@ -172,13 +201,26 @@ def test_merge_refuses_an_empty_result(tmp_path):
     write_corpus(empty / "corpus.en.zst", [])
     write_corpus(empty / "corpus.fr.zst", [])
     out = tmp_path / "out"
-    result = run_step(MERGE, ["--input-dirs", empty, "--src", "en", "--trg", "fr", "--output-dir", out], check=False)
+    result = run_step(
+        MERGE, ["--input-dirs", empty, "--src", "en", "--trg", "fr", "--output-dir", out], check=False
+    )
     assert_fails_cleanly(result, out, "merged corpus is empty")
 
 
 def test_vocab_needs_the_engine_resources_and_trains(tmp_path, parallel_dir):
     out = tmp_path / "vocab"
-    args = ["--corpus-dir", parallel_dir, "--src", "en", "--trg", "fr", "--vocab-size", "504", "--output-dir", out]
+    args = [
+        "--corpus-dir",
+        parallel_dir,
+        "--src",
+        "en",
+        "--trg",
+        "fr",
+        "--vocab-size",
+        "504",
+        "--output-dir",
+        out,
+    ]
     env = step_env()
     del env["THREADS"]
     result = run_step(VOCAB, args, env=env, check=False)
@@ -199,7 +241,20 @@ def test_vocab_needs_the_engine_resources_and_trains(tmp_path, parallel_dir):
 def test_vocab_size_must_be_a_multiple_of_eight(tmp_path, parallel_dir):
     out = tmp_path / "vocab"
     result = run_step(
-        VOCAB, ["--corpus-dir", parallel_dir, "--src", "en", "--trg", "fr", "--vocab-size", "500", "--output-dir", out], check=False
+        VOCAB,
+        [
+            "--corpus-dir",
+            parallel_dir,
+            "--src",
+            "en",
+            "--trg",
+            "fr",
+            "--vocab-size",
+            "500",
+            "--output-dir",
+            out,
+        ],
+        check=False,
     )
     assert_fails_cleanly(result, out, "multiple of 8")
 
@@ -214,7 +269,9 @@ def test_train_fails_early_on_bad_environment_or_arguments(tmp_path, parallel_di
     env = step_env()
     del env["WORKSPACE"]
     assert_fails_cleanly(run_step(TRAIN, args, env=env, check=False), out, "WORKSPACE")
-    assert_fails_cleanly(run_step(TRAIN, [*args, "--marian-args", "{not json"], check=False), out, "not valid JSON")
+    assert_fails_cleanly(
+        run_step(TRAIN, [*args, "--marian-args", "{not json"], check=False), out, "not valid JSON"
+    )
     result = run_step(TRAIN, [*args[:3], "huge", *args[4:]], check=False)
     assert_fails_cleanly(result, out, "no Marian preset teacher.huge.yml")
     assert_fails_cleanly(run_step(TRAIN, args, check=False), out, "vocab.spm does not exist")
@@ -240,7 +297,12 @@ def test_marian_options_become_command_line_arguments():
 def test_report_sums_up_the_run(tmp_path):
     files = {
         "imported.json": {"dataset": "local_x", "langs": ["en", "fr"], "lines": 100},
-        "cleaned.json": {"dataset": "local_x", "lines_in": 100, "lines_out": 90, "removed": {"ratio": 6, "language": 4}},
+        "cleaned.json": {
+            "dataset": "local_x",
+            "lines_in": 100,
+            "lines_out": 90,
+            "removed": {"ratio": 6, "language": 4},
+        },
         "merged.json": {"datasets": [], "lines_in": 90, "duplicates": 5, "capped": 0, "lines_out": 85},
         "devset.json": {"datasets": [], "lines_in": 10, "duplicates": 0, "capped": 0, "lines_out": 10},
         "metrics.json": {
@@ -265,7 +327,9 @@ def test_report_sums_up_the_run(tmp_path):
         ],
     )  # fmt: skip
     report = (out / "report.md").read_text()
-    assert "| local_test | /runs/x/train-teacher-en-fr-1/artifacts | 25.5 | 45.1 | 10.0 | 30.0 | 20 |" in report
+    assert (
+        "| local_test | /runs/x/train-teacher-en-fr-1/artifacts | 25.5 | 45.1 | 10.0 | 30.0 | 20 |" in report
+    )
     assert "| local_x | 100 | 90 | language 4, ratio 6 |" in report
     assert "**85 pairs out**" in report
     assert json.loads((out / "report.json").read_text())["evaluations"][0]["chrf"] == 45.1
@@ -279,3 +343,17 @@ def test_outputs_are_written_atomically(tmp_path):
         out.write("half")
         raise RuntimeError("killed midway")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_checkpoint_is_detected(tmp_path):
+    import zipfile
+
+    from pipeline.train.train import checkpoint_is_readable
+
+    assert checkpoint_is_readable(tmp_path)
+    with zipfile.ZipFile(tmp_path / "model.npz", "w") as archive:
+        archive.writestr("weights.npy", b"\x00" * 4096)
+    assert checkpoint_is_readable(tmp_path)
+    data = (tmp_path / "model.npz").read_bytes()
+    (tmp_path / "model.npz").write_bytes(data[: len(data) // 2])
+    assert not checkpoint_is_readable(tmp_path)

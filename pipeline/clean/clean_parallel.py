@@ -45,7 +45,9 @@ class LanguageFilter:
         known = set(self.identifier.nb_classes)
         for lang in (src, trg):
             if lang not in known:
-                raise StepError(f"language identification has no model for {lang!r}; set cleaning.language-id: false")
+                raise StepError(
+                    f"language identification has no model for {lang!r}; set cleaning.language-id: false"
+                )
         self.src, self.trg, self.threshold = src, trg, threshold
 
     def _other_language(self, text: str, expected: str) -> bool:
@@ -77,10 +79,15 @@ def main(args):
     if outputs_exist(args.output_dir, outputs):
         logger.info("outputs already exist in %s: nothing to do", args.output_dir)
         return
-    language_filter = LanguageFilter(args.src, args.trg, args.lid_threshold) if args.language_id == "true" else None
+    language_filter = (
+        LanguageFilter(args.src, args.trg, args.lid_threshold) if args.language_id == "true" else None
+    )
     removed = Counter()
     seen = 0
-    with write_lines(args.output_dir / outputs[0]) as src_out, write_lines(args.output_dir / outputs[1]) as trg_out:
+    with (
+        write_lines(args.output_dir / outputs[0]) as src_out,
+        write_lines(args.output_dir / outputs[1]) as trg_out,
+    ):
         for src, trg in read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1]):
             seen += 1
             src, trg = WHITESPACE.sub(" ", src).strip(), WHITESPACE.sub(" ", trg).strip()
@@ -91,7 +98,9 @@ def main(args):
             src_out.write(src)
             trg_out.write(trg)
         if src_out.count == 0:
-            raise StepError(f"no pair of {seen} survived cleaning (removed: {dict(removed)}); check the dataset and filters")
+            raise StepError(
+                f"no pair of {seen} survived cleaning (removed: {dict(removed)}); check the dataset and filters"
+            )
     imported = args.input_dir / "stats.json"
     dataset = read_json(imported).get("dataset") if imported.exists() else None
     stats = {"dataset": dataset, "lines_in": seen, "lines_out": src_out.count, "removed": dict(removed)}

@@ -54,7 +54,10 @@ def main(args):
     total = len(pairs)
     if args.max_sentences is not None:
         pairs = pairs[: args.max_sentences]
-    with write_lines(args.output_dir / outputs[0]) as src_out, write_lines(args.output_dir / outputs[1]) as trg_out:
+    with (
+        write_lines(args.output_dir / outputs[0]) as src_out,
+        write_lines(args.output_dir / outputs[1]) as trg_out,
+    ):
         for src, trg in pairs:
             src_out.write(src)
             trg_out.write(trg)
@@ -66,7 +69,9 @@ def main(args):
         "lines_out": len(pairs),
     }
     write_json(args.output_dir / "stats.json", stats)
-    logger.info("merged %d pairs (%d duplicates, %d over the cap)", len(pairs), stats["duplicates"], stats["capped"])
+    logger.info(
+        "merged %d pairs (%d duplicates, %d over the cap)", len(pairs), stats["duplicates"], stats["capped"]
+    )
 
 
 if __name__ == "__main__":

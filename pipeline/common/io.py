@@ -38,7 +38,9 @@ def read_lines(path: str | Path) -> Iterator[str]:
                 try:
                     text = line.decode("utf-8")
                 except UnicodeDecodeError as error:
-                    raise StepError(f"{path}: line {line_number} is not valid UTF-8 ({error.reason})") from None
+                    raise StepError(
+                        f"{path}: line {line_number} is not valid UTF-8 ({error.reason})"
+                    ) from None
                 yield text.rstrip("\r\n")
     except (OSError, EOFError, zstandard.ZstdError) as error:
         raise StepError(f"{path}: cannot be read after line {line_number}: {error}") from None
@@ -107,7 +109,9 @@ def write_lines(path: str | Path):
 
 def write_json(path: str | Path, data) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+        )
 
 
 def read_json(path: str | Path):

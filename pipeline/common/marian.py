@@ -18,7 +18,13 @@ from pipeline.common.step import StepError, threads, workspace_mb
 
 logger = logging.getLogger("marian")
 
-_BINARIES = {"train": "marian", "decode": "marian-decoder", "score": "marian-scorer", "convert": "marian-conv", "vocab": "marian-vocab"}
+_BINARIES = {
+    "train": "marian",
+    "decode": "marian-decoder",
+    "score": "marian-scorer",
+    "convert": "marian-conv",
+    "vocab": "marian-vocab",
+}
 
 
 def marian_command(mode: str) -> list[str]:
@@ -33,7 +39,9 @@ def marian_command(mode: str) -> list[str]:
         return [str(binary)]
     pymarian = shutil.which("pymarian") or str(Path(sys.executable).parent / "pymarian")
     if not os.access(pymarian, os.X_OK):
-        raise StepError("Marian is not installed: `pip install pymarian`, or set MARIAN to a folder of Marian binaries")
+        raise StepError(
+            "Marian is not installed: `pip install pymarian`, or set MARIAN to a folder of Marian binaries"
+        )
     return [pymarian] if mode == "train" else [pymarian, mode]
 
 
@@ -61,7 +69,9 @@ def device_options() -> dict:
     return {"cpu-threads": threads(), "workspace": workspace_mb()}
 
 
-def run_marian(mode: str, options: Mapping, log_path: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run_marian(
+    mode: str, options: Mapping, log_path: Path | None = None, **kwargs
+) -> subprocess.CompletedProcess:
     command = marian_command(mode) + to_args(options)
     logger.info("running: %s", " ".join(command))
     result = subprocess.run(command, **kwargs)

@@ -57,7 +57,10 @@ def run_step(description: str, add_arguments: Callable, main: Callable, argv=Non
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr
+        level=logging.INFO,
+        format="[%(asctime)s] %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
     )
     logger.info("%s %s", Path(sys.argv[0]).name, " ".join(sys.argv[1:]))
     try:

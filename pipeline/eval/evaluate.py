@@ -55,7 +55,9 @@ def main(args):
         extra = json.loads(args.marian_args)
     except json.JSONDecodeError as error:
         raise StepError(f"--marian-args is not valid JSON: {error}") from None
-    pairs = list(read_pairs(args.dataset_dir / f"corpus.{args.src}.zst", args.dataset_dir / f"corpus.{args.trg}.zst"))
+    pairs = list(
+        read_pairs(args.dataset_dir / f"corpus.{args.src}.zst", args.dataset_dir / f"corpus.{args.trg}.zst")
+    )
     if not pairs:
         raise StepError(f"the test set in {args.dataset_dir} is empty")
     sources = [src for src, _ in pairs]

@@ -6,7 +6,7 @@ writes `<output-dir>/report.md` (for people) and `report.json` (for tools).
 
 import argparse
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.common.io import atomic_path, read_json, write_json
@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--cleaned", nargs="+", type=Path, required=True, help="stats.json of each cleaning")
     parser.add_argument("--merged", type=Path, required=True, help="stats.json of the merged corpus")
     parser.add_argument("--devset", type=Path, required=True, help="stats.json of the merged devset")
-    parser.add_argument("--evaluations", nargs="+", type=Path, required=True, help="metrics.json of each evaluation")
+    parser.add_argument(
+        "--evaluations", nargs="+", type=Path, required=True, help="metrics.json of each evaluation"
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
@@ -45,7 +47,7 @@ def main(args):
     lines = [
         f"# Run `{args.experiment}`: {args.src} -> {args.trg}",
         "",
-        f"Written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
+        f"Written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
         "## Evaluation",
         "",
@@ -53,17 +55,33 @@ def main(args):
     lines += table(
         ["test set", "model", "BLEU", "chrF", "copy-source BLEU", "copy-source chrF", "sentences"],
         [
-            [e["dataset"], e["model_dir"], e["bleu"], e["chrf"], e["copy_source"]["bleu"], e["copy_source"]["chrf"], e["sentences"]]
+            [
+                e["dataset"],
+                e["model_dir"],
+                e["bleu"],
+                e["chrf"],
+                e["copy_source"]["bleu"],
+                e["copy_source"]["chrf"],
+                e["sentences"],
+            ]
             for e in evaluations
         ],
     )
     lines += ["", "## Data", "", "Imported datasets:", ""]
-    lines += table(["dataset", "languages", "lines"], [[d["dataset"], ",".join(d["langs"]), d["lines"]] for d in imported])
+    lines += table(
+        ["dataset", "languages", "lines"],
+        [[d["dataset"], ",".join(d["langs"]), d["lines"]] for d in imported],
+    )
     lines += ["", "Cleaning (pairs removed by each filter):", ""]
     lines += table(
         ["dataset", "in", "out", "removed"],
         [
-            [c.get("dataset"), c["lines_in"], c["lines_out"], ", ".join(f"{k} {v}" for k, v in sorted(c["removed"].items())) or "-"]
+            [
+                c.get("dataset"),
+                c["lines_in"],
+                c["lines_out"],
+                ", ".join(f"{k} {v}" for k, v in sorted(c["removed"].items())) or "-",
+            ]
             for c in cleaned
         ],
     )

@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import shutil
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -71,6 +72,21 @@ def decompress(source: Path, destination: Path) -> int:
     return out.count
 
 
+def checkpoint_is_readable(out: Path) -> bool:
+    """A `kill -9` while Marian saves can leave a truncated checkpoint that Marian would crash on."""
+    for name in ("model.npz", "model.npz.optimizer.npz"):
+        path = out / name
+        if not path.exists():
+            continue
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if archive.testzip() is not None:
+                    return False
+        except (zipfile.BadZipFile, OSError):
+            return False
+    return True
+
+
 def validation_metrics(best: str) -> list[str]:
     # The first metric decides early stopping and the best checkpoint; chrF and cross-entropy are cheap.
     return [best] + [m for m in ("chrf", "ce-mean-words") if m != best]
@@ -122,13 +138,19 @@ def main(args):
             **devices,
         }
     )
+    if not checkpoint_is_readable(out):
+        logger.warning("the checkpoint in %s is damaged (killed while saving?): training from scratch", out)
+        for path in out.glob("model.npz*"):
+            path.unlink()
     if (out / "model.npz.progress.yml").exists():
         logger.info("resuming the training from the checkpoint in %s", out)
     run_marian("train", options, log_path=out / "train.log")
 
     best_checkpoint = out / f"model.npz.best-{best}.npz"
     if not best_checkpoint.exists():
-        raise StepError(f"Marian finished without a best checkpoint {best_checkpoint.name}: did it validate at all?")
+        raise StepError(
+            f"Marian finished without a best checkpoint {best_checkpoint.name}: did it validate at all?"
+        )
     decoder = {
         "relative-paths": True,
         "models": ["final.model.npz"],

@@ -73,9 +73,13 @@ def parse_dataset(name: str) -> tuple[str, str]:
         )
     provider, sep, rest = name.partition("_")
     if not sep or not rest:
-        raise Invalid(f"dataset {name!r} is not written provider_name (e.g. opus_Books/v1, local_data/x/train)")
+        raise Invalid(
+            f"dataset {name!r} is not written provider_name (e.g. opus_Books/v1, local_data/x/train)"
+        )
     if provider not in DATASET_PROVIDERS:
-        raise Invalid(f"dataset {name!r} has unknown provider {provider!r}; known: {', '.join(DATASET_PROVIDERS)}")
+        raise Invalid(
+            f"dataset {name!r} has unknown provider {provider!r}; known: {', '.join(DATASET_PROVIDERS)}"
+        )
     if provider == "url" and not re.match(r"^https?://", rest):
         raise Invalid(f"url dataset {name!r} must be url_http(s)://... with [LANG] where the language goes")
     if provider == "url" and "[LANG]" not in rest:
@@ -112,7 +116,9 @@ def _vocab_size(value):
 marian_args_schema = Schema({str: Any(str, int, float, bool, [Any(str, int, float)])})
 
 experiment_schema = {
-    Required("name"): All(str, Match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", msg="name may hold letters, digits, _ . -")),
+    Required("name"): All(
+        str, Match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", msg="name may hold letters, digits, _ . -")
+    ),
     Required("src"): Match(LANGUAGE_RE, msg="not an ISO 639 language code (2-3 lowercase letters)"),
     Required("trg"): Match(LANGUAGE_RE, msg="not an ISO 639 language code (2-3 lowercase letters)"),
     Required("vocab-size"): All(int, Range(min=64, max=256000), _vocab_size),
@@ -121,8 +127,12 @@ experiment_schema = {
     Optional("devset-max-sentences", default=2000): All(int, Range(min=1)),
     Required("teacher-model"): Any(*MODEL_PRESETS, msg=f"must be one of {', '.join(MODEL_PRESETS)}"),
     Optional("teacher-ensemble", default=1): All(int, Range(min=1, max=8)),
-    Optional("student-model", default="tiny"): Any(*MODEL_PRESETS, msg=f"must be one of {', '.join(MODEL_PRESETS)}"),
-    Optional("best-model", default="chrf"): Any(*BEST_MODEL_METRICS, msg=f"must be one of {', '.join(BEST_MODEL_METRICS)}"),
+    Optional("student-model", default="tiny"): Any(
+        *MODEL_PRESETS, msg=f"must be one of {', '.join(MODEL_PRESETS)}"
+    ),
+    Optional("best-model", default="chrf"): Any(
+        *BEST_MODEL_METRICS, msg=f"must be one of {', '.join(BEST_MODEL_METRICS)}"
+    ),
     Optional("cleaning", default={}): {
         Optional("min-words", default=1): All(int, Range(min=1)),
         Optional("max-words", default=150): All(int, Range(min=1)),

@@ -13,7 +13,10 @@ from pathlib import Path
 from translations_taskgraph.render import REPO_ROOT, TASKCLUSTER_DIR, generator_for
 from translations_taskgraph.training_config import ConfigError, load_training_config
 
-DEFAULT_CONFIGS = [TASKCLUSTER_DIR / "configs" / "config.ci.yml", *sorted((REPO_ROOT / "configs").glob("*.yml"))]
+DEFAULT_CONFIGS = [
+    TASKCLUSTER_DIR / "configs" / "config.ci.yml",
+    *sorted((REPO_ROOT / "configs").glob("*.yml")),
+]
 
 
 def main(argv=None) -> int:

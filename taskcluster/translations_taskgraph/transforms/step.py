@@ -152,7 +152,10 @@ def _render(value):
 
 def _quote(word):
     # Keep $VARIABLES expandable by the worker's shell; quote everything else.
-    if word.startswith(("$MOZ_FETCHES_DIR/", "$TASK_WORKDIR/", "$VCS_PATH/")) or word in (FETCHES_DIR, ARTIFACTS_DIR):
+    if word.startswith(("$MOZ_FETCHES_DIR/", "$TASK_WORKDIR/", "$VCS_PATH/")) or word in (
+        FETCHES_DIR,
+        ARTIFACTS_DIR,
+    ):
         head, _, tail = word.partition("/")
         return f'"{head}"/{shlex.quote(tail)}' if tail else f'"{head}"'
     return shlex.quote(word)
@@ -186,7 +189,9 @@ def add_taskcluster_run(config, tasks):
         worker = task.setdefault("worker", {})
         worker.setdefault("docker-image", {"in-tree": "base"})
         worker.setdefault("max-run-time", 86400)
-        worker.setdefault("artifacts", [{"name": "public/build", "path": "/builds/worker/artifacts", "type": "directory"}])
+        worker.setdefault(
+            "artifacts", [{"name": "public/build", "path": "/builds/worker/artifacts", "type": "directory"}]
+        )
         env = worker.setdefault("env", {})
         env.update(config.graph_config["worker-env"][worker_type])
         env["TASK_WORKDIR"] = "/builds/worker"
@@ -194,6 +199,6 @@ def add_taskcluster_run(config, tasks):
         task["run"] = {
             "using": "run-task",
             "cwd": "{checkout}",
-            "command": " ".join(["mkdir -p \"$TASK_WORKDIR/artifacts\" &&"] + [_quote(w) for w in command]),
+            "command": " ".join(['mkdir -p "$TASK_WORKDIR/artifacts" &&'] + [_quote(w) for w in command]),
         }
         yield task
