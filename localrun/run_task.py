@@ -33,8 +33,7 @@ def resolve(value, run_dir: Path, label: str) -> list[str]:
 
 
 def step_command(step: dict, run_dir: Path, label: str) -> list[str]:
-    module = step["script"].removesuffix(".py").replace("/", ".")
-    command = [sys.executable, "-m", module]
+    command = [sys.executable, "-m", step["module"]]
     for flag, value in step["args"]:
         command.append(flag)
         command.extend(resolve(value, run_dir, label))

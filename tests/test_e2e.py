@@ -19,12 +19,22 @@ E2E_UPDATES = 2000
 def test_tiny_config_trains_a_model_that_beats_copying_the_source(tmp_path):
     config = yaml.safe_load((REPO_ROOT / "configs" / "tiny.yml").read_text())
     config["experiment"]["name"] = "e2e"
-    config["marian-args"]["training-teacher"].update({"after": f"{E2E_UPDATES}u", "valid-freq": 1000, "save-freq": 1000})
+    config["marian-args"]["training-teacher"].update(
+        {"after": f"{E2E_UPDATES}u", "valid-freq": 1000, "save-freq": 1000}
+    )
     config_path = tmp_path / "e2e.yml"
     config_path.write_text(yaml.safe_dump(config))
 
     result = subprocess.run(
-        [sys.executable, "-m", "localrun", "--config", str(config_path), "--runs-dir", str(tmp_path / "runs")],
+        [
+            sys.executable,
+            "-m",
+            "localrun",
+            "--config",
+            str(config_path),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -36,7 +46,9 @@ def test_tiny_config_trains_a_model_that_beats_copying_the_source(tmp_path):
     assert (model_dir / "final.model.npz").stat().st_size > 1_000_000
     assert (model_dir / "final.model.npz.decoder.yml").exists()
 
-    metrics_file = run_dir / "evaluate-teacher-en-fr-1-local_data_l10n_en_fr_test" / "artifacts" / "metrics.json"
+    metrics_file = (
+        run_dir / "evaluate-teacher-en-fr-1-local_data_l10n_en_fr_test" / "artifacts" / "metrics.json"
+    )
     metrics = json.loads(metrics_file.read_text())
     assert metrics["sentences"] == 1000
     assert metrics["copy_source"]["chrf"] == pytest.approx(COPY_SOURCE_CHRF, abs=0.1)

@@ -113,7 +113,7 @@ def test_tasks_carry_their_step_as_structured_data(tiny_graph):
 def test_taskcluster_command_fetches_upstream_artifacts(tiny_graph):
     task = tiny_graph.tasks["train-teacher-en-fr-1"].task
     command = task["payload"]["command"][-1]
-    assert 'python3 "$VCS_PATH"/pipeline/train/train.py' in command
+    assert "python3 -m pipeline.train.train --model-type teacher" in command
     assert '--vocab "$MOZ_FETCHES_DIR"/build-vocab-en-fr/vocab.spm' in command
     assert '--output-dir "$TASK_WORKDIR"/artifacts' in command
     fetches = task["payload"]["env"]["MOZ_FETCHES"]["task-reference"]

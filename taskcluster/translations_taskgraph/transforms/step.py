@@ -123,6 +123,8 @@ def add_step_attribute(config, tasks):
         args = resolve_args(config, task, run_config)
         task.setdefault("attributes", {})["step"] = {
             "script": step["script"],
+            # Both engines run the step as a module from the repository root.
+            "module": step["script"].removesuffix(".py").replace("/", "."),
             "args": args,
             "outputs": step["outputs"],
             "resources": step["resources"],
@@ -152,7 +154,7 @@ def _render(value):
 
 def _quote(word):
     # Keep $VARIABLES expandable by the worker's shell; quote everything else.
-    if word.startswith(("$MOZ_FETCHES_DIR/", "$TASK_WORKDIR/", "$VCS_PATH/")) or word in (
+    if word.startswith(("$MOZ_FETCHES_DIR/", "$TASK_WORKDIR/")) or word in (
         FETCHES_DIR,
         ARTIFACTS_DIR,
     ):
@@ -171,7 +173,7 @@ def add_taskcluster_run(config, tasks):
     }
     for task in tasks:
         step = task.pop("step")
-        command = ["python3", f"$VCS_PATH/{step['script']}"]
+        command = ["python3", "-m", task["attributes"]["step"]["module"]]
         dependencies = task.setdefault("dependencies", {})
         fetches = task.setdefault("fetches", {})
         for flag, value in task["attributes"]["step"]["args"]:
