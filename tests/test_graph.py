@@ -194,3 +194,20 @@ def test_plan_digests_change_with_the_config_downstream_only():
         f"evaluate-teacher-en-fr-1-{TINY_TEST}",
         "report-en-fr",
     }
+
+
+def test_taskgraph_validate_passes_shipped_configs_and_fails_a_bad_one(tmp_path, capsys):
+    from translations_taskgraph.validate import main
+
+    assert main([]) == 0
+    output = capsys.readouterr().out
+    assert "ok   taskcluster/configs/config.ci.yml" in output
+    assert "ok   configs/en-fr.full.yml" in output
+
+    bad = load("configs/tiny.yml")
+    bad["experiment"]["teacher-ensemble"] = 0
+    (tmp_path / "bad.yml").write_text(yaml.safe_dump(bad))
+    assert main([str(tmp_path / "bad.yml"), str(REPO_ROOT / "configs" / "tiny.yml")]) == 1
+    output = capsys.readouterr().out
+    assert "FAIL" in output and "experiment.teacher-ensemble" in output
+    assert "ok   configs/tiny.yml" in output
