@@ -17,27 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.common.io import atomic_path
+from translations_taskgraph.step_args import render_args
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def resolve(value, run_dir: Path, label: str) -> list[str]:
-    if isinstance(value, list):
-        return [item for v in value for item in resolve(v, run_dir, label)]
-    if isinstance(value, dict) and "task" in value:
-        path = run_dir / value["task"] / "artifacts"
-        return [str(path / value["artifact"]) if value["artifact"] else str(path)]
-    if isinstance(value, dict):
-        return [str(run_dir / label / "artifacts")]
-    return [value]
-
-
 def step_command(step: dict, run_dir: Path, label: str) -> list[str]:
-    command = [sys.executable, "-m", step["module"]]
-    for flag, value in step["args"]:
-        command.append(flag)
-        command.extend(resolve(value, run_dir, label))
-    return command
+    def upstream_dir(dependency: str) -> str:
+        return str(run_dir / dependency / "artifacts")
+
+    args = render_args(step["args"], upstream_dir, str(run_dir / label / "artifacts"))
+    return [sys.executable, "-m", step["module"], *args]
 
 
 def main(argv=None):

@@ -19,6 +19,7 @@ from taskgraph.transforms.base import TransformSequence
 from voluptuous import ALLOW_EXTRA, Any, Optional, Required, Schema
 
 from translations_taskgraph.parameters import training_config
+from translations_taskgraph.step_args import render_args
 
 upstream_ref = {
     Required("from"): str,
@@ -141,17 +142,6 @@ def _refs(value):
     return []
 
 
-def _render(value):
-    if isinstance(value, list):
-        return [item for v in value for item in _render(v)]
-    if isinstance(value, dict) and "task" in value:
-        path = f"{FETCHES_DIR}/{value['task']}"
-        return [f"{path}/{value['artifact']}" if value["artifact"] else path]
-    if isinstance(value, dict):
-        return [ARTIFACTS_DIR]
-    return [value]
-
-
 def _quote(word):
     # Keep $VARIABLES expandable by the worker's shell; quote everything else.
     if word.startswith(("$MOZ_FETCHES_DIR/", "$TASK_WORKDIR/")) or word in (
@@ -173,12 +163,12 @@ def add_taskcluster_run(config, tasks):
     }
     for task in tasks:
         step = task.pop("step")
+        args = task["attributes"]["step"]["args"]
         command = ["python3", "-m", task["attributes"]["step"]["module"]]
+        command += render_args(args, lambda label: f"{FETCHES_DIR}/{label}", ARTIFACTS_DIR)
         dependencies = task.setdefault("dependencies", {})
         fetches = task.setdefault("fetches", {})
-        for flag, value in task["attributes"]["step"]["args"]:
-            command.append(flag)
-            command.extend(_render(value))
+        for _flag, value in args:
             for ref in _refs(value):
                 dependencies[ref["task"]] = ref["task"]
                 artifacts = [ref["artifact"]] if ref["artifact"] else dependency_outputs[ref["task"]]
