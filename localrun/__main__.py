@@ -201,10 +201,8 @@ def main(argv=None) -> int:
         print(
             f"Running {left} of {len(states)} tasks with Snakemake; each task's log is {run_dir}/<task>/task.log"
         )
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-        }
+        python_path = [str(REPO_ROOT), str(REPO_ROOT / "taskcluster"), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path)}
         process = subprocess.Popen(snakemake_command(plan_path, run_dir, args), cwd=REPO_ROOT, env=env)
         try:
             returncode = process.wait()
