@@ -161,6 +161,7 @@ def snakemake_command(plan_path: Path, run_dir: Path, args) -> list[str]:
         "--nolock",  # our own lock (run_lock) is released by the kernel even on kill -9
         "--retries", str(args.retries),
         "--show-failed-logs",
+        "--quiet", "host", "reason",
     ]  # fmt: skip
 
 

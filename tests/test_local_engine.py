@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,7 +99,8 @@ def test_an_invalid_config_is_refused_before_any_task(quick_config, tmp_path):
 
 
 @pytest.mark.e2e
-def test_kill_9_midway_then_resume_then_nothing_to_do(quick_config, tmp_path):
+@pytest.mark.parametrize("interruption", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_path, interruption):
     runs = tmp_path / "runs"
     run_dir = runs / "quick"
     checkpoint = run_dir / "train-teacher-en-fr-1" / "artifacts" / "model.npz.progress.yml"
@@ -109,8 +111,12 @@ def test_kill_9_midway_then_resume_then_nothing_to_do(quick_config, tmp_path):
         assert process.poll() is None, process.communicate()[0]
         assert time.time() < deadline, "training never wrote a checkpoint"
         time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)  # the engine, Snakemake, the step and Marian, all at once
-    process.wait()
+    # The whole process group, as a terminal's Ctrl-C does: the engine, Snakemake, the step and Marian.
+    os.killpg(process.pid, interruption)
+    code, output = finish(process, timeout=120)
+    if interruption == signal.SIGINT:
+        assert code == 130, output
+        assert "Interrupted: run the same command again to resume" in output
     finished_before_kill = done_records(run_dir)
     assert "build-vocab-en-fr" in finished_before_kill
     assert "train-teacher-en-fr-1" not in finished_before_kill
@@ -158,6 +164,8 @@ def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
     code, output = finish(localrun(quick_config, runs))
     assert code == 0, output
     assert "[  stale] build-vocab-en-fr" in output
+    progress = re.search(r"Running build-vocab-en-fr \(\d+ threads\), log: (\S+)", output)
+    assert progress and progress.group(1) == str(runs.resolve() / "quick/build-vocab-en-fr/task.log")
     second = done_records(runs / "quick")
     assert second["corpus-merge-parallel-en-fr"] == first["corpus-merge-parallel-en-fr"]
     assert (
