@@ -22,7 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 
-from localrun.plan import build_plan, task_state, write_plan  # noqa: E402
+from localrun.plan import build_plan, task_states, write_plan  # noqa: E402
 from translations_taskgraph.training_config import (  # noqa: E402
     STAGES,
     ConfigError,
@@ -75,7 +75,7 @@ def render_plan(config: dict) -> tuple[dict, float]:
 
 
 def print_plan(plan: dict, run_dir: Path) -> dict:
-    states = {label: task_state(run_dir, label, plan["tasks"][label]["digest"]) for label in plan["order"]}
+    states = task_states(plan, run_dir)
     print(f"Plan: {len(plan['order'])} tasks in {run_dir}")
     for index, label in enumerate(plan["order"], start=1):
         task = plan["tasks"][label]
@@ -85,7 +85,7 @@ def print_plan(plan: dict, run_dir: Path) -> dict:
 
 
 def write_dag(plan: dict, run_dir: Path, destination: Path) -> None:
-    states = {label: task_state(run_dir, label, plan["tasks"][label]["digest"]) for label in plan["order"]}
+    states = task_states(plan, run_dir)
     colors = {"done": "palegreen", "stale": "khaki", "started": "lightskyblue", "pending": "white"}
     lines = [
         "digraph tasks {",

@@ -45,6 +45,11 @@ def write_plan(plan: dict, path: Path) -> None:
         tmp.write_text(json.dumps(plan, indent=1, sort_keys=True))
 
 
+def task_states(plan: dict, run_dir: Path) -> dict[str, str]:
+    """{label: state} for every task of the plan, in plan order."""
+    return {label: task_state(run_dir, label, plan["tasks"][label]["digest"]) for label in plan["order"]}
+
+
 def task_state(run_dir: Path, label: str, digest: str) -> str:
     """done (finished with this definition), stale (finished with another), started, or pending."""
     done = run_dir / label / "done.json"

@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from localrun.plan import task_state
 from pipeline.common.io import atomic_path
 from translations_taskgraph.step_args import render_args
 
@@ -53,7 +54,7 @@ def main(argv=None):
         fcntl.flock(lock, fcntl.LOCK_EX)
 
     done = task_dir / "done.json"
-    if done.exists() and json.loads(done.read_text()).get("digest") == task["digest"]:
+    if task_state(run_dir, args.label, task["digest"]) == "done":
         print(f"{args.label} is already done", flush=True)
         return 0
     started = task_dir / "task.json"

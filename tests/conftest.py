@@ -35,6 +35,20 @@ def run_step(
     return result
 
 
+def start_localrun(config_path, runs_dir, *extra, **popen) -> subprocess.Popen:
+    """Starts the local engine on a config, as the README's `task run-local` does; output is captured
+    (stderr merged into stdout unless `stderr=` says otherwise)."""
+    command = [sys.executable, "-m", "localrun", "--config", str(config_path), "--runs-dir", str(runs_dir)]
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, **popen}
+    return subprocess.Popen([*command, *extra], cwd=REPO_ROOT, text=True, **popen)
+
+
+def finish(process: subprocess.Popen, timeout: float = 900) -> tuple[int, str]:
+    """Waits for a process started with merged output; returns its exit status and output."""
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
 def write_corpus(path: Path, lines: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = "".join(line + "\n" for line in lines).encode("utf-8")

@@ -3,13 +3,12 @@ must beat copying the source on the shipped test split (chrF 31.2)."""
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from conftest import REPO_ROOT, start_localrun
+
 COPY_SOURCE_CHRF = 31.2
 # Updates of the CI run (about 16 minutes on 2 cores); the demo (configs/tiny.yml) trains for 3,000.
 E2E_UPDATES = 2000
@@ -25,22 +24,9 @@ def test_tiny_config_trains_a_model_that_beats_copying_the_source(tmp_path):
     config_path = tmp_path / "e2e.yml"
     config_path.write_text(yaml.safe_dump(config))
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "localrun",
-            "--config",
-            str(config_path),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    process = start_localrun(config_path, tmp_path / "runs", stderr=subprocess.PIPE)
+    stdout, stderr = process.communicate(timeout=3600)
+    assert process.returncode == 0, stdout[-5000:] + stderr[-5000:]
     run_dir = tmp_path / "runs" / "e2e"
     model_dir = run_dir / "train-teacher-en-fr-1" / "artifacts"
     assert (model_dir / "final.model.npz").stat().st_size > 1_000_000
@@ -53,8 +39,8 @@ def test_tiny_config_trains_a_model_that_beats_copying_the_source(tmp_path):
     assert metrics["sentences"] == 1000
     assert metrics["copy_source"]["chrf"] == pytest.approx(COPY_SOURCE_CHRF, abs=0.1)
     assert metrics["chrf"] > COPY_SOURCE_CHRF, metrics
-    assert f"metrics: {metrics_file}" in result.stdout
+    assert f"metrics: {metrics_file}" in stdout
 
     report = (run_dir / "report-en-fr" / "artifacts" / "report.md").read_text()
     assert f"| {metrics['bleu']} | {metrics['chrf']} |" in report
-    assert f"report:  {run_dir / 'report-en-fr' / 'artifacts' / 'report.md'}" in result.stdout
+    assert f"report:  {run_dir / 'report-en-fr' / 'artifacts' / 'report.md'}" in stdout

@@ -4,15 +4,13 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from conftest import finish, start_localrun
 
 # Small enough to train in a minute or two on 2 cores; quality is not the point here.
 QUICK_CONFIG = {
@@ -45,27 +43,6 @@ QUICK_CONFIG = {
 }
 
 
-def localrun(config_path, runs_dir, *extra, **popen):
-    command = [
-        sys.executable,
-        "-m",
-        "localrun",
-        "--config",
-        str(config_path),
-        "--runs-dir",
-        str(runs_dir),
-        *extra,
-    ]
-    return subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
-    )
-
-
-def finish(process, timeout=900):
-    output, _ = process.communicate(timeout=timeout)
-    return process.returncode, output
-
-
 def done_records(run_dir: Path) -> dict:
     return {p.parent.name: p.read_text() for p in run_dir.glob("*/done.json")}
 
@@ -79,7 +56,7 @@ def quick_config(tmp_path):
 
 def test_dry_run_prints_the_plan_and_runs_nothing(quick_config, tmp_path):
     runs = tmp_path / "runs"
-    code, output = finish(localrun(quick_config, runs, "--dry-run", "--dag", str(tmp_path / "dag.dot")))
+    code, output = finish(start_localrun(quick_config, runs, "--dry-run", "--dag", str(tmp_path / "dag.dot")))
     assert code == 0, output
     assert "Plan: 7 tasks" in output
     assert "[pending] train-teacher-en-fr-1" in output
@@ -92,7 +69,7 @@ def test_an_invalid_config_is_refused_before_any_task(quick_config, tmp_path):
     config = yaml.safe_load(quick_config.read_text())
     config["datasets"]["train"] = ["local_data/x;reboot"]
     quick_config.write_text(yaml.safe_dump(config))
-    code, output = finish(localrun(quick_config, tmp_path / "runs"))
+    code, output = finish(start_localrun(quick_config, tmp_path / "runs"))
     assert code == 2
     assert "datasets.train.0" in output and "not allowed" in output
     assert not (tmp_path / "runs").exists()
@@ -105,7 +82,7 @@ def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_pat
     run_dir = runs / "quick"
     checkpoint = run_dir / "train-teacher-en-fr-1" / "artifacts" / "model.npz.progress.yml"
 
-    process = localrun(quick_config, runs, start_new_session=True)
+    process = start_localrun(quick_config, runs, start_new_session=True)
     deadline = time.time() + 600
     while not checkpoint.exists():
         assert process.poll() is None, process.communicate()[0]
@@ -122,7 +99,7 @@ def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_pat
     assert "train-teacher-en-fr-1" not in finished_before_kill
     assert not (run_dir / "train-teacher-en-fr-1" / "artifacts" / "final.model.npz").exists()
 
-    code, output = finish(localrun(quick_config, runs))
+    code, output = finish(start_localrun(quick_config, runs))
     assert code == 0, output
     assert "[started] train-teacher-en-fr-1" in output
     task_log = (run_dir / "train-teacher-en-fr-1" / "task.log").read_text()
@@ -135,7 +112,7 @@ def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_pat
     mtimes = {
         p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and "/.snakemake/" not in str(p)
     }
-    code, output = finish(localrun(quick_config, runs))
+    code, output = finish(start_localrun(quick_config, runs))
     assert code == 0, output
     assert "Nothing to do: all 7 tasks of quick are already done." in output
     assert "Snakemake" not in output
@@ -150,7 +127,7 @@ def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
     config = yaml.safe_load(quick_config.read_text())
     config["target-stage"] = "train-vocab"
     quick_config.write_text(yaml.safe_dump(config))
-    code, output = finish(localrun(quick_config, runs))
+    code, output = finish(start_localrun(quick_config, runs))
     assert code == 0, output
     first = done_records(runs / "quick")
     assert set(first) == {
@@ -161,7 +138,7 @@ def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
     }
     config["experiment"]["vocab-size"] = 800
     quick_config.write_text(yaml.safe_dump(config))
-    code, output = finish(localrun(quick_config, runs))
+    code, output = finish(start_localrun(quick_config, runs))
     assert code == 0, output
     assert "[  stale] build-vocab-en-fr" in output
     progress = re.search(r"Running build-vocab-en-fr \(\d+ threads\), log: (\S+)", output)

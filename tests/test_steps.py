@@ -207,20 +207,24 @@ def test_merge_refuses_an_empty_result(tmp_path):
     assert_fails_cleanly(result, out, "merged corpus is empty")
 
 
-def test_vocab_needs_the_engine_resources_and_trains(tmp_path, parallel_dir):
-    out = tmp_path / "vocab"
-    args = [
+def vocab_args(corpus_dir, vocab_size: int, out) -> list:
+    return [
         "--corpus-dir",
-        parallel_dir,
+        corpus_dir,
         "--src",
         "en",
         "--trg",
         "fr",
         "--vocab-size",
-        "504",
+        vocab_size,
         "--output-dir",
         out,
     ]
+
+
+def test_vocab_needs_the_engine_resources_and_trains(tmp_path, parallel_dir):
+    out = tmp_path / "vocab"
+    args = vocab_args(parallel_dir, 504, out)
     env = step_env()
     del env["THREADS"]
     result = run_step(VOCAB, args, env=env, check=False)
@@ -240,22 +244,7 @@ def test_vocab_needs_the_engine_resources_and_trains(tmp_path, parallel_dir):
 
 def test_vocab_size_must_be_a_multiple_of_eight(tmp_path, parallel_dir):
     out = tmp_path / "vocab"
-    result = run_step(
-        VOCAB,
-        [
-            "--corpus-dir",
-            parallel_dir,
-            "--src",
-            "en",
-            "--trg",
-            "fr",
-            "--vocab-size",
-            "500",
-            "--output-dir",
-            out,
-        ],
-        check=False,
-    )
+    result = run_step(VOCAB, vocab_args(parallel_dir, 500, out), check=False)
     assert_fails_cleanly(result, out, "multiple of 8")
 
 

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.common.io import read_json, read_pairs, write_json, write_lines
-from pipeline.common.step import StepError, outputs_exist, run_step
+from pipeline.common.step import StepError, already_done, run_step
 
 logger = logging.getLogger("clean")
 
@@ -76,8 +76,7 @@ def filter_pair(src: str, trg: str, args, language_filter) -> str | None:
 
 def main(args):
     outputs = [f"corpus.{args.src}.zst", f"corpus.{args.trg}.zst", "stats.json"]
-    if outputs_exist(args.output_dir, outputs):
-        logger.info("outputs already exist in %s: nothing to do", args.output_dir)
+    if already_done(args.output_dir, outputs):
         return
     language_filter = (
         LanguageFilter(args.src, args.trg, args.lid_threshold) if args.language_id == "true" else None

@@ -11,8 +11,8 @@ import logging
 import random
 from pathlib import Path
 
-from pipeline.common.io import read_json, read_pairs, write_json, write_lines
-from pipeline.common.step import StepError, outputs_exist, run_step
+from pipeline.common.io import read_json, read_pairs, write_json, write_pairs
+from pipeline.common.step import StepError, already_done, run_step
 
 logger = logging.getLogger("merge")
 
@@ -29,8 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser):
 
 def main(args):
     outputs = [f"corpus.{args.src}.zst", f"corpus.{args.trg}.zst", "stats.json"]
-    if outputs_exist(args.output_dir, outputs):
-        logger.info("outputs already exist in %s: nothing to do", args.output_dir)
+    if already_done(args.output_dir, outputs):
         return
     seen_hashes = set()
     pairs = []
@@ -54,13 +53,7 @@ def main(args):
     total = len(pairs)
     if args.max_sentences is not None:
         pairs = pairs[: args.max_sentences]
-    with (
-        write_lines(args.output_dir / outputs[0]) as src_out,
-        write_lines(args.output_dir / outputs[1]) as trg_out,
-    ):
-        for src, trg in pairs:
-            src_out.write(src)
-            trg_out.write(trg)
+    write_pairs(args.output_dir / outputs[0], args.output_dir / outputs[1], pairs)
     stats = {
         "datasets": per_dataset,
         "lines_in": sum(d["lines"] for d in per_dataset),

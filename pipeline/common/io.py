@@ -107,6 +107,15 @@ def write_lines(path: str | Path):
             compressor.close()
 
 
+def write_pairs(src_path: str | Path, trg_path: str | Path, pairs) -> int:
+    """Writes (source, target) pairs to two aligned corpus files; returns how many."""
+    with write_lines(src_path) as src_out, write_lines(trg_path) as trg_out:
+        for src, trg in pairs:
+            src_out.write(src)
+            trg_out.write(trg)
+    return src_out.count
+
+
 def write_json(path: str | Path, data) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(

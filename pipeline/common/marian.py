@@ -6,6 +6,7 @@ to use those instead (GPU workers). GPUS (e.g. "0 1") selects GPUs; otherwise Ma
 threads.
 """
 
+import json
 import logging
 import os
 import shutil
@@ -59,6 +60,17 @@ def to_args(options: Mapping) -> list[str]:
         else:
             args.append(str(value))
     return args
+
+
+def parse_marian_args(text: str) -> dict:
+    """The --marian-args of a step: a JSON mapping of extra Marian options."""
+    try:
+        extra = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StepError(f"--marian-args is not valid JSON: {error}") from None
+    if not isinstance(extra, dict):
+        raise StepError("--marian-args must be a JSON mapping of option names to values")
+    return extra
 
 
 def device_options() -> dict:

@@ -46,9 +46,13 @@ def workspace_mb() -> int:
         raise StepError(f"WORKSPACE must be a number of megabytes, got {value!r}") from None
 
 
-def outputs_exist(output_dir: Path, names: Sequence[str]) -> bool:
-    """True if a previous run of the step completed: each output is renamed into place only when complete."""
-    return all((output_dir / name).exists() for name in names)
+def already_done(output_dir: Path, names: Sequence[str]) -> bool:
+    """True (and says so) if a previous run of the step completed: each output is renamed into place only
+    when complete, so their presence proves it."""
+    if all((output_dir / name).exists() for name in names):
+        logger.info("outputs already exist in %s: nothing to do", output_dir)
+        return True
+    return False
 
 
 def run_step(description: str, add_arguments: Callable, main: Callable, argv=None) -> None:

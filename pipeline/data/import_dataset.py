@@ -19,8 +19,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from pipeline.common.io import atomic_path, read_lines, read_pairs, write_json, write_lines
-from pipeline.common.step import StepError, outputs_exist, run_step
+from pipeline.common.io import atomic_path, read_lines, read_pairs, write_json, write_lines, write_pairs
+from pipeline.common.step import StepError, already_done, run_step
 
 logger = logging.getLogger("import")
 
@@ -112,8 +112,7 @@ def main(args):
     if not 1 <= len(langs) <= 2:
         raise StepError(f"--langs takes one or two language codes, got {args.langs!r}")
     outputs = [f"corpus.{lang}.zst" for lang in langs] + ["stats.json"]
-    if outputs_exist(args.output_dir, outputs):
-        logger.info("outputs already exist in %s: nothing to do", args.output_dir)
+    if already_done(args.output_dir, outputs):
         return
     provider, _, name = args.dataset.partition("_")
     args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -129,13 +128,11 @@ def main(args):
             raise StepError(f"unknown dataset provider {provider!r} in {args.dataset!r}; known: local, url, opus")
 
         if len(langs) == 2:
-            with write_lines(args.output_dir / f"corpus.{langs[0]}.zst") as src_out, write_lines(
-                args.output_dir / f"corpus.{langs[1]}.zst"
-            ) as trg_out:
-                for src, trg in read_pairs(files[langs[0]], files[langs[1]]):
-                    src_out.write(src)
-                    trg_out.write(trg)
-            count = src_out.count
+            count = write_pairs(
+                args.output_dir / outputs[0],
+                args.output_dir / outputs[1],
+                read_pairs(files[langs[0]], files[langs[1]]),
+            )
         else:
             with write_lines(args.output_dir / f"corpus.{langs[0]}.zst") as out:
                 for line in read_lines(files[langs[0]]):

@@ -7,14 +7,13 @@ Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 """
 
 import argparse
-import json
 import logging
 import tempfile
 from pathlib import Path
 
 from pipeline.common.io import atomic_path, read_lines, read_pairs, write_json, write_lines
-from pipeline.common.marian import device_options, run_marian
-from pipeline.common.step import StepError, outputs_exist, run_step
+from pipeline.common.marian import device_options, parse_marian_args, run_marian
+from pipeline.common.step import StepError, already_done, run_step
 
 logger = logging.getLogger("evaluate")
 
@@ -45,16 +44,12 @@ def score(hypotheses: list[str], references: list[str]) -> dict:
 
 def main(args):
     outputs = [f"translation.{args.trg}.zst", "metrics.json"]
-    if outputs_exist(args.output_dir, outputs):
-        logger.info("outputs already exist in %s: nothing to do", args.output_dir)
+    if already_done(args.output_dir, outputs):
         return
     config = args.model_dir / "final.model.npz.decoder.yml"
     if not config.exists():
         raise StepError(f"no trained model in {args.model_dir} (missing {config.name})")
-    try:
-        extra = json.loads(args.marian_args)
-    except json.JSONDecodeError as error:
-        raise StepError(f"--marian-args is not valid JSON: {error}") from None
+    extra = parse_marian_args(args.marian_args)
     pairs = list(
         read_pairs(args.dataset_dir / f"corpus.{args.src}.zst", args.dataset_dir / f"corpus.{args.trg}.zst")
     )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.common.io import atomic_path, read_json, write_json
-from pipeline.common.step import outputs_exist, run_step
+from pipeline.common.step import already_done, run_step
 
 logger = logging.getLogger("report")
 
@@ -36,8 +36,7 @@ def table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def main(args):
-    if outputs_exist(args.output_dir, ["report.md", "report.json"]):
-        logger.info("outputs already exist in %s: nothing to do", args.output_dir)
+    if already_done(args.output_dir, ["report.md", "report.json"]):
         return
     imported = [read_json(p) for p in args.imported]
     cleaned = [read_json(p) for p in args.cleaned]

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline.common.io import read_pairs
-from pipeline.common.step import StepError, outputs_exist, run_step, threads
+from pipeline.common.step import StepError, already_done, run_step, threads
 
 logger = logging.getLogger("vocab")
 
@@ -47,8 +47,7 @@ def sample_lines(corpus_dir: Path, src: str, trg: str, sample_size: int) -> list
 
 
 def main(args):
-    if outputs_exist(args.output_dir, ["vocab.spm", "vocab.vocab"]):
-        logger.info("outputs already exist in %s: nothing to do", args.output_dir)
+    if already_done(args.output_dir, ["vocab.spm", "vocab.vocab"]):
         return
     if args.vocab_size % 8:
         raise StepError(f"--vocab-size must be a multiple of 8, got {args.vocab_size}")

@@ -11,7 +11,6 @@ Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 """
 
 import argparse
-import json
 import logging
 import shutil
 import zipfile
@@ -20,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.common.io import atomic_path, read_lines, write_lines
-from pipeline.common.marian import device_options, run_marian
-from pipeline.common.step import StepError, outputs_exist, run_step
+from pipeline.common.marian import device_options, parse_marian_args, run_marian
+from pipeline.common.step import StepError, already_done, run_step
 
 logger = logging.getLogger("train")
 
@@ -50,16 +49,6 @@ def load_preset(model_type: str, architecture: str) -> dict:
         known = sorted(p.stem for p in PRESETS.glob("*.yml"))
         raise StepError(f"no Marian preset {path.name}; known: {', '.join(known)}")
     return yaml.safe_load(path.read_text())
-
-
-def parse_marian_args(text: str) -> dict:
-    try:
-        extra = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise StepError(f"--marian-args is not valid JSON: {error}") from None
-    if not isinstance(extra, dict):
-        raise StepError("--marian-args must be a JSON mapping of option names to values")
-    return extra
 
 
 def decompress(source: Path, destination: Path) -> int:
@@ -94,15 +83,13 @@ def validation_metrics(best: str) -> list[str]:
 
 def main(args):
     out = args.output_dir
-    if outputs_exist(out, OUTPUTS):
-        logger.info("outputs already exist in %s: nothing to do", out)
+    if already_done(out, OUTPUTS):
         return
     options = load_preset(args.model_type, args.architecture)
     options.update(parse_marian_args(args.marian_args))
     devices = device_options()
-    for name in (args.vocab,):
-        if not name.exists():
-            raise StepError(f"input file {name} does not exist")
+    if not args.vocab.exists():
+        raise StepError(f"input file {args.vocab} does not exist")
     work = out / "corpus"
     work.mkdir(parents=True, exist_ok=True)
     counts = {}

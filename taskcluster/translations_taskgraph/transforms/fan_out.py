@@ -4,6 +4,8 @@ The fanned-out tasks get their `attributes` (dataset, provider, member, ...) set
 formatted with `{src}`, `{trg}`, `{dataset}`, `{dataset_slug}`, `{member}`, `{lang}`, `{stage}` ...
 """
 
+import copy
+
 from taskgraph.transforms.base import TransformSequence
 from voluptuous import ALLOW_EXTRA, Any, Optional, Schema
 
@@ -64,17 +66,9 @@ def fan_out(config, tasks):
             members = range(1, run_config["experiment"]["teacher-ensemble"] + 1)
             variants = [{**v, "member": m} for v in variants for m in members]
         for variant in variants:
-            new_task = _copy(task)
+            new_task = copy.deepcopy(task)
             new_task.setdefault("attributes", {}).update(variant)
             yield new_task
-
-
-def _copy(value):
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 def _format(value, context):
