@@ -134,7 +134,7 @@ def main(args):
                 read_pairs(files[langs[0]], files[langs[1]]),
             )
         else:
-            with write_lines(args.output_dir / f"corpus.{langs[0]}.zst") as out:
+            with write_lines(args.output_dir / outputs[0]) as out:
                 for line in read_lines(files[langs[0]]):
                     out.write(line)
             count = out.count
