@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 
 from localrun.plan import build_plan, task_states, write_plan  # noqa: E402
 from translations_taskgraph.training_config import (  # noqa: E402
+    STAGE_ALIASES,
     STAGES,
     ConfigError,
     load_training_config,
@@ -40,7 +41,10 @@ def parse_args(argv):
         "--runs-dir", type=Path, default=REPO_ROOT / "runs", help="runs go to RUNS_DIR/<experiment name>"
     )
     parser.add_argument(
-        "--target-stage", choices=STAGES, help="run only up to this stage (overrides the config's)"
+        "--target-stage",
+        choices=STAGES + list(STAGE_ALIASES),
+        metavar="STAGE",
+        help=f"run only up to this stage (overrides the config's): {', '.join(STAGES)}",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the plan and what is already done; run nothing"
@@ -177,7 +181,17 @@ def main(argv=None) -> int:
         return 2
 
     run_dir = (args.runs_dir / config["experiment"]["name"]).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        print(
+            f"error: --runs-dir {args.runs_dir}: cannot make the run folder {run_dir} (a file is in the way)",
+            file=sys.stderr,
+        )
+        return 2
+    except PermissionError:
+        print(f"error: --runs-dir {args.runs_dir}: no permission to create {run_dir}", file=sys.stderr)
+        return 2
     plan, seconds = render_plan(config)
     print(
         f"Rendered the task graph for {args.config} in {seconds:.1f}s: {len(plan['order'])} tasks up to stage {config['target-stage']}"

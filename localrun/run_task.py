@@ -31,18 +31,49 @@ def step_command(step: dict, run_dir: Path, label: str) -> list[str]:
     return [sys.executable, "-m", step["module"], *args]
 
 
+FINISHED_MARK = "[localrun] attempt finished:"
+
+
+def start_attempt_log(log: Path, label: str) -> int:
+    """Keeps the log of each earlier attempt (task.1.log is the first) and sends this process's output, and
+    its step's, to a fresh `log`. Returns this attempt's number."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    earlier = sorted(log.parent.glob(f"{log.stem}.*{log.suffix}"))
+    attempt = 1 + sum(
+        1 for p in earlier if p.name.removeprefix(log.stem + ".").removesuffix(log.suffix).isdigit()
+    )
+    if log.exists():
+        text = log.read_text(errors="replace")
+        if FINISHED_MARK not in text:
+            with open(log, "a") as previous:
+                previous.write("\n[localrun] this attempt ended without a result: it was killed or lost\n")
+        os.replace(log, log.with_name(f"{log.stem}.{attempt}{log.suffix}"))
+        attempt += 1
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    earlier_note = (
+        f"; earlier attempts: {log.stem}.1{log.suffix} .. {log.stem}.{attempt - 1}{log.suffix}"
+        if attempt > 1
+        else ""
+    )
+    print(f"[localrun] {label}: attempt {attempt}, started {started}{earlier_note}", flush=True)
+    return attempt
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plan", required=True, type=Path)
     parser.add_argument("--label", required=True)
     parser.add_argument("--threads", required=True, type=int)
     parser.add_argument("--mem-mb", required=True, type=int)
+    parser.add_argument("--log", type=Path, help="write the output here, keeping earlier attempts' logs")
     args = parser.parse_args(argv)
-
-    plan = json.loads(args.plan.read_text())
-    task = plan["tasks"][args.label]
-    run_dir = args.plan.resolve().parent
-    task_dir = run_dir / args.label
+    task_dir = args.plan.resolve().parent / args.label
     task_dir.mkdir(parents=True, exist_ok=True)
 
     # A task process orphaned by a `kill -9` of the engine may still be running: wait for it.
@@ -52,6 +83,18 @@ def main(argv=None):
     except BlockingIOError:
         print(f"{args.label} is still running in an earlier process; waiting for it to end", flush=True)
         fcntl.flock(lock, fcntl.LOCK_EX)
+    if args.log:
+        start_attempt_log(args.log, args.label)
+    returncode = run(args)
+    print(f"{FINISHED_MARK} exit status {returncode}", flush=True)
+    return returncode
+
+
+def run(args):
+    plan = json.loads(args.plan.read_text())
+    task = plan["tasks"][args.label]
+    run_dir = args.plan.resolve().parent
+    task_dir = run_dir / args.label
 
     done = task_dir / "done.json"
     if task_state(run_dir, args.label, task["digest"]) == "done":

@@ -3,6 +3,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import zstandard
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_SAMPLE = REPO_ROOT / "data" / "l10n-en-fr"
+# Tests keep their `local_` datasets under the temporary folder: allow it as a data root (schema and steps).
+os.environ["TRANSLATIONS_DATA_ROOT"] = tempfile.gettempdir()
 
 
 def step_env(**extra) -> dict:

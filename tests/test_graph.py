@@ -140,7 +140,7 @@ def test_dataset_names_are_quoted_in_commands():
             {f"dataset-{TINY_TRAIN}-en-fr", f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"},
         ),
         (
-            "train-vocab",
+            "build-vocab",
             {
                 f"dataset-{TINY_TRAIN}-en-fr",
                 f"corpus-clean-parallel-{TINY_TRAIN}-en-fr",
@@ -181,7 +181,7 @@ def test_local_plan_drops_taskcluster_only_tasks_and_orders_dependencies(tiny_gr
 def test_plan_digests_change_with_the_config_downstream_only():
     config = load("configs/tiny.yml")
     before = build_plan(generator_for(copy.deepcopy(config)).full_task_graph)
-    config["experiment"]["vocab-size"] = 4000
+    config["experiment"]["spm-vocab-size"] = 4000
     after = build_plan(generator_for(config).full_task_graph)
     changed = {
         label

@@ -18,10 +18,10 @@ QUICK_CONFIG = {
         "name": "quick",
         "src": "en",
         "trg": "fr",
-        "vocab-size": 1000,
+        "spm-vocab-size": 1000,
         "spm-sample-size": 4000,
         "corpus-max-sentences": 3000,
-        "devset-max-sentences": 40,
+        "dev-max-sentences": 40,
         "teacher-model": "tiny",
     },
     "datasets": {
@@ -39,7 +39,7 @@ QUICK_CONFIG = {
             "max-length-factor": 1.5,
         },
     },
-    "target-stage": "train-teacher",
+    "target-stage": "train-teacher-model",
 }
 
 
@@ -125,7 +125,7 @@ def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_pat
 def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
     runs = tmp_path / "runs"
     config = yaml.safe_load(quick_config.read_text())
-    config["target-stage"] = "train-vocab"
+    config["target-stage"] = "build-vocab"
     quick_config.write_text(yaml.safe_dump(config))
     code, output = finish(start_localrun(quick_config, runs))
     assert code == 0, output
@@ -136,7 +136,7 @@ def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
         "corpus-merge-parallel-en-fr",
         "build-vocab-en-fr",
     }
-    config["experiment"]["vocab-size"] = 800
+    config["experiment"]["spm-vocab-size"] = 800
     quick_config.write_text(yaml.safe_dump(config))
     code, output = finish(start_localrun(quick_config, runs))
     assert code == 0, output

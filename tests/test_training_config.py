@@ -34,7 +34,7 @@ def test_shipped_configs_are_valid(path):
 def test_defaults_are_filled_in(tiny):
     del tiny["target-stage"]
     config = validate_training_config(tiny)
-    assert config["target-stage"] == "all"
+    assert config["target-stage"] == "all-pipeline"
     assert config["experiment"]["cleaning"] == {
         "min-words": 1,
         "max-words": 150,
@@ -67,8 +67,8 @@ INVALID = [
     ("experiment.src", "english", "experiment.src", "language code"),
     ("experiment.trg", "FR", "experiment.trg", "language code"),
     ("experiment.trg", "en", "experiment.trg", "must differ"),
-    ("experiment.vocab-size", 8001, "experiment.vocab-size", "multiple of 8"),
-    ("experiment.vocab-size", "8000", "experiment.vocab-size", "int"),
+    ("experiment.spm-vocab-size", 8001, "experiment.spm-vocab-size", "multiple of 8"),
+    ("experiment.spm-vocab-size", "8000", "experiment.spm-vocab-size", "int"),
     ("experiment.teacher-model", "huge", "experiment.teacher-model", "tiny, base, big"),
     ("experiment.name", DELETE, "experiment.name", "required"),
     ("datasets.train", [], "datasets.train", "length"),
@@ -84,7 +84,7 @@ INVALID = [
     ("datasets.train", ["url_https://example.org/corpus.en.gz"], "datasets.train.0", "[LANG]"),
     ("datasets.train", ["url_ftp://example.org/c.[LANG].gz"], "datasets.train.0", "http"),
     ("datasets.train", ["opus_a/v1", "opus_a/v1"], "datasets.train", "more than once"),
-    ("datasets.train", ["opus_a/v1", "opus_a_v1"], "datasets.train", "task label"),
+    ("datasets.train", ["local_data/a-b/train", "local_data/a_b/train"], "datasets.train.1", "task label"),
     ("target-stage", "everything", "target-stage", "must be one of"),
     ("experiment.cleaning.min-words", 200, "experiment.cleaning.min-words", "larger than max-words"),
 ]

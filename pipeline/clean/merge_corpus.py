@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 from pipeline.common.io import read_json, read_pairs, write_json, write_pairs
-from pipeline.common.step import StepError, already_done, run_step
+from pipeline.common.step import StepError, already_done, positive_int, run_step
 
 logger = logging.getLogger("merge")
 
@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--input-dirs", required=True, nargs="+", type=Path)
     parser.add_argument("--src", required=True)
     parser.add_argument("--trg", required=True)
-    parser.add_argument("--max-sentences", type=int, default=None, help="keep at most this many pairs")
+    parser.add_argument(
+        "--max-sentences", type=positive_int, default=None, help="keep at most this many pairs"
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 

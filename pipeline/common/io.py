@@ -18,9 +18,56 @@ import zstandard
 from pipeline.common.step import StepError
 
 
+class TruncatedError(OSError):
+    """A compressed file ends in the middle of a frame: it was cut short (an interrupted download or copy)."""
+
+
+class _ZstdReader(io.RawIOBase):
+    """Decompresses every frame of a zstd file and raises TruncatedError if the last frame is incomplete.
+
+    zstandard's stream_reader returns what it has at the end of a cut file without complaint, which would make a
+    truncated corpus look like a shorter one."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "rb")  # noqa: SIM115 (closed in close())
+        self._decompressor = None
+        self._pending = b""
+
+    def readable(self):
+        return True
+
+    def _fill(self) -> bool:
+        while not self._pending:
+            chunk = self._file.read(1 << 20)
+            if not chunk:
+                if self._decompressor is not None and not self._decompressor.eof:
+                    raise TruncatedError(
+                        "the zstd stream ends in the middle of a frame: the file is truncated"
+                    )
+                return False
+            while chunk:
+                if self._decompressor is None or self._decompressor.eof:
+                    self._decompressor = zstandard.ZstdDecompressor().decompressobj()
+                self._pending += self._decompressor.decompress(chunk)
+                chunk = self._decompressor.unused_data if self._decompressor.eof else b""
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self._fill():
+            return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self):
+        self._file.close()
+        super().close()
+
+
 def _open_binary_read(path: Path):
     if path.suffix == ".zst":
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+        return _ZstdReader(path)
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
     return open(path, "rb")
@@ -41,8 +88,17 @@ def read_lines(path: str | Path) -> Iterator[str]:
                     raise StepError(
                         f"{path}: line {line_number} is not valid UTF-8 ({error.reason})"
                     ) from None
+                if "\x00" in text:
+                    raise StepError(
+                        f"{path}: line {line_number} holds a NUL byte: the file is binary or corrupt, not text"
+                    )
                 yield text.rstrip("\r\n")
     except (OSError, EOFError, zstandard.ZstdError) as error:
+        if isinstance(error, TruncatedError | EOFError):
+            raise StepError(
+                f"{path}: truncated after line {line_number} ({error}); the file is incomplete, "
+                "fetch or write it again"
+            ) from None
         raise StepError(f"{path}: cannot be read after line {line_number}: {error}") from None
 
 
@@ -64,12 +120,20 @@ def read_pairs(src_path: str | Path, trg_path: str | Path) -> Iterator[tuple[str
         yield src, trg
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yields a temporary path in the destination's folder; renames it to `path` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp makes the file private (0600); outputs get the mode any new file gets under the umask.
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     try:
         yield Path(tmp)

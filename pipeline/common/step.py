@@ -46,6 +46,17 @@ def workspace_mb() -> int:
         raise StepError(f"WORKSPACE must be a number of megabytes, got {value!r}") from None
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a cap of 0 would silently write an empty output)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def already_done(output_dir: Path, names: Sequence[str]) -> bool:
     """True (and says so) if a previous run of the step completed: each output is renamed into place only
     when complete, so their presence proves it."""

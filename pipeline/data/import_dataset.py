@@ -60,10 +60,28 @@ def download(url: str, destination: Path, timeout: float = 60.0) -> None:
     raise StepError(f"cannot download {url} after {DOWNLOAD_ATTEMPTS} attempts: {last_error}")
 
 
+DATA_ROOT_ENV = "TRANSLATIONS_DATA_ROOT"
+
+
+def confined_local_prefix(prefix: str) -> Path:
+    """The config schema refuses local paths outside the repository (or $TRANSLATIONS_DATA_ROOT); the step
+    checks again, since it can be run by hand."""
+    repo_root = Path(__file__).resolve().parent.parent.parent
+    roots = [repo_root] + ([Path(os.environ[DATA_ROOT_ENV]).resolve()] if os.environ.get(DATA_ROOT_ENV) else [])
+    path = (repo_root / prefix).resolve()
+    if not any(path.is_relative_to(root) for root in roots):
+        raise StepError(
+            f"local dataset {prefix!r} is outside the repository"
+            + (f" and {DATA_ROOT_ENV}" if len(roots) > 1 else f" (set {DATA_ROOT_ENV} to allow a data folder)")
+        )
+    return path
+
+
 def local_files(prefix: str, langs: list[str]) -> dict[str, Path]:
+    base = confined_local_prefix(prefix)
     files = {}
     for lang in langs:
-        candidates = [Path(f"{prefix}.{lang}{suffix}") for suffix in (".zst", ".gz", ".txt", "")]
+        candidates = [base.with_name(f"{base.name}.{lang}{suffix}") for suffix in (".zst", ".gz", ".txt", "")]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             raise StepError(f"local dataset: none of {', '.join(map(str, candidates))} exists")

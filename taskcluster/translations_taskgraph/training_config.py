@@ -1,10 +1,20 @@
 """The one schema of the training config.
 
 Every entry point validates with this module: the local runner (`localrun`), the taskgraph parameters
-(`parameters.py`) and, later, the Taskcluster `train` action. A config that fails here never reaches a task.
+(`parameters.py`) and the Taskcluster `train` action. A config that fails here never reaches a task.
+
+Key names and value shapes follow the reference system (mozilla/translations), so that its users' configs
+run here unchanged: `spm-vocab-size`, `dev-max-sentences`, `target-stage: all-pipeline`, ... Our earlier names
+are still read, with a warning. A reference setting this project does not implement yet is refused with one
+line, "not supported yet: KEY", unless its value asks for nothing (e.g. `bicleaner` with threshold 0).
+
+One call reports every problem of a config: the structural checks (voluptuous) and the checks between keys
+(datasets against languages, labels, paths) run together.
 """
 
 import hashlib
+import logging
+import os
 import re
 from pathlib import Path
 
@@ -15,37 +25,63 @@ from voluptuous import (
     Any,
     Invalid,
     Length,
-    Match,
     MultipleInvalid,
     Optional,
-    Range,
     Required,
     Schema,
 )
 
-# The stages a run can stop at, in pipeline order. Each task carries one of them as `attributes.stage`.
+logger = logging.getLogger("training-config")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+# The stages a run can stop at, in pipeline order: the reference's kind names. Each task carries one of them as
+# `attributes.stage`.
 STAGES = [
     "dataset",
-    "clean-corpus",
-    "merge-corpus",
-    "merge-devset",
-    "train-vocab",
-    "train-teacher",
+    "corpus-clean-parallel",
+    "corpus-merge-parallel",
+    "corpus-merge-devset",
+    "build-vocab",
+    "train-teacher-model",
     "evaluate-teacher",
     "report",
-    "all",
+    "all-pipeline",
 ]
+# Our earlier stage names, still accepted.
+STAGE_ALIASES = {
+    "clean-corpus": "corpus-clean-parallel",
+    "merge-corpus": "corpus-merge-parallel",
+    "merge-devset": "corpus-merge-devset",
+    "train-vocab": "build-vocab",
+    "train-teacher": "train-teacher-model",
+    "all": "all-pipeline",
+}
+# Our earlier key names -> the reference's.
+KEY_ALIASES = {
+    ("experiment", "vocab-size"): "spm-vocab-size",
+    ("experiment", "devset-max-sentences"): "dev-max-sentences",
+}
 
 DATASET_CATEGORIES = ["train", "devtest", "test", "mono-src", "mono-trg"]
+PARALLEL_CATEGORIES = ["train", "devtest", "test"]
+MONO_CATEGORIES = ["mono-src", "mono-trg"]
 
-# Providers whose importer exists in pipeline/data/import_dataset.py.
-DATASET_PROVIDERS = ["local", "url", "opus"]
+# Providers whose importer exists in pipeline/data/, and which kinds of dataset each can import.
+DATASET_PROVIDERS = {
+    "local": {"parallel", "mono"},
+    "url": {"parallel", "mono"},
+    "opus": {"parallel"},
+}
+# Providers of the reference system that this project does not import yet.
+PROVIDERS_NOT_SUPPORTED_YET = ["mtdata", "sacrebleu", "flores", "news-crawl", "hplt"]
 
 # Characters a dataset name may hold. Anything else (spaces, quotes, `;`, `&`, `|`, `$`, backticks, `<>`,
 # parentheses, braces, `*`, `!`, `\`, `#`, newlines) could change a shell command that carries the name.
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@%+=,~\[\]?-]*$")
-LANGUAGE_RE = r"^[a-z]{2,3}$"
-MODEL_PRESETS = ["tiny", "base", "big"]
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+TEACHER_PRESETS = ["tiny", "base", "big"]
+STUDENT_PRESETS = ["tiny", "base", "base-memory"]
 BEST_MODEL_METRICS = ["chrf", "bleu-detok", "ce-mean-words"]
 MARIAN_ARG_STAGES = [
     "training-backward",
@@ -55,16 +91,198 @@ MARIAN_ARG_STAGES = [
     "decoding-backward",
     "decoding-teacher",
 ]
+# Environment variable naming a folder outside the repository that `local_` datasets may also read from.
+DATA_ROOT_ENV = "TRANSLATIONS_DATA_ROOT"
+
+# The languages py3langid (the language-ID filter of the cleaning step) has a model for.
+LANGUAGE_ID_LANGUAGES = frozenset(
+    """ace af am an ar ary arz as az ba bcl be bg bn br bs ca crh cs cy da de dz el en eo es et eu ext fa fi
+    fo fr fuv fy ga gcf gcr gd gl gom grc gu gug guw ha hbo he hi hr ht hu hy id ig is it ja jv ka kab kik kk
+    km kn ko ku ky la lb lg lij ln lo lt ltg lv mg mk ml mn mr ms mt my ne nl nn no nso oc om or pa pcm pl ps
+    pt qu ro ru rw sa sdh se si sk sl sn so sq sr st sv sw ta te tg th tk tl tr tt ug uk ur uz uzs vec vi vo
+    wa wuu xh yo yue zh zu zxx""".split()  # noqa: SIM905 (a word list reads better as text)
+)
+
+# Limits on the config file itself: a config is a few kB; anything far larger is a mistake or an attack.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_YAML_ALIASES = 100
+MAX_CONFIG_VALUES = 100_000
 
 
 class ConfigError(ValueError):
     """A training config that cannot be run; the message names the offending key."""
 
 
+def _no_op_thresholds(value) -> bool:
+    """`{default-threshold: 0, dataset-thresholds: {...: 0}}`: a cleaner configured to remove nothing."""
+    if not isinstance(value, dict):
+        return False
+    thresholds = [value.get("default-threshold", 0), *(value.get("dataset-thresholds") or {}).values()]
+    return all(isinstance(t, (int, float)) and not isinstance(t, bool) and t == 0 for t in thresholds)
+
+
+def _is_false(value) -> bool:
+    return value in (False, "false", "False", "no")
+
+
+# Settings of the reference system that this project does not implement yet: key path -> (accepted value test,
+# what the setting does). A config using one is refused with one line, unless the value asks for nothing.
+NOT_SUPPORTED_YET = {
+    ("experiment", "teacher-mode"): (lambda v: False, "OpusTrainer teacher curricula (one-stage/two-stage)"),
+    ("experiment", "teacher-decoder"): (lambda v: v == "marian", "teacher decoding with CTranslate2"),
+    ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
+    ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
+    ("experiment", "use-opuscleaner"): (_is_false, "OpusCleaner filter pipelines"),
+    ("experiment", "opuscleaner-mode"): (lambda v: False, "OpusCleaner filter pipelines"),
+    ("experiment", "bicleaner"): (_no_op_thresholds, "bicleaner-ai filtering"),
+    ("experiment", "monocleaner"): (
+        lambda v: isinstance(v, dict) and all(_no_op_thresholds(x) for x in v.values()),
+        "monocleaner fluency filtering",
+    ),
+    ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
+    ("experiment", "mono-max-sentences-src"): (lambda v: False, "monolingual data for distillation"),
+    ("experiment", "mono-max-sentences-trg"): (lambda v: False, "monolingual data for back-translation"),
+    ("experiment", "hplt-min-doc-score"): (lambda v: False, "HPLT monolingual data"),
+    ("experiment", "pretrained-models"): (lambda v: not v, "training from pretrained models"),
+    ("experiment", "archive-corpora"): (lambda v: not v, "archiving the corpora"),
+    ("continuation",): (lambda v: not v, "continuing from existing vocab, corpora or models"),
+    ("previous-group-ids",): (lambda v: not v, "reusing tasks of earlier Taskcluster task groups"),
+    ("start-stage",): (lambda v: not v, "restarting a Taskcluster run at a stage"),
+    ("start-task-prefix",): (lambda v: not v, "re-running tasks of earlier Taskcluster task groups"),
+    ("wandb-publication",): (_is_false, "publishing to Weights & Biases"),
+}
+
+# Stages of the reference system that this project has not built yet (accepted names for `target-stage`
+# would be misleading: the run would stop somewhere else).
+REFERENCE_STAGES_NOT_SUPPORTED_YET = [
+    "corpus-analyze-parallel",
+    "corpus-analyze-mono",
+    "corpus-clean-mono",
+    "corpus-clean-parallel-bicleaner-ai",
+    "corpus-clean-parallel-fetch-bicleaner-model",
+    "corpus-merge-mono",
+    "backtranslations-train-backwards-model",
+    "backtranslations-mono-trg-chunk",
+    "backtranslations-mono-trg-translate",
+    "backtranslations-mono-trg-dechunk-translations",
+    "corpus-align-parallel",
+    "corpus-align-backtranslations",
+    "corpus-align-distillation",
+    "evaluate-teacher-ensemble",
+    "evaluate-backwards",
+    "distillation-parallel-src-chunk",
+    "distillation-parallel-src-translate",
+    "distillation-parallel-src-dechunk-translations",
+    "distillation-parallel-src-extract-best",
+    "distillation-parallel-src-translations-score",
+    "distillation-mono-src-chunk",
+    "distillation-mono-src-translate",
+    "distillation-mono-src-dechunk-translations",
+    "corpus-merge-distillation",
+    "distillation-corpus-final-filtering",
+    "distillation-corpus-build-shortlist",
+    "distillation-student-model-train",
+    "distillation-student-model-finetune",
+    "distillation-student-model-quantize",
+    "evaluate-student",
+    "evaluate-finetuned-student",
+    "evaluate-quantized",
+    "export",
+    "all-pr-pipeline",
+]
+
+
+# --- values -------------------------------------------------------------------------------------------------
+
+
+def _describe(value) -> str:
+    if isinstance(value, bool):
+        return f"the YAML boolean {str(value).lower()}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def Integer(minimum=None, maximum=None):
+    """An int that is not a bool (`teacher-ensemble: true` is not 1)."""
+
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid(f"expected an integer, got {_describe(value)}")
+        if minimum is not None and value < minimum:
+            raise Invalid(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise Invalid(f"must be at most {maximum}, got {value}")
+        return value
+
+    return check
+
+
+def Number(minimum=None):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise Invalid(f"expected a number, got {_describe(value)}")
+        if minimum is not None and value < minimum:
+            raise Invalid(f"must be at least {minimum}, got {value}")
+        return value
+
+    return check
+
+
+def Boolean(value):
+    if not isinstance(value, bool):
+        raise Invalid(f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def OneOf(*choices):
+    def check(value):
+        if value not in choices:
+            raise Invalid(f"must be one of {', '.join(choices)}, got {_describe(value)}")
+        return value
+
+    return check
+
+
+def language_code(value):
+    if isinstance(value, bool):
+        raise Invalid(
+            f"got {_describe(value)}: YAML reads no/yes/on/off as booleans; quote the language code ('no')"
+        )
+    if not isinstance(value, str) or not LANGUAGE_RE.match(value):
+        raise Invalid(f"not an ISO 639 language code (2-3 lowercase letters), got {_describe(value)}")
+    return value
+
+
+def experiment_name(value):
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", value):
+        raise Invalid(
+            f"name may hold letters, digits, _ . - (it names the run's folder), got {_describe(value)}"
+        )
+    return value
+
+
+def _vocab_size(value):
+    if value % 8:
+        raise Invalid(f"must be a multiple of 8 (Marian pads to it), got {value}")
+    return value
+
+
+def target_stage(value):
+    if value in STAGES:
+        return value
+    if value in STAGE_ALIASES:
+        return STAGE_ALIASES[value]
+    if value in REFERENCE_STAGES_NOT_SUPPORTED_YET:
+        raise Invalid(f"not supported yet: stage {value!r} (this project has: {', '.join(STAGES)})")
+    raise Invalid(f"must be one of {', '.join(STAGES)}, got {_describe(value)}")
+
+
+# --- datasets -----------------------------------------------------------------------------------------------
+
+
 def parse_dataset(name: str) -> tuple[str, str]:
     """`opus_Books/v1` -> (`opus`, `Books/v1`); raises Invalid with a readable reason."""
     if not isinstance(name, str):
-        raise Invalid(f"dataset must be a string, got {type(name).__name__}")
+        raise Invalid(f"dataset must be a string, got {_describe(name)}")
     if not DATASET_NAME_RE.match(name):
         bad = sorted({c for c in name if not re.match(r"[A-Za-z0-9_.:/@%+=,~\[\]?-]", c)})
         raise Invalid(
@@ -76,6 +294,8 @@ def parse_dataset(name: str) -> tuple[str, str]:
         raise Invalid(
             f"dataset {name!r} is not written provider_name (e.g. opus_Books/v1, local_data/x/train)"
         )
+    if provider in PROVIDERS_NOT_SUPPORTED_YET:
+        raise Invalid(f"not supported yet: dataset provider {provider!r} ({name})")
     if provider not in DATASET_PROVIDERS:
         raise Invalid(
             f"dataset {name!r} has unknown provider {provider!r}; known: {', '.join(DATASET_PROVIDERS)}"
@@ -84,7 +304,28 @@ def parse_dataset(name: str) -> tuple[str, str]:
         raise Invalid(f"url dataset {name!r} must be url_http(s)://... with [LANG] where the language goes")
     if provider == "url" and "[LANG]" not in rest:
         raise Invalid(f"url dataset {name!r} needs [LANG] in the address, replaced by each language code")
+    if provider == "opus" and not re.match(r"^[^/]+/[^/]+$", rest):
+        raise Invalid(f"opus dataset {name!r} must be written opus_<corpus>/<version>, e.g. opus_Books/v1")
+    if provider == "local":
+        local_dataset_path(rest)
     return provider, rest
+
+
+def local_dataset_path(prefix: str) -> Path:
+    """Where a `local_` dataset's files live: inside the repository, or under $TRANSLATIONS_DATA_ROOT."""
+    data_root = os.environ.get(DATA_ROOT_ENV)
+    where = "inside the repository" + (f" or under {DATA_ROOT_ENV}={data_root}" if data_root else "")
+    path = Path(prefix)
+    if ".." in path.parts:
+        raise Invalid(f"local dataset path {prefix!r} climbs out with '..'; local paths must stay {where}")
+    if path.is_absolute():
+        if not data_root or not path.is_relative_to(Path(data_root).resolve()):
+            raise Invalid(
+                f"local dataset path {prefix!r} is absolute; local paths are relative to the repository "
+                f"(or absolute under a data root named by {DATA_ROOT_ENV})"
+            )
+        return path
+    return REPO_ROOT / path
 
 
 def dataset_slug(name: str) -> str:
@@ -107,37 +348,32 @@ def _unique(values):
     return values
 
 
-def _vocab_size(value):
-    if value % 8:
-        raise Invalid(f"vocab-size must be a multiple of 8 (Marian pads to it), got {value}")
-    return value
+def dataset_list(min_length=0):
+    return All([_dataset], Length(min=min_length), _unique)
 
+
+# --- the schema ---------------------------------------------------------------------------------------------
 
 marian_args_schema = Schema({str: Any(str, int, float, bool, [Any(str, int, float)])})
 
 experiment_schema = {
-    Required("name"): All(
-        str, Match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", msg="name may hold letters, digits, _ . -")
-    ),
-    Required("src"): Match(LANGUAGE_RE, msg="not an ISO 639 language code (2-3 lowercase letters)"),
-    Required("trg"): Match(LANGUAGE_RE, msg="not an ISO 639 language code (2-3 lowercase letters)"),
-    Required("vocab-size"): All(int, Range(min=64, max=256000), _vocab_size),
-    Optional("spm-sample-size", default=1_000_000): All(int, Range(min=1)),
-    Optional("corpus-max-sentences", default=None): Any(None, All(int, Range(min=1))),
-    Optional("devset-max-sentences", default=2000): All(int, Range(min=1)),
-    Required("teacher-model"): Any(*MODEL_PRESETS, msg=f"must be one of {', '.join(MODEL_PRESETS)}"),
-    Optional("teacher-ensemble", default=1): All(int, Range(min=1, max=8)),
-    Optional("student-model", default="tiny"): Any(
-        *MODEL_PRESETS, msg=f"must be one of {', '.join(MODEL_PRESETS)}"
-    ),
-    Optional("best-model", default="chrf"): Any(
-        *BEST_MODEL_METRICS, msg=f"must be one of {', '.join(BEST_MODEL_METRICS)}"
-    ),
+    Required("name"): experiment_name,
+    Required("src"): language_code,
+    Required("trg"): language_code,
+    Required("spm-vocab-size"): All(Integer(64, 256000), _vocab_size),
+    Optional("spm-sample-size", default=1_000_000): Integer(1),
+    Optional("corpus-max-sentences", default=None): Any(None, Integer(1)),
+    Optional("dev-max-sentences", default=2000): Integer(1),
+    # The reference has no teacher size setting (its teacher is transformer-big): `big` is its equivalent.
+    Optional("teacher-model", default="big"): OneOf(*TEACHER_PRESETS),
+    Optional("teacher-ensemble", default=1): Integer(1, 8),
+    Optional("student-model", default="base-memory"): OneOf(*STUDENT_PRESETS),
+    Optional("best-model", default="chrf"): OneOf(*BEST_MODEL_METRICS),
     Optional("cleaning", default={}): {
-        Optional("min-words", default=1): All(int, Range(min=1)),
-        Optional("max-words", default=150): All(int, Range(min=1)),
-        Optional("max-length-ratio", default=3.0): All(Any(int, float), Range(min=1)),
-        Optional("language-id", default=True): bool,
+        Optional("min-words", default=1): Integer(1),
+        Optional("max-words", default=150): Integer(1),
+        Optional("max-length-ratio", default=3.0): Number(1),
+        Optional("language-id", default=True): Boolean,
     },
 }
 
@@ -145,17 +381,17 @@ training_config_schema = Schema(
     {
         Required("experiment"): experiment_schema,
         Required("datasets"): {
-            Required("train"): All([_dataset], Length(min=1), _unique),
-            Required("devtest"): All([_dataset], Length(min=1), _unique),
-            Required("test"): All([_dataset], Length(min=1), _unique),
-            Optional("mono-src", default=[]): All([_dataset], _unique),
-            Optional("mono-trg", default=[]): All([_dataset], _unique),
+            Required("train"): dataset_list(min_length=1),
+            Required("devtest"): dataset_list(min_length=1),
+            Required("test"): dataset_list(min_length=1),
+            Optional("mono-src", default=[]): dataset_list(),
+            Optional("mono-trg", default=[]): dataset_list(),
         },
         Optional("marian-args", default={}): {
-            Optional(stage, default={}): marian_args_schema for stage in MARIAN_ARG_STAGES
+            Optional(stage, default={}): Any(None, marian_args_schema) for stage in MARIAN_ARG_STAGES
         },
-        Optional("target-stage", default="all"): Any(*STAGES, msg=f"must be one of {', '.join(STAGES)}"),
-        # Settings only the Taskcluster engine reads (worker classes, upload buckets, ...).
+        Optional("target-stage", default="all-pipeline"): target_stage,
+        # Settings only the Taskcluster engine reads (worker classes, upload buckets, split-chunks, ...).
         Optional("taskcluster", default={}): Schema({str: object}, extra=ALLOW_EXTRA),
     }
 )
@@ -165,49 +401,256 @@ def _key_path(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def _get(config, path):
+    value = config
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _apply_aliases(config: dict, problems: list) -> dict:
+    """Renames our earlier key names to the reference's (with a warning); returns a shallow-copied config."""
+    config = dict(config)
+    for (section, old), new in KEY_ALIASES.items():
+        block = config.get(section)
+        if isinstance(block, dict) and old in block:
+            block = dict(block)
+            if new in block:
+                problems.append((f"{section}.{old}", f"give either {old} or {new} (its new name), not both"))
+                block.pop(old)
+            else:
+                logger.warning("%s.%s is deprecated: call it %s.%s", section, old, section, new)
+                block[new] = block.pop(old)
+            config[section] = block
+    stage = config.get("target-stage")
+    if isinstance(stage, str) and stage in STAGE_ALIASES:
+        logger.warning("target-stage: %s is deprecated: use %s", stage, STAGE_ALIASES[stage])
+    return config
+
+
+def _remove_unsupported(config: dict, problems: list) -> dict:
+    """Takes out the reference's settings we do not implement: accepted no-op values silently, others with a
+    "not supported yet" line each."""
+    config = dict(config)
+    for path, (accepts, feature) in NOT_SUPPORTED_YET.items():
+        parent = config
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict) or path[-1] not in parent:
+            continue
+        value = parent[path[-1]]
+        if not accepts(value):
+            problems.append((_key_path(path), f"not supported yet: {feature}"))
+        if len(path) == 1:
+            config.pop(path[0])
+        else:
+            section = dict(config[path[0]])
+            section.pop(path[1])
+            config[path[0]] = section
+    return config
+
+
+def _cross_checks(config: dict) -> list[tuple[str, str]]:
+    """The checks between keys that a later stage would make; tolerant of a config with structural errors."""
+    problems = []
+    experiment = config.get("experiment") if isinstance(config.get("experiment"), dict) else {}
+    src, trg = experiment.get("src"), experiment.get("trg")
+    languages_valid = all(isinstance(x, str) and LANGUAGE_RE.match(x) for x in (src, trg))
+    if languages_valid and src == trg:
+        problems.append(("experiment.trg", "must differ from experiment.src"))
+    cleaning = experiment.get("cleaning") if isinstance(experiment.get("cleaning"), dict) else {}
+    if cleaning.get("language-id", True) is True and languages_valid:
+        for key, lang in (("src", src), ("trg", trg)):
+            if lang not in LANGUAGE_ID_LANGUAGES:
+                problems.append(
+                    (
+                        f"experiment.{key}",
+                        f"language identification (py3langid) has no model for {lang!r}; "
+                        "set experiment.cleaning.language-id: false",
+                    )
+                )
+    min_words, max_words = cleaning.get("min-words", 1), cleaning.get("max-words", 150)
+    if isinstance(min_words, int) and isinstance(max_words, int) and min_words > max_words:
+        problems.append(("experiment.cleaning.min-words", "larger than max-words"))
+
+    datasets = config.get("datasets") if isinstance(config.get("datasets"), dict) else {}
+    parallel_labels, seen_in = {}, {}
+    for category in DATASET_CATEGORIES:
+        names = datasets.get(category)
+        if not isinstance(names, list):
+            continue
+        mono_labels = {}
+        for index, name in enumerate(names):
+            try:
+                provider, _ = parse_dataset(name)
+            except Invalid:
+                continue  # reported by the schema
+            key = f"datasets.{category}.{index}"
+            if category in MONO_CATEGORIES and "mono" not in DATASET_PROVIDERS[provider]:
+                problems.append(
+                    (key, f"{provider}_ datasets are parallel; {name!r} cannot be monolingual data")
+                )
+            if category in PARALLEL_CATEGORIES and "parallel" not in DATASET_PROVIDERS[provider]:
+                problems.append(
+                    (key, f"{provider}_ datasets are monolingual; {name!r} cannot be parallel data")
+                )
+            labels = parallel_labels if category in PARALLEL_CATEGORIES else mono_labels
+            other = labels.setdefault(dataset_slug(name), (name, key))
+            if other[0] != name:
+                problems.append(
+                    (
+                        key,
+                        f"{name!r} and {other[0]!r} ({other[1]}) differ only in punctuation: they would share a task label",
+                    )
+                )
+            if category in ("devtest", "test") and name in seen_in.get("train", set()):
+                problems.append(
+                    (
+                        key,
+                        f"{name!r} is also a training dataset: the model would be {'validated' if category == 'devtest' else 'tested'} on its training data",
+                    )
+                )
+            seen_in.setdefault(category, set()).add(name)
+    return problems
+
+
+def _group_unsupported_providers(problems: list) -> list:
+    """One line per provider we do not import yet, rather than one per dataset."""
+    by_provider, others = {}, []
+    for key, message in problems:
+        match = re.match(r"not supported yet: dataset provider '([^']+)'", message)
+        if match:
+            by_provider.setdefault(match.group(1), []).append(key)
+        else:
+            others.append((key, message))
+    for provider, keys in by_provider.items():
+        where = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        others.append(("datasets", f"not supported yet: dataset provider {provider!r} ({where})"))
+    return others
+
+
 def validate_training_config(config: dict) -> dict:
     """Returns the config with defaults filled in, or raises ConfigError naming every bad key."""
     if not isinstance(config, dict):
         raise ConfigError("the training config must be a mapping of keys to values")
+    problems = []
+    config = _apply_aliases(config, problems)
+    config = _remove_unsupported(config, problems)
+    validated = None
     try:
         validated = training_config_schema(config)
     except MultipleInvalid as error:
-        lines = []
-        for e in sorted(error.errors, key=lambda e: [str(p) for p in e.path]):
+        for e in error.errors:
             message = e.error_message
             if message == "extra keys not allowed":
                 message = "unknown key"
-            lines.append(f"  {_key_path(e.path)}: {message}")
-        raise ConfigError("invalid training config:\n" + "\n".join(lines)) from None
-    experiment = validated["experiment"]
-    if experiment["src"] == experiment["trg"]:
-        raise ConfigError("invalid training config:\n  experiment.trg: must differ from experiment.src")
-    slugs = {}
-    for category, names in validated["datasets"].items():
-        for name in names:
-            other = slugs.setdefault((category, dataset_slug(name)), name)
-            if other != name:
-                raise ConfigError(
-                    f"invalid training config:\n  datasets.{category}: {other!r} and {name!r} "
-                    "would share the task label (they differ only in punctuation)"
-                )
-    cleaning = experiment["cleaning"]
-    if cleaning["min-words"] > cleaning["max-words"]:
-        raise ConfigError("invalid training config:\n  experiment.cleaning.min-words: larger than max-words")
+            problems.append((_key_path(e.path), message))
+    problems += _cross_checks(config)
+    if problems:
+        lines = sorted({f"  {key}: {message}" for key, message in _group_unsupported_providers(problems)})
+        raise ConfigError("invalid training config:\n" + "\n".join(lines))
+    for stage in MARIAN_ARG_STAGES:
+        if validated["marian-args"][stage] is None:
+            validated["marian-args"][stage] = {}
     return validated
+
+
+# --- loading ------------------------------------------------------------------------------------------------
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys and bounds the number of aliases."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.alias_count = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.alias_count += 1
+            if self.alias_count > MAX_YAML_ALIASES:
+                mark = self.peek_event().start_mark
+                raise ConfigError(
+                    f"more than {MAX_YAML_ALIASES} YAML aliases (line {mark.line + 1}): a config needs none"
+                )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise ConfigError(
+                        f"duplicate key {key!r} on lines {seen[key]} and {key_node.start_mark.line + 1} "
+                        "(YAML would silently keep the last)"
+                    )
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _count_values(value, memo: dict, active: set) -> int:
+    """How many values the config holds once YAML aliases are expanded (shared nodes counted each time)."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) in active:
+        raise ConfigError("the config refers to itself through a YAML alias")
+    if id(value) in memo:
+        return memo[id(value)]
+    active.add(id(value))
+    children = value.values() if isinstance(value, dict) else value
+    total = 1
+    for child in children:
+        total += _count_values(child, memo, active)
+        if total > MAX_CONFIG_VALUES:
+            break
+    active.discard(id(value))
+    memo[id(value)] = total
+    return total
+
+
+def parse_training_config(text: str) -> dict:
+    """YAML text -> a mapping; raises ConfigError for anything that is not a plain, bounded config."""
+    try:
+        config = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"not valid YAML: {error}") from None
+    except RecursionError:
+        raise ConfigError("nested too deeply to be a training config") from None
+    if _count_values(config, {}, set()) > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"expands to more than {MAX_CONFIG_VALUES} values through YAML aliases; a config needs none"
+        )
+    return config
 
 
 def load_training_config(path: str | Path) -> dict:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise ConfigError(f"training config {path} is a directory; give a YAML file")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"training config {path} is {size} bytes; a config is a few kB (limit {MAX_CONFIG_BYTES})"
+            )
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"training config {path} does not exist") from None
+    except PermissionError:
+        raise ConfigError(f"training config {path} cannot be read (permission denied)") from None
+    except UnicodeDecodeError as error:
+        line = text_line_of(path.read_bytes(), error.start)
+        raise ConfigError(f"training config {path} is not UTF-8 text (line {line}: {error.reason})") from None
+    except ConfigError as error:
+        raise ConfigError(str(error)) from None
     try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"training config {path} is not valid YAML: {error}") from None
-    try:
-        return validate_training_config(config)
+        return validate_training_config(parse_training_config(text))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
+
+
+def text_line_of(data: bytes, offset: int) -> int:
+    return data[:offset].count(b"\n") + 1

@@ -5,13 +5,14 @@ step is rendered into a `run-task` command with `fetches` for Taskcluster. Neith
 
 Argument values in a kind:
   - a string or number: passed as is;
-  - `{config: experiment.vocab-size}`: a value of the training config (a mapping is passed as JSON);
+  - `{config: experiment.spm-vocab-size}`: a value of the training config (a mapping is passed as JSON);
   - `{from: KIND, match: [ATTR, ...], category: CAT, artifact: NAME, multiple: BOOL}`: the artifacts folder
     (or one artifact) of the upstream task(s) of KIND whose attributes ATTR equal this task's (and, with
     `category`, whose dataset is of that category);
   - `{artifacts: true}`: this task's own artifacts folder.
 """
 
+import hashlib
 import json
 import shlex
 
@@ -20,6 +21,7 @@ from voluptuous import ALLOW_EXTRA, Any, Optional, Required, Schema
 
 from translations_taskgraph.parameters import training_config
 from translations_taskgraph.step_args import render_args
+from translations_taskgraph.training_config import local_dataset_path, parse_dataset
 
 upstream_ref = {
     Required("from"): str,
@@ -115,6 +117,23 @@ def resolve_args(config, task, run_config):
     return resolved
 
 
+def local_input_digests(dataset: str) -> dict[str, str]:
+    """{file: sha256} of the files a `local_` dataset reads (`<prefix>.<lang>[.gz|.zst|.txt]`), so that a task
+    re-runs when they change (both engines key their caches on the step)."""
+    _, prefix = parse_dataset(dataset)
+    path = local_dataset_path(prefix)
+    digests = {}
+    if path.parent.is_dir():
+        for candidate in sorted(path.parent.glob(f"{path.name}.*")):
+            if candidate.is_file():
+                sha = hashlib.sha256()
+                with open(candidate, "rb") as data:
+                    for block in iter(lambda: data.read(1 << 20), b""):
+                        sha.update(block)
+                digests[candidate.name] = sha.hexdigest()
+    return digests
+
+
 @transforms.add
 def add_step_attribute(config, tasks):
     run_config = training_config(config.params)
@@ -131,6 +150,8 @@ def add_step_attribute(config, tasks):
             "resources": step["resources"],
             "env": step["env"],
         }
+        if config.kind == "dataset" and task["attributes"].get("provider") == "local":
+            task["attributes"]["step"]["local-inputs"] = local_input_digests(task["attributes"]["dataset"])
         yield task
 
 
