@@ -74,12 +74,25 @@ DATASET_PROVIDERS = {
     "opus": {"parallel"},
 }
 # Providers of the reference system that this project does not import yet.
-PROVIDERS_NOT_SUPPORTED_YET = ["mtdata", "sacrebleu", "flores", "news-crawl", "hplt"]
+PROVIDERS_NOT_SUPPORTED_YET = [
+    "mtdata",
+    "sacrebleu",
+    "flores",
+    "news-crawl",
+    "hplt",
+    "ntrex",
+    "tmx",
+    "hf",
+    "hfp",
+]
 
 # Characters a dataset name may hold. Anything else (spaces, quotes, `;`, `&`, `|`, `$`, backticks, `<>`,
 # parentheses, braces, `*`, `!`, `\`, `#`, newlines) could change a shell command that carries the name.
-DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@%+=,~\[\]?-]*$")
+# Letters and digits may be any script's (`mtdata_ELRC-..._försäkringskassan-1-eng-swe`).
+DATASET_NAME_PUNCTUATION = "_.:/@%+=,~[]?-"
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+# BCP 47 with a script subtag, as the reference writes them: zh_hant, sr_latn.
+LANGUAGE_WITH_SCRIPT_RE = re.compile(r"^[a-z]{2,3}_[a-z]{4}$")
 TEACHER_PRESETS = ["tiny", "base", "big"]
 STUDENT_PRESETS = ["tiny", "base", "base-memory"]
 BEST_MODEL_METRICS = ["chrf", "bleu-detok", "ce-mean-words"]
@@ -150,6 +163,9 @@ NOT_SUPPORTED_YET = {
     ("start-stage",): (lambda v: not v, "restarting a Taskcluster run at a stage"),
     ("start-task-prefix",): (lambda v: not v, "re-running tasks of earlier Taskcluster task groups"),
     ("wandb-publication",): (_is_false, "publishing to Weights & Biases"),
+    # What the reference's train action adds to the configs it stores.
+    ("existing_tasks",): (lambda v: not v, "reusing tasks of earlier Taskcluster task groups"),
+    ("previous_group_ids",): (lambda v: not v, "reusing tasks of earlier Taskcluster task groups"),
 }
 
 # Stages of the reference system that this project has not built yet (accepted names for `target-stage`
@@ -247,6 +263,8 @@ def language_code(value):
         raise Invalid(
             f"got {_describe(value)}: YAML reads no/yes/on/off as booleans; quote the language code ('no')"
         )
+    if isinstance(value, str) and LANGUAGE_WITH_SCRIPT_RE.match(value):
+        raise Invalid(f"not supported yet: language codes with a script subtag ({value})")
     if not isinstance(value, str) or not LANGUAGE_RE.match(value):
         raise Invalid(f"not an ISO 639 language code (2-3 lowercase letters), got {_describe(value)}")
     return value
@@ -283,8 +301,8 @@ def parse_dataset(name: str) -> tuple[str, str]:
     """`opus_Books/v1` -> (`opus`, `Books/v1`); raises Invalid with a readable reason."""
     if not isinstance(name, str):
         raise Invalid(f"dataset must be a string, got {_describe(name)}")
-    if not DATASET_NAME_RE.match(name):
-        bad = sorted({c for c in name if not re.match(r"[A-Za-z0-9_.:/@%+=,~\[\]?-]", c)})
+    if not name[:1].isalnum() or any(not (c.isalnum() or c in DATASET_NAME_PUNCTUATION) for c in name):
+        bad = sorted({c for c in name if not (c.isalnum() or c in DATASET_NAME_PUNCTUATION)} or {name[:1]})
         raise Invalid(
             f"dataset name {name!r} holds characters that are not allowed ({''.join(bad)!r}); "
             "allowed: letters, digits and _ . : / @ % + = , ~ [ ] ? -"
@@ -302,8 +320,6 @@ def parse_dataset(name: str) -> tuple[str, str]:
         )
     if provider == "url" and not re.match(r"^https?://", rest):
         raise Invalid(f"url dataset {name!r} must be url_http(s)://... with [LANG] where the language goes")
-    if provider == "url" and "[LANG]" not in rest:
-        raise Invalid(f"url dataset {name!r} needs [LANG] in the address, replaced by each language code")
     if provider == "opus" and not re.match(r"^[^/]+/[^/]+$", rest):
         raise Invalid(f"opus dataset {name!r} must be written opus_<corpus>/<version>, e.g. opus_Books/v1")
     if provider == "local":
@@ -341,15 +357,9 @@ def _dataset(value):
     return value
 
 
-def _unique(values):
-    dupes = sorted({v for v in values if values.count(v) > 1})
-    if dupes:
-        raise Invalid(f"listed more than once: {', '.join(dupes)}")
-    return values
-
-
 def dataset_list(min_length=0):
-    return All([_dataset], Length(min=min_length), _unique)
+    # Duplicates are checked with the other cross-checks, so that they are reported with the other errors.
+    return All([_dataset], Length(min=min_length))
 
 
 # --- the schema ---------------------------------------------------------------------------------------------
@@ -482,6 +492,9 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
         if not isinstance(names, list):
             continue
         mono_labels = {}
+        dupes = sorted({v for v in names if isinstance(v, str) and names.count(v) > 1})
+        if dupes:
+            problems.append((f"datasets.{category}", f"listed more than once: {', '.join(dupes)}"))
         for index, name in enumerate(names):
             try:
                 provider, _ = parse_dataset(name)
@@ -489,8 +502,10 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
                 continue  # reported by the schema
             key = f"datasets.{category}.{index}"
             if category in MONO_CATEGORIES and "mono" not in DATASET_PROVIDERS[provider]:
+                problems.append((key, f"not supported yet: monolingual {provider}_ datasets ({name})"))
+            if category in PARALLEL_CATEGORIES and provider == "url" and "[LANG]" not in name:
                 problems.append(
-                    (key, f"{provider}_ datasets are parallel; {name!r} cannot be monolingual data")
+                    (key, f"url dataset {name!r} needs [LANG] in the address, replaced by each language code")
                 )
             if category in PARALLEL_CATEGORIES and "parallel" not in DATASET_PROVIDERS[provider]:
                 problems.append(
@@ -498,7 +513,7 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
                 )
             labels = parallel_labels if category in PARALLEL_CATEGORIES else mono_labels
             other = labels.setdefault(dataset_slug(name), (name, key))
-            if other[0] != name:
+            if other[0] != name and name not in names[:index]:
                 problems.append(
                     (
                         key,
@@ -520,14 +535,14 @@ def _group_unsupported_providers(problems: list) -> list:
     """One line per provider we do not import yet, rather than one per dataset."""
     by_provider, others = {}, []
     for key, message in problems:
-        match = re.match(r"not supported yet: dataset provider '([^']+)'", message)
+        match = re.match(r"not supported yet: (dataset provider '[^']+'|monolingual \S+ datasets)", message)
         if match:
             by_provider.setdefault(match.group(1), []).append(key)
         else:
             others.append((key, message))
     for provider, keys in by_provider.items():
         where = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-        others.append(("datasets", f"not supported yet: dataset provider {provider!r} ({where})"))
+        others.append(("datasets", f"not supported yet: {provider} ({where})"))
     return others
 
 
@@ -536,6 +551,7 @@ def validate_training_config(config: dict) -> dict:
     if not isinstance(config, dict):
         raise ConfigError("the training config must be a mapping of keys to values")
     problems = []
+    continues_from_corpora = bool(_get(config, ("continuation", "corpora")))
     config = _apply_aliases(config, problems)
     config = _remove_unsupported(config, problems)
     validated = None
@@ -548,6 +564,9 @@ def validate_training_config(config: dict) -> dict:
                 message = "unknown key"
             problems.append((_key_path(e.path), message))
     problems += _cross_checks(config)
+    if continues_from_corpora:
+        # The corpora come from an earlier run (refused above as not supported yet): no train datasets needed.
+        problems = [p for p in problems if p != ("datasets.train", "required key not provided")]
     if problems:
         lines = sorted({f"  {key}: {message}" for key, message in _group_unsupported_providers(problems)})
         raise ConfigError("invalid training config:\n" + "\n".join(lines))
