@@ -6,13 +6,12 @@ seed), trains a unigram model with Marian's special ids (</s> = 0, <unk> = 1, no
 """
 
 import argparse
+import io
 import logging
-import os
 import random
-import tempfile
 from pathlib import Path
 
-from pipeline.common.io import read_pairs
+from pipeline.common.io import atomic_path, read_pairs
 from pipeline.common.step import StepError, already_done, run_step, threads
 
 logger = logging.getLogger("vocab")
@@ -58,28 +57,39 @@ def main(args):
     import sentencepiece
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.output_dir, prefix=".spm-") as tmp:
-        sample = Path(tmp) / "sample.txt"
-        sample.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        prefix = Path(tmp) / "vocab"
-        try:
-            sentencepiece.SentencePieceTrainer.train(
-                input=str(sample),
-                model_prefix=str(prefix),
-                vocab_size=args.vocab_size,
-                model_type="unigram",
-                character_coverage=1.0,
-                bos_id=-1,
-                eos_id=0,
-                unk_id=1,
-                num_threads=thread_count,
-                input_sentence_size=len(lines),
-                minloglevel=1,
-            )
-        except RuntimeError as error:
-            raise StepError(f"SentencePiece failed: {error}") from None
-        os.replace(f"{prefix}.vocab", args.output_dir / "vocab.vocab")
-        os.replace(f"{prefix}.model", args.output_dir / "vocab.spm")
+    # Lines in and the model out through Python objects: no temporary file names end up in the model, so the
+    # same corpus always gives a byte-identical vocabulary.
+    model = io.BytesIO()
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=model,
+            vocab_size=args.vocab_size,
+            model_type="unigram",
+            character_coverage=1.0,
+            bos_id=-1,
+            eos_id=0,
+            unk_id=1,
+            num_threads=thread_count,
+            # The sample above is drawn with a fixed seed; SentencePiece's own sampling and shuffling would make
+            # each run's vocabulary differ (0.1.99, which opustrainer pins, takes no seed).
+            input_sentence_size=0,
+            shuffle_input_sentence=False,
+            minloglevel=1,
+        )
+    except RuntimeError as error:
+        raise StepError(f"SentencePiece failed: {error}") from None
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    with atomic_path(args.output_dir / "vocab.vocab") as tmp:
+        tmp.write_text(
+            "".join(
+                f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
+                for i in range(processor.get_piece_size())
+            ),
+            encoding="utf-8",
+        )
+    with atomic_path(args.output_dir / "vocab.spm") as tmp:
+        tmp.write_bytes(model.getvalue())
     logger.info("trained a %d-piece vocabulary on %d lines", args.vocab_size, len(lines))
 
 

@@ -1,0 +1,219 @@
+"""Fault injection: every step script is killed with SIGKILL at random points, then run again.
+
+A rerun after the kill must give byte-identical outputs to an uninterrupted run (Marian training: resume and
+finish). The whole local engine is also killed mid-run with `kill -9` of its process group, then rerun.
+
+The short form (2 kill points per step) runs with the other tests; the long form is selected with
+`task test-faults` (FAULT_SEEDS=8 kill points per step, or any number you set).
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT, finish, read_corpus, start_localrun, step_env, write_corpus
+
+pytestmark = pytest.mark.faults
+
+SEEDS = range(1, int(os.environ.get("FAULT_SEEDS", "2")) + 1)
+CORPUS = REPO_ROOT / "data" / "l10n-en-fr"
+
+
+def run(module: str, args: list, env=None) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=REPO_ROOT,
+        env=env or step_env(),
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+    )
+    assert result.returncode == 0, f"{module} failed:\n{result.stderr[-3000:]}"
+    return result
+
+
+def kill_at(module: str, args: list, after: float, env=None) -> bool:
+    """Starts the step in its own process group and SIGKILLs the whole group after `after` seconds (as a
+    worker or an engine losing the task would). Returns False if the step had finished before."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=REPO_ROOT,
+        env=env or step_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        process.wait(timeout=after)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True
+
+
+def outputs_of(folder: Path, names: list[str]) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+def timed(module, args, env=None) -> float:
+    start = time.time()
+    run(module, args, env)
+    return time.time() - start
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """Inputs for every step: an imported, cleaned, merged 20k-pair corpus, a devset, and a vocabulary."""
+    root = tmp_path_factory.mktemp("faults")
+    pairs = list(zip(read_corpus(CORPUS / "train.en.gz"), read_corpus(CORPUS / "train.fr.gz"), strict=True))[
+        :20000
+    ]
+    write_corpus(root / "raw" / "train.en.gz", [s for s, _ in pairs])
+    write_corpus(root / "raw" / "train.fr.gz", [t for _, t in pairs])
+    write_corpus(root / "dev" / "corpus.en.zst", [s for s, _ in pairs[-30:]])
+    write_corpus(root / "dev" / "corpus.fr.zst", [t for _, t in pairs[-30:]])
+    return root
+
+
+STEPS = {
+    # name: (module, args with {root} and {out}, outputs compared byte for byte)
+    "import": (
+        "pipeline.data.import_dataset",
+        ["--dataset", "local_{root}/raw/train", "--langs", "en,fr", "--output-dir", "{out}"],
+        ["corpus.en.zst", "corpus.fr.zst", "stats.json"],
+    ),
+    "clean": (
+        "pipeline.clean.clean_parallel",
+        ["--input-dir", "{root}/ref-import", "--src", "en", "--trg", "fr", "--output-dir", "{out}"],
+        ["corpus.en.zst", "corpus.fr.zst", "stats.json"],
+    ),
+    "merge": (
+        "pipeline.clean.merge_corpus",
+        ["--input-dirs", "{root}/ref-clean", "{root}/ref-import", "--src", "en", "--trg", "fr", "--output-dir", "{out}"],
+        ["corpus.en.zst", "corpus.fr.zst", "stats.json"],
+    ),
+    "vocab": (
+        "pipeline.train.spm_vocab",
+        ["--corpus-dir", "{root}/ref-merge", "--src", "en", "--trg", "fr", "--vocab-size", "1000", "--sample-size", "20000", "--output-dir", "{out}"],
+        ["vocab.spm"],
+    ),
+}  # fmt: skip
+
+
+def expand(args, root, out):
+    return [a.format(root=root, out=out) for a in args]
+
+
+@pytest.fixture(scope="module")
+def references(workdir):
+    """Each step run once without interruption: its outputs and how long it took."""
+    durations = {}
+    for name, (module, args, _) in STEPS.items():
+        durations[name] = timed(module, expand(args, workdir, workdir / f"ref-{name}"))
+    return durations
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("step", list(STEPS))
+def test_a_killed_step_reruns_to_identical_outputs(step, seed, workdir, references):
+    module, args, outputs = STEPS[step]
+    out = workdir / f"killed-{step}-{seed}"
+    rng = random.Random(f"{step}-{seed}")
+    after = rng.uniform(0.1, 0.9) * references[step]
+    killed = kill_at(module, expand(args, workdir, out), after)
+    run(module, expand(args, workdir, out))
+    assert outputs_of(out, outputs) == outputs_of(workdir / f"ref-{step}", outputs), (
+        f"{step} killed after {after:.2f}s (killed: {killed}) then rerun differs"
+    )
+
+
+def test_a_killed_training_resumes_and_finishes(workdir, references):
+    """Marian is killed while training (after its first checkpoints); the rerun resumes from the checkpoint."""
+    out = workdir / "train"
+    args = [
+        "--model-type", "teacher", "--architecture", "tiny", "--src", "en", "--trg", "fr",
+        "--train-dir", workdir / "ref-merge", "--devset-dir", workdir / "dev",
+        "--vocab", workdir / "ref-vocab" / "vocab.spm", "--output-dir", out,
+        "--marian-args",
+        '{"after": "40u", "valid-freq": 10, "save-freq": 10, "disp-freq": 5, "dim-emb": 64, '
+        '"transformer-dim-ffn": 128, "enc-depth": 1, "dec-depth": 1, "valid-max-length": 20, '
+        '"valid-mini-batch": 64, "lr-warmup": 0}',
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.train.train", *map(str, args)],
+        cwd=REPO_ROOT,
+        env=step_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while not (out / "model.npz.progress.yml").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, "training ended before its first checkpoint: make it longer"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "final.model.npz").exists()
+    result = run("pipeline.train.train", args)
+    assert "resuming the training from the checkpoint" in result.stderr
+    assert (out / "final.model.npz").exists() and (out / "final.model.npz.decoder.yml").exists()
+
+
+FULL_RUN = {
+    "experiment": {
+        "name": "faults",
+        "src": "en",
+        "trg": "fr",
+        "spm-vocab-size": 1000,
+        "spm-sample-size": 4000,
+        "corpus-max-sentences": 3000,
+        "dev-max-sentences": 40,
+        "teacher-model": "tiny",
+    },
+    "datasets": {
+        "train": ["local_data/l10n-en-fr/train"],
+        "devtest": ["local_data/l10n-en-fr/dev"],
+        "test": ["local_data/l10n-en-fr/test"],
+    },
+    "target-stage": "build-vocab",
+}
+
+
+def data_outputs(run_dir: Path) -> dict[str, bytes]:
+    files = {}
+    for path in sorted(run_dir.glob("*/artifacts/*")):
+        if path.is_file() and not path.name.startswith("."):
+            files[f"{path.parent.parent.name}/{path.name}"] = path.read_bytes()
+    return files
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_local_engine_killed_with_its_process_group_reruns_to_the_same_data(seed, tmp_path):
+    config = tmp_path / "faults.yml"
+    config.write_text(yaml.safe_dump(FULL_RUN))
+    start = time.time()
+    code, output = finish(start_localrun(config, tmp_path / "reference"))
+    assert code == 0, output
+    duration = time.time() - start
+
+    runs = tmp_path / "killed"
+    process = start_localrun(config, runs, start_new_session=True)
+    time.sleep(random.Random(seed).uniform(0.3, 0.9) * duration)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    code, output = finish(start_localrun(config, runs))
+    assert code == 0, output
+    assert data_outputs(runs / "faults") == data_outputs(tmp_path / "reference" / "faults")
+
+
+def test_the_inputs_of_the_fault_suite_are_a_real_corpus(workdir):
+    # Guards against a fixture that silently became empty (every comparison would then pass).
+    assert len(read_corpus(workdir / "raw" / "train.en.gz")) == 20000
