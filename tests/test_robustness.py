@@ -130,7 +130,7 @@ def test_every_problem_is_reported_in_one_run():
                 "datasets.train": [
                     "huggingface_x",
                     "local_data/l10n-en-fr/train",
-                    "local_data/l10n-en-fr/train",
+                    "local_data/l10n_en_fr/train",
                 ],
                 "experiment.trg": "zz",
                 "datasets.mono-src": ["opus_X/v1"],
@@ -138,7 +138,7 @@ def test_every_problem_is_reported_in_one_run():
         )
     )
     assert "datasets.train.0: dataset 'huggingface_x' has unknown provider" in message
-    assert "datasets.train: listed more than once" in message
+    assert "datasets.train.2: 'local_data/l10n_en_fr/train' and 'local_data/l10n-en-fr/train'" in message
     assert "experiment.trg: language identification" in message
     assert "monolingual opus_" in message
 

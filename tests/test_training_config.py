@@ -83,7 +83,6 @@ INVALID = [
     ("datasets.train", ["Books"], "datasets.train.0", "provider_name"),
     ("datasets.train", ["url_https://example.org/corpus.en.gz"], "datasets.train.0", "[LANG]"),
     ("datasets.train", ["url_ftp://example.org/c.[LANG].gz"], "datasets.train.0", "http"),
-    ("datasets.train", ["opus_a/v1", "opus_a/v1"], "datasets.train", "more than once"),
     ("datasets.train", ["local_data/a-b/train", "local_data/a_b/train"], "datasets.train.1", "task label"),
     ("target-stage", "everything", "target-stage", "must be one of"),
     ("experiment.cleaning.min-words", 200, "experiment.cleaning.min-words", "larger than max-words"),
@@ -127,3 +126,10 @@ def test_dataset_slugs_are_label_safe():
     long_url = "url_https://example.org/" + "a" * 100 + "/c.[LANG].gz"
     slug = dataset_slug(long_url)
     assert len(slug) <= 60 and slug.replace("_", "").isalnum()
+
+
+def test_a_dataset_listed_twice_is_read_once_with_a_warning(tiny, caplog):
+    tiny["datasets"]["train"] = ["opus_a/v1", "local_data/l10n-en-fr/train", "opus_a/v1"]
+    config = validate_training_config(tiny)
+    assert config["datasets"]["train"] == ["opus_a/v1", "local_data/l10n-en-fr/train"]
+    assert "datasets.train lists opus_a/v1 more than once" in caplog.text

@@ -440,6 +440,26 @@ def _apply_aliases(config: dict, problems: list) -> dict:
     return config
 
 
+def _drop_duplicate_datasets(config: dict) -> dict:
+    """A dataset listed twice in one category is read once (with a warning): the intent is unambiguous."""
+    datasets = config.get("datasets")
+    if not isinstance(datasets, dict):
+        return config
+    datasets = dict(datasets)
+    for category, names in datasets.items():
+        if (
+            isinstance(names, list)
+            and all(isinstance(n, str) for n in names)
+            and len(set(names)) < len(names)
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            logger.warning(
+                "datasets.%s lists %s more than once: reading each once", category, ", ".join(dupes)
+            )
+            datasets[category] = list(dict.fromkeys(names))
+    return {**config, "datasets": datasets}
+
+
 def _remove_unsupported(config: dict, problems: list) -> dict:
     """Takes out the reference's settings we do not implement: accepted no-op values silently, others with a
     "not supported yet" line each."""
@@ -492,9 +512,6 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
         if not isinstance(names, list):
             continue
         mono_labels = {}
-        dupes = sorted({v for v in names if isinstance(v, str) and names.count(v) > 1})
-        if dupes:
-            problems.append((f"datasets.{category}", f"listed more than once: {', '.join(dupes)}"))
         for index, name in enumerate(names):
             try:
                 provider, _ = parse_dataset(name)
@@ -554,6 +571,7 @@ def validate_training_config(config: dict) -> dict:
     continues_from_corpora = bool(_get(config, ("continuation", "corpora")))
     config = _apply_aliases(config, problems)
     config = _remove_unsupported(config, problems)
+    config = _drop_duplicate_datasets(config)
     validated = None
     try:
         validated = training_config_schema(config)
