@@ -135,8 +135,9 @@ def test_a_killed_step_reruns_to_identical_outputs(step, seed, workdir, referenc
     )
 
 
-def test_a_killed_training_resumes_and_finishes(workdir, references):
-    """Marian is killed while training (after its first checkpoints); the rerun resumes from the checkpoint."""
+@pytest.fixture(scope="module")
+def trained_model(workdir, references):
+    """A model trained through a SIGKILL: killed after its first checkpoint, then resumed to the end."""
     out = workdir / "train"
     args = [
         "--model-type", "teacher", "--architecture", "tiny", "--src", "en", "--trg", "fr",
@@ -163,8 +164,39 @@ def test_a_killed_training_resumes_and_finishes(workdir, references):
     process.wait()
     assert not (out / "final.model.npz").exists()
     result = run("pipeline.train.train", args)
+    return out, result
+
+
+def test_a_killed_training_resumes_and_finishes(trained_model):
+    out, result = trained_model
     assert "resuming the training from the checkpoint" in result.stderr
     assert (out / "final.model.npz").exists() and (out / "final.model.npz.decoder.yml").exists()
+
+
+def evaluate_args(workdir, model, out):
+    return [
+        "--model-dir", model, "--dataset-dir", workdir / "dev", "--dataset", "dev", "--src", "en", "--trg", "fr",
+        "--output-dir", out,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_killed_evaluation_reruns_to_identical_outputs(seed, workdir, trained_model):
+    model, _ = trained_model
+    reference = workdir / "ref-evaluate"
+    if not (reference / "metrics.json").exists():
+        references_duration = timed("pipeline.eval.evaluate", evaluate_args(workdir, model, reference))
+        (workdir / "evaluate-seconds").write_text(str(references_duration))
+    duration = float((workdir / "evaluate-seconds").read_text())
+    out = workdir / f"killed-evaluate-{seed}"
+    kill_at(
+        "pipeline.eval.evaluate",
+        evaluate_args(workdir, model, out),
+        random.Random(seed).uniform(0.1, 0.9) * duration,
+    )
+    run("pipeline.eval.evaluate", evaluate_args(workdir, model, out))
+    names = ["translation.fr.zst", "metrics.json"]
+    assert outputs_of(out, names) == outputs_of(reference, names)
 
 
 FULL_RUN = {
