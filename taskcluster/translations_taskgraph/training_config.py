@@ -96,6 +96,7 @@ LANGUAGE_WITH_SCRIPT_RE = re.compile(r"^[a-z]{2,3}_[a-z]{4}$")
 TEACHER_PRESETS = ["tiny", "base", "big"]
 STUDENT_PRESETS = ["tiny", "base", "base-memory"]
 BEST_MODEL_METRICS = ["chrf", "bleu-detok", "ce-mean-words"]
+WORKER_CLASSES = ["gcp-spot", "gcp-standard"]
 MARIAN_ARG_STAGES = [
     "training-backward",
     "training-teacher",
@@ -159,9 +160,7 @@ NOT_SUPPORTED_YET = {
     ("experiment", "pretrained-models"): (lambda v: not v, "training from pretrained models"),
     ("experiment", "archive-corpora"): (lambda v: not v, "archiving the corpora"),
     ("continuation",): (lambda v: not v, "continuing from existing vocab, corpora or models"),
-    ("previous-group-ids",): (lambda v: not v, "reusing tasks of earlier Taskcluster task groups"),
     ("start-stage",): (lambda v: not v, "restarting a Taskcluster run at a stage"),
-    ("start-task-prefix",): (lambda v: not v, "re-running tasks of earlier Taskcluster task groups"),
     ("wandb-publication",): (_is_false, "publishing to Weights & Biases"),
     # What the reference's train action adds to the configs it stores.
     ("existing_tasks",): (lambda v: not v, "reusing tasks of earlier Taskcluster task groups"),
@@ -229,7 +228,14 @@ def Integer(minimum=None, maximum=None):
             raise Invalid(f"must be at most {maximum}, got {value}")
         return value
 
+    check.json_schema = _bounds({"type": "integer"}, minimum, maximum)
     return check
+
+
+def _bounds(fragment: dict, minimum, maximum=None) -> dict:
+    """A JSON Schema fragment (json_schema.py) with the bounds that are set."""
+    bounds = {"minimum": minimum, "maximum": maximum}
+    return {**fragment, **{key: value for key, value in bounds.items() if value is not None}}
 
 
 def Number(minimum=None):
@@ -240,6 +246,7 @@ def Number(minimum=None):
             raise Invalid(f"must be at least {minimum}, got {value}")
         return value
 
+    check.json_schema = _bounds({"type": "number"}, minimum)
     return check
 
 
@@ -255,6 +262,7 @@ def OneOf(*choices):
             raise Invalid(f"must be one of {', '.join(choices)}, got {_describe(value)}")
         return value
 
+    check.json_schema = {"enum": list(choices)}
     return check
 
 
@@ -292,6 +300,26 @@ def target_stage(value):
     if value in REFERENCE_STAGES_NOT_SUPPORTED_YET:
         raise Invalid(f"not supported yet: stage {value!r} (this project has: {', '.join(STAGES)})")
     raise Invalid(f"must be one of {', '.join(STAGES)}, got {_describe(value)}")
+
+
+TASK_GROUP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+
+
+def task_group_id(value):
+    if not isinstance(value, str) or not TASK_GROUP_ID_RE.match(value):
+        raise Invalid(
+            f"not a Taskcluster task group id (22 characters of A-Z a-z 0-9 _ -), got {_describe(value)}"
+        )
+    return value
+
+
+# What the validator functions check, for the JSON Schema the `train` action publishes (json_schema.py).
+Boolean.json_schema = {"type": "boolean"}
+language_code.json_schema = {"type": "string", "pattern": LANGUAGE_RE.pattern}
+experiment_name.json_schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
+_vocab_size.json_schema = {"multipleOf": 8}
+target_stage.json_schema = {"enum": [*STAGES, *STAGE_ALIASES]}
+task_group_id.json_schema = {"type": "string", "pattern": TASK_GROUP_ID_RE.pattern}
 
 
 # --- datasets -----------------------------------------------------------------------------------------------
@@ -357,6 +385,9 @@ def _dataset(value):
     return value
 
 
+_dataset.json_schema = {"type": "string", "pattern": "^[a-z]+_."}
+
+
 def dataset_list(min_length=0):
     # Duplicates are checked with the other cross-checks, so that they are reported with the other errors.
     return All([_dataset], Length(min=min_length))
@@ -402,7 +433,19 @@ training_config_schema = Schema(
         },
         Optional("target-stage", default="all-pipeline"): target_stage,
         # Settings only the Taskcluster engine reads (worker classes, upload buckets, split-chunks, ...).
-        Optional("taskcluster", default={}): Schema({str: object}, extra=ALLOW_EXTRA),
+        Optional("taskcluster", default={}): Schema(
+            {
+                # Worker class per kind (`default`: every other kind): spot instances are cheap but can be
+                # preempted (training resumes from the last checkpoint); standard ones are not.
+                Optional("worker-classes", default={"default": "gcp-spot"}): {str: OneOf(*WORKER_CLASSES)},
+            },
+            extra=ALLOW_EXTRA,
+        ),
+        # Taskcluster: reuse the completed tasks of these earlier task groups (later groups win).
+        Optional("previous-group-ids"): All([task_group_id], Length(min=1)),
+        # Taskcluster, with previous-group-ids: run again the tasks whose label starts with this, and
+        # everything after them.
+        Optional("start-task-prefix"): All(str, Length(min=1)),
     }
 )
 

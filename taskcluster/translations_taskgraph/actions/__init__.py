@@ -1,0 +1,1 @@
+"""Taskcluster actions of the pipeline (registered by `translations_taskgraph.register`)."""
