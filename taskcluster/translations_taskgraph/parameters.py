@@ -39,9 +39,20 @@ def training_config(params) -> dict:
     return _validated(json.dumps(params["training_config"], sort_keys=True))
 
 
+# The target tasks of each trigger when the decision task is not given a method (.taskcluster.yml).
+TARGET_TASKS_BY_TRIGGER = {
+    "github-push": "push-ci",
+    "github-pull-request": "pr-ci",
+    "github-pull-request-untrusted": "pr-ci",
+    "cron": "push-ci",
+}
+
+
 def get_decision_parameters(graph_config, parameters):
     """Decision task hook: a push renders the CI config; the train action passes its own config."""
     parameters.setdefault("training_config", get_ci_training_config()["training_config"])
+    if parameters.get("target_tasks_method", "default") == "default":
+        parameters["target_tasks_method"] = TARGET_TASKS_BY_TRIGGER.get(parameters["tasks_for"], "default")
     try:
         validate_training_config(parameters["training_config"])
     except ConfigError as error:

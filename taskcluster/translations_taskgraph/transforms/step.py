@@ -61,6 +61,11 @@ step_schema = Schema(
 
 transforms = TransformSequence()
 
+# Exit statuses a task is retried on (a worker lost or preempted is retried by Taskcluster itself):
+# 17 = a Taskcluster request failed (pipeline/common/taskcluster_resume.py), 75 = EX_TEMPFAIL,
+# 128 = the checkout could not be cloned.
+RETRY_EXIT_STATUSES = (17, 75, 128)
+
 FETCHES_DIR = "$MOZ_FETCHES_DIR"
 ARTIFACTS_DIR = "$TASK_WORKDIR/artifacts"
 
@@ -155,6 +160,13 @@ def add_step_attribute(config, tasks):
         yield task
 
 
+def worker_class_suffix(config, run_config) -> str:
+    """`-standard` where the config puts this kind on standard (on-demand) workers; spot by default."""
+    classes = run_config["taskcluster"]["worker-classes"]
+    chosen = classes.get(config.kind, classes.get("default", "gcp-spot"))
+    return "-standard" if chosen == "gcp-standard" else ""
+
+
 def _refs(value):
     if isinstance(value, list):
         return value
@@ -182,6 +194,7 @@ def add_taskcluster_run(config, tasks):
         for dep in config.kind_dependencies_tasks.values()
         if "step" in dep.attributes
     }
+    run_config = training_config(config.params)
     for task in tasks:
         step = task.pop("step")
         args = task["attributes"]["step"]["args"]
@@ -198,13 +211,18 @@ def add_taskcluster_run(config, tasks):
                     entry = {"artifact": artifact, "extract": False, "dest": ref["task"]}
                     if entry not in entries:
                         entries.append(entry)
-        worker_type = task.setdefault("worker-type", "b-gpu" if step["resources"]["gpus"] else "b-cpu")
+        gpus = step["resources"]["gpus"]
+        worker_type = task.get("worker-type") or ("b-largegpu" if gpus > 1 else "b-gpu" if gpus else "b-cpu")
+        task["worker-type"] = worker_type + worker_class_suffix(config, run_config)
         worker = task.setdefault("worker", {})
-        worker.setdefault("docker-image", {"in-tree": "base"})
+        # GPU steps run in the image with the CUDA Marian, the others in the base image.
+        worker.setdefault("docker-image", {"in-tree": "train" if gpus else "base"})
         worker.setdefault("max-run-time", 86400)
         worker.setdefault(
             "artifacts", [{"name": "public/build", "path": "/builds/worker/artifacts", "type": "directory"}]
         )
+        # Retried on a new run: a failed Taskcluster request, a temporary failure, a failed clone.
+        worker.setdefault("retry-exit-status", list(RETRY_EXIT_STATUSES))
         env = worker.setdefault("env", {})
         env.update(config.graph_config["worker-env"][worker_type])
         env["TASK_WORKDIR"] = "/builds/worker"
