@@ -8,6 +8,7 @@ index (find one, find many), auth (current scopes) and hooks (trigger). Every re
 import json
 import re
 import threading
+import urllib.parse
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -79,7 +80,7 @@ class FakeTaskcluster:
             ("GET", r"/api/auth/v1/scopes/current", self._current_scopes),
             ("POST", r"/api/hooks/v1/hooks/([^/]+)/(.+)/trigger", self._trigger_hook),
         ]
-        path = path.split("?", 1)[0]
+        path = urllib.parse.unquote(path.split("?", 1)[0])
         for route_method, pattern, handler in routes:
             match = re.fullmatch(pattern, path)
             if match and route_method == method:

@@ -124,8 +124,8 @@ def test_taskcluster_command_fetches_upstream_artifacts(tiny_graph):
     assert '--output-dir "$TASK_WORKDIR"/artifacts' in command
     fetches = task["payload"]["env"]["MOZ_FETCHES"]["task-reference"]
     assert "public/build/vocab.spm" in fetches and "<build-vocab-en-fr>" in fetches
-    assert task["workerType"] == "b-linux-gpu"
-    assert task["payload"]["env"]["GPUS"] == "0"
+    assert task["workerType"] == "b-linux-gpu-4"
+    assert task["payload"]["env"]["GPUS"] == "0 1 2 3"
 
 
 def test_dataset_names_are_quoted_in_commands():
