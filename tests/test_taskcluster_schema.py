@@ -7,12 +7,9 @@ import pytest
 import yaml
 from voluptuous import ALLOW_EXTRA, All, Any, In, Length, Match, Optional, Range, Required, Schema
 
+from translations_taskgraph.actions.train import train_input_schema
 from translations_taskgraph.json_schema import UnsupportedSchema, to_json_schema
-from translations_taskgraph.training_config import (
-    ConfigError,
-    training_config_schema,
-    validate_training_config,
-)
+from translations_taskgraph.training_config import ConfigError, validate_training_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted([*REPO_ROOT.glob("configs/*.yml"), *REPO_ROOT.glob("taskcluster/configs/*.yml")])
@@ -20,7 +17,7 @@ CONFIGS = sorted([*REPO_ROOT.glob("configs/*.yml"), *REPO_ROOT.glob("taskcluster
 
 @pytest.fixture(scope="module")
 def validator():
-    schema = to_json_schema(training_config_schema, title="Training config")
+    schema = train_input_schema()
     jsonschema.Draft7Validator.check_schema(schema)
     return jsonschema.Draft7Validator(schema)
 
@@ -63,7 +60,6 @@ def _set(config, path, value):
         (("experiment", "unknown-key"), 1),
         (("experiment", "name"), KeyError),
         (("datasets", "train"), []),
-        (("datasets", "train"), ["local_a", "local_a"]),
         (("datasets", "train"), ["local_x;reboot"]),
         (("target-stage",), "nowhere"),
         (("taskcluster",), {"worker-classes": {"default": "gcp-cheap"}}),
@@ -77,6 +73,37 @@ def test_both_schemas_refuse_a_broken_config(validator, path, value):
     assert list(validator.iter_errors(config)), "the JSON Schema accepted it"
     with pytest.raises(ConfigError):
         validate_training_config(config)
+
+
+@pytest.mark.parametrize(
+    "path,value",
+    [
+        (("datasets", "train"), ["local_data/l10n-en-fr/train", "local_data/l10n-en-fr/train"]),
+        (("experiment", "trg"), "en"),
+        (("wandb-publication",), True),
+    ],
+)
+def test_checks_between_keys_are_the_callbacks(validator, path, value):
+    """What a JSON Schema cannot say (duplicates, one key against another, no-op-only settings) passes the
+    form and is refused by the callback, which validates with the voluptuous schema first."""
+    config = tiny()
+    _set(config, path, value)
+    assert not list(validator.iter_errors(config))
+    with pytest.raises(ConfigError):
+        validate_training_config(config)
+
+
+def test_deprecated_key_names_pass_both():
+    config = tiny()
+    config["experiment"]["vocab-size"] = config["experiment"].pop("spm-vocab-size")
+    assert not list(validator_for().iter_errors(config))
+    validate_training_config(config)
+    config["experiment"]["spm-vocab-size"] = 8000
+    assert list(validator_for().iter_errors(config)), "both names at once"
+
+
+def validator_for():
+    return jsonschema.Draft7Validator(train_input_schema())
 
 
 def test_converter_shapes():

@@ -385,7 +385,8 @@ def _dataset(value):
     return value
 
 
-_dataset.json_schema = {"type": "string", "pattern": "^[a-z]+_."}
+# provider_name, without the shell's special characters (letters and digits of any script are allowed).
+_dataset.json_schema = {"type": "string", "pattern": r"^[a-z]+_[^\s;&|$`<>(){}*!\\#'\"^]+$"}
 
 
 def dataset_list(min_length=0):

@@ -13,7 +13,12 @@ from taskgraph.parameters import Parameters
 
 from translations_taskgraph.json_schema import to_json_schema
 from translations_taskgraph.reuse import existing_tasks_from_groups
-from translations_taskgraph.training_config import training_config_schema, validate_training_config
+from translations_taskgraph.training_config import (
+    KEY_ALIASES,
+    NOT_SUPPORTED_YET,
+    training_config_schema,
+    validate_training_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +30,30 @@ config's `target-stage`. `previous-group-ids` reuses the completed tasks of earl
 
 
 def train_input_schema(graph_config=None) -> dict:
-    """The action's input schema, generated from the training-config schema."""
-    return to_json_schema(training_config_schema, title="Training config")
+    """The action's input schema, generated from the training-config schema.
+
+    What `validate_training_config` reads before the voluptuous schema is added the same way: the earlier key
+    names (one of the two names is required), and the reference's settings that are accepted when they ask
+    for nothing (the callback refuses any other value, naming the key)."""
+    schema = to_json_schema(training_config_schema, title="Training config")
+    for (section, old), new in KEY_ALIASES.items():
+        block = schema["properties"][section]
+        block["properties"][old] = {
+            **block["properties"][new],
+            "deprecated": True,
+            "description": f"now {new}",
+        }
+        if new in block.get("required", []):
+            block["required"].remove(new)
+            block.setdefault("allOf", []).append({"oneOf": [{"required": [new]}, {"required": [old]}]})
+    for path, (_accepts, feature) in NOT_SUPPORTED_YET.items():
+        block = schema
+        for key in path[:-1]:
+            block = block["properties"][key]
+        block["properties"].setdefault(
+            path[-1], {"description": f"not supported yet: {feature}; only a value that asks for nothing"}
+        )
+    return schema
 
 
 def can_train(parameters) -> bool:
