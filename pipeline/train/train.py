@@ -21,6 +21,7 @@ import yaml
 from pipeline.common.io import atomic_path, read_lines, write_lines
 from pipeline.common.marian import device_options, parse_marian_args, run_marian
 from pipeline.common.step import StepError, already_done, run_step
+from pipeline.common.taskcluster_resume import fetch_previous_run
 
 logger = logging.getLogger("train")
 
@@ -85,6 +86,8 @@ def main(args):
     out = args.output_dir
     if already_done(out, OUTPUTS):
         return
+    # A retried Taskcluster run (RUN_ID > 0) continues from the checkpoint an earlier run uploaded.
+    fetch_previous_run(out, ["model.npz*", "train.log", "valid.log"])
     options = load_preset(args.model_type, args.architecture)
     options.update(parse_marian_args(args.marian_args))
     devices = device_options()

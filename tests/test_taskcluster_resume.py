@@ -1,0 +1,218 @@
+"""A retried Taskcluster run (RUN_ID > 0) resumes from an earlier run's artifacts: the helper in
+pipeline/common/taskcluster_resume.py, the train step's use of it, and the exit status a failed request gives."""
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fake_taskcluster import FakeTaskcluster, serve
+
+from conftest import REPO_ROOT, run_step, sample_pairs, step_env, write_corpus
+from pipeline.common.taskcluster_resume import EXIT_TASKCLUSTER_REQUEST_FAILED
+
+TASK_ID = "TrainTask0000000000000"
+CHECKPOINT = {
+    "model.npz": b"weights" * 1000,
+    "model.npz.optimizer.npz": b"adam" * 1000,
+    "model.npz.progress.yml": b"batches: 200\n",
+    "train.log": b"[train] Ep. 1 : Up. 200\n",
+    "devset.out": b"not wanted\n",
+}
+HELPER = """
+import sys
+from pathlib import Path
+from pipeline.common.step import run_step
+from pipeline.common.taskcluster_resume import fetch_previous_run
+
+def add(parser):
+    parser.add_argument("--output-dir", type=Path, required=True)
+
+def main(args):
+    print("run", fetch_previous_run(args.output_dir, ["model.npz*", "train.log"], backoff=0.01))
+
+run_step("resume", add, main)
+"""
+
+
+@pytest.fixture
+def fake():
+    with serve(FakeTaskcluster()) as fake:
+        fake.add_task(TASK_ID, {"metadata": {"name": "train-teacher-en-fr-1"}}, state="running", runs=3)
+        for name, content in CHECKPOINT.items():
+            fake.add_artifact(TASK_ID, f"public/build/{name}", content, run_id=0)
+        yield fake
+
+
+def run_helper(out: Path, fake, **env):
+    environment = step_env(TASK_ID=TASK_ID, TASKCLUSTER_ROOT_URL=fake.root_url, **env)
+    return subprocess.run(
+        [sys.executable, "-c", HELPER, "--output-dir", str(out)],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+
+
+def digests(folder: Path) -> dict:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()
+    }
+
+
+def test_a_later_run_fetches_the_latest_earlier_run_with_a_checkpoint(tmp_path, fake):
+    # Run 1 was preempted before it uploaded anything; run 2 resumes from run 0.
+    result = run_helper(tmp_path / "out", fake, RUN_ID="2")
+    assert result.returncode == 0, result.stderr
+    assert "run 0" in result.stdout
+    expected = {name: hashlib.sha256(c).hexdigest() for name, c in CHECKPOINT.items() if name != "devset.out"}
+    assert digests(tmp_path / "out") == expected
+    # Listing runs 1 then 0, downloading the 4 wanted files.
+    assert [path for method, path in fake.requests if "/runs/1/" in path] == [
+        f"/api/queue/v1/task/{TASK_ID}/runs/1/artifacts"
+    ]
+
+
+def test_a_first_run_or_the_local_engine_does_nothing(tmp_path, fake):
+    for env in ({"RUN_ID": "0"}, {}):
+        result = run_helper(tmp_path / "out", fake, **env)
+        assert result.returncode == 0 and "run None" in result.stdout
+    assert fake.requests == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_files_already_there_are_kept(tmp_path, fake):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train.log").write_bytes(b"local log\n")
+    assert run_helper(out, fake, RUN_ID="1").returncode == 0
+    assert (out / "train.log").read_bytes() == b"local log\n"
+    assert (out / "model.npz").read_bytes() == CHECKPOINT["model.npz"]
+
+
+def test_bad_environment_fails_clearly(tmp_path, fake):
+    result = run_helper(tmp_path / "out", fake, RUN_ID="one")
+    assert result.returncode == 1 and "RUN_ID must be a run number" in result.stderr
+    env = step_env(RUN_ID="1", TASKCLUSTER_ROOT_URL=fake.root_url)
+    env.pop("TASK_ID", None)
+    result = subprocess.run(
+        [sys.executable, "-c", HELPER, "--output-dir", str(tmp_path / "out")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "TASK_ID is not" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_request_exits_with_the_retried_status(tmp_path, fake):
+    fake.fail.add(f"/api/queue/v1/task/{TASK_ID}/runs/0/artifacts/")
+    result = run_helper(tmp_path / "out", fake, RUN_ID="1")
+    assert result.returncode == EXIT_TASKCLUSTER_REQUEST_FAILED == 17
+    assert "a Taskcluster request failed" in result.stderr
+    # Nothing half-written is left for the next run to trust.
+    assert not any(p.name.startswith("model") for p in (tmp_path / "out").glob("*"))
+
+
+def test_the_train_step_exits_17_when_the_previous_run_cannot_be_fetched(tmp_path, fake):
+    fake.fail.add("/api/queue/")
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus / "corpus.en.zst", ["a"])
+    write_corpus(corpus / "corpus.fr.zst", ["b"])
+    args = [
+        "--model-type", "teacher", "--architecture", "tiny", "--src", "en", "--trg", "fr",
+        "--train-dir", corpus, "--devset-dir", corpus, "--vocab", tmp_path / "vocab.spm",
+        "--output-dir", tmp_path / "model",
+    ]  # fmt: skip
+    env = step_env(RUN_ID="1", TASK_ID=TASK_ID, TASKCLUSTER_ROOT_URL=fake.root_url)
+    result = run_step("pipeline.train.train", args, env=env, check=False)
+    assert result.returncode == 17, result.stderr
+    assert any("/runs/0/artifacts" in path for _, path in fake.requests)
+
+
+def test_kill_9_while_fetching_then_rerun_gives_the_same_files(tmp_path, fake):
+    reference = tmp_path / "reference"
+    assert run_helper(reference, fake, RUN_ID="1").returncode == 0
+    out = tmp_path / "out"
+    environment = step_env(TASK_ID=TASK_ID, TASKCLUSTER_ROOT_URL=fake.root_url, RUN_ID="1")
+    slow = fake.handle
+
+    def slow_handle(method, path, body):
+        time.sleep(0.3)
+        return slow(method, path, body)
+
+    fake.handle = slow_handle
+    process = subprocess.Popen(
+        [sys.executable, "-c", HELPER, "--output-dir", str(out)],
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 30
+    while not (out.exists() and any(out.iterdir())) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    fake.handle = slow
+    assert run_helper(out, fake, RUN_ID="1").returncode == 0
+    assert digests(out) == digests(reference)
+    assert not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.e2e
+def test_a_retried_training_run_continues_from_the_uploaded_checkpoint(tmp_path):
+    """Real Marian: run 0 trains 20 updates and 'uploads' its artifacts folder; run 1 (RUN_ID=1) on a fresh
+    folder fetches them from the fake API and goes on to 40 updates instead of starting over."""
+    corpus = tmp_path / "corpus"
+    pairs = sample_pairs(2000)
+    write_corpus(corpus / "corpus.en.zst", [s for s, _ in pairs])
+    write_corpus(corpus / "corpus.fr.zst", [t for _, t in pairs])
+    vocab = tmp_path / "vocab"
+    run_step(
+        "pipeline.train.spm_vocab",
+        [
+            "--corpus-dir",
+            corpus,
+            "--src",
+            "en",
+            "--trg",
+            "fr",
+            "--vocab-size",
+            "1000",
+            "--sample-size",
+            "2000",
+            "--output-dir",
+            vocab,
+        ],
+    )
+
+    def train(out, updates, env):
+        marian_args = {"after": f"{updates}u", "valid-freq": 20, "save-freq": 20, "disp-freq": 10}
+        return run_step("pipeline.train.train", [
+            "--model-type", "teacher", "--architecture", "tiny", "--src", "en", "--trg", "fr",
+            "--train-dir", corpus, "--devset-dir", corpus, "--vocab", vocab / "vocab.spm",
+            "--marian-args", json.dumps(marian_args), "--output-dir", out,
+        ], env=env)  # fmt: skip
+
+    first = tmp_path / "run0"
+    train(first, 20, step_env())
+    with serve(FakeTaskcluster()) as fake:
+        fake.add_task(TASK_ID, {"metadata": {"name": "train-teacher-en-fr-1"}}, state="running", runs=2)
+        for path in first.iterdir():
+            if path.is_file():
+                fake.add_artifact(TASK_ID, f"public/build/{path.name}", path.read_bytes(), run_id=0)
+        second = tmp_path / "run1"
+        result = train(second, 40, step_env(RUN_ID="1", TASK_ID=TASK_ID, TASKCLUSTER_ROOT_URL=fake.root_url))
+    assert "resuming from run 0" in result.stderr
+    assert "resuming the training from the checkpoint" in result.stderr
+    log = (second / "train.log").read_text()
+    assert "Up. 20" in log and "Up. 40" in log
+    # Continued, not restarted: the second run did not go through update 10 again.
+    assert log.count("Up. 10 ") == 1
