@@ -136,6 +136,8 @@ class FakeTaskcluster:
         return self._get_artifact(task_id, str(self.runs.get(task_id, 1) - 1), name, body)
 
     def _storage(self, task_id, run_id, name, body):
+        if (task_id, int(run_id), name) not in self.artifacts:
+            return 404, {"code": "ResourceNotFound", "message": f"no object {name}"}, {}
         return 200, self.artifacts[(task_id, int(run_id), name)], {}
 
     def _find_task(self, namespace, body):

@@ -168,12 +168,14 @@ def test_kill_9_while_fetching_then_rerun_gives_the_same_files(tmp_path, fake):
 
 @pytest.mark.e2e
 def test_a_retried_training_run_continues_from_the_uploaded_checkpoint(tmp_path):
-    """Real Marian: run 0 trains 20 updates and 'uploads' its artifacts folder; run 1 (RUN_ID=1) on a fresh
-    folder fetches them from the fake API and goes on to 40 updates instead of starting over."""
-    corpus = tmp_path / "corpus"
-    pairs = sample_pairs(2000)
-    write_corpus(corpus / "corpus.en.zst", [s for s, _ in pairs])
-    write_corpus(corpus / "corpus.fr.zst", [t for _, t in pairs])
+    """Real Marian: run 0 trains 4 updates and 'uploads' its artifacts folder; run 1 (RUN_ID=1) on a fresh
+    folder fetches them from the fake API and goes on to 8 updates instead of starting over."""
+    corpus, devset = tmp_path / "corpus", tmp_path / "devset"
+    pairs = sample_pairs(500)
+    dev = sample_pairs(30, "dev")
+    for folder, rows in ((corpus, pairs), (devset, dev)):
+        write_corpus(folder / "corpus.en.zst", [s for s, _ in rows])
+        write_corpus(folder / "corpus.fr.zst", [t for _, t in rows])
     vocab = tmp_path / "vocab"
     run_step(
         "pipeline.train.spm_vocab",
@@ -185,34 +187,35 @@ def test_a_retried_training_run_continues_from_the_uploaded_checkpoint(tmp_path)
             "--trg",
             "fr",
             "--vocab-size",
-            "1000",
+            "512",
             "--sample-size",
-            "2000",
+            "500",
             "--output-dir",
             vocab,
         ],
     )
 
     def train(out, updates, env):
-        marian_args = {"after": f"{updates}u", "valid-freq": 20, "save-freq": 20, "disp-freq": 10}
+        marian_args = {"after": f"{updates}u", "valid-freq": 4, "save-freq": 4, "disp-freq": 2}
         return run_step("pipeline.train.train", [
             "--model-type", "teacher", "--architecture", "tiny", "--src", "en", "--trg", "fr",
-            "--train-dir", corpus, "--devset-dir", corpus, "--vocab", vocab / "vocab.spm",
+            "--train-dir", corpus, "--devset-dir", devset, "--vocab", vocab / "vocab.spm",
             "--marian-args", json.dumps(marian_args), "--output-dir", out,
         ], env=env)  # fmt: skip
 
     first = tmp_path / "run0"
-    train(first, 20, step_env())
+    train(first, 4, step_env())
     with serve(FakeTaskcluster()) as fake:
         fake.add_task(TASK_ID, {"metadata": {"name": "train-teacher-en-fr-1"}}, state="running", runs=2)
         for path in first.iterdir():
             if path.is_file():
                 fake.add_artifact(TASK_ID, f"public/build/{path.name}", path.read_bytes(), run_id=0)
         second = tmp_path / "run1"
-        result = train(second, 40, step_env(RUN_ID="1", TASK_ID=TASK_ID, TASKCLUSTER_ROOT_URL=fake.root_url))
+        result = train(second, 8, step_env(RUN_ID="1", TASK_ID=TASK_ID, TASKCLUSTER_ROOT_URL=fake.root_url))
     assert "resuming from run 0" in result.stderr
     assert "resuming the training from the checkpoint" in result.stderr
     log = (second / "train.log").read_text()
-    assert "Up. 20" in log and "Up. 40" in log
-    # Continued, not restarted: the second run did not go through update 10 again.
-    assert log.count("Up. 10 ") == 1
+    assert "Up. 4 " in log and "Up. 8 " in log
+    # Continued, not restarted: updates 1-4 were trained once, by run 0.
+    assert log.count("Up. 2 ") == 1
+    assert (second / "final.model.npz").exists()

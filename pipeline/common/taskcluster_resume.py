@@ -35,17 +35,17 @@ RETRIES = 5
 
 
 class RequestFailed(Exception):
-    pass
+    """A request that still failed after the retries."""
 
 
-def _root_url() -> str:
+def root_url() -> str:
     for name in ("TASKCLUSTER_PROXY_URL", "TASKCLUSTER_ROOT_URL"):
         if os.environ.get(name):
             return os.environ[name].rstrip("/")
     raise StepError("RUN_ID is set but neither TASKCLUSTER_PROXY_URL nor TASKCLUSTER_ROOT_URL is")
 
 
-def _open(url: str, backoff: float):
+def open_url(url: str, backoff: float = 1.0):
     """urlopen with retries on connection errors and 5xx; 404 is returned as None."""
     for attempt in range(RETRIES):
         try:
@@ -66,7 +66,7 @@ def _list_artifacts(root: str, task_id: str, run_id: int, backoff: float) -> lis
     names, token = [], None
     while True:
         query = f"?continuationToken={urllib.parse.quote(token)}" if token else ""
-        response = _open(f"{root}/api/queue/v1/task/{task_id}/runs/{run_id}/artifacts{query}", backoff)
+        response = open_url(f"{root}/api/queue/v1/task/{task_id}/runs/{run_id}/artifacts{query}", backoff)
         if response is None:
             return names
         with response:
@@ -90,7 +90,7 @@ def fetch_previous_run(output_dir: Path, patterns: Sequence[str], backoff: float
     task_id = os.environ.get("TASK_ID")
     if not task_id:
         raise StepError("RUN_ID is set but TASK_ID is not: cannot find the previous runs' artifacts")
-    root = _root_url()
+    root = root_url()
     try:
         for previous in range(run_id - 1, -1, -1):
             wanted = [
@@ -110,7 +110,7 @@ def fetch_previous_run(output_dir: Path, patterns: Sequence[str], backoff: float
                 url = (
                     f"{root}/api/queue/v1/task/{task_id}/runs/{previous}/artifacts/{urllib.parse.quote(name)}"
                 )
-                response = _open(url, backoff)
+                response = open_url(url, backoff)
                 if response is None:
                     raise RequestFailed(f"GET {url}: listed but not found")
                 with response, atomic_path(target) as tmp, open(tmp, "wb") as out:

@@ -159,7 +159,7 @@ NOT_SUPPORTED_YET = {
     ("experiment", "hplt-min-doc-score"): (lambda v: False, "HPLT monolingual data"),
     ("experiment", "pretrained-models"): (lambda v: not v, "training from pretrained models"),
     ("experiment", "archive-corpora"): (lambda v: not v, "archiving the corpora"),
-    ("continuation",): (lambda v: not v, "continuing from existing vocab, corpora or models"),
+    ("continuation", "corpora"): (lambda v: not v, "continuing from existing corpora"),
     ("start-stage",): (lambda v: not v, "restarting a Taskcluster run at a stage"),
     ("wandb-publication",): (_is_false, "publishing to Weights & Biases"),
     # What the reference's train action adds to the configs it stores.
@@ -313,6 +313,13 @@ def task_group_id(value):
     return value
 
 
+def continuation_source(value):
+    """An earlier run's output: an http(s) address (of the file's folder) or a Taskcluster task id."""
+    if isinstance(value, str) and (TASK_GROUP_ID_RE.match(value) or re.match(r"^https?://\S+$", value)):
+        return value
+    raise Invalid(f"expected an http(s):// address or a Taskcluster task id, got {_describe(value)}")
+
+
 # What the validator functions check, for the JSON Schema the `train` action publishes (json_schema.py).
 Boolean.json_schema = {"type": "boolean"}
 language_code.json_schema = {"type": "string", "pattern": LANGUAGE_RE.pattern}
@@ -320,6 +327,7 @@ experiment_name.json_schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-
 _vocab_size.json_schema = {"multipleOf": 8}
 target_stage.json_schema = {"enum": [*STAGES, *STAGE_ALIASES]}
 task_group_id.json_schema = {"type": "string", "pattern": TASK_GROUP_ID_RE.pattern}
+continuation_source.json_schema = {"type": "string", "pattern": r"^(https?://\S+|[A-Za-z0-9_-]{22})$"}
 
 
 # --- datasets -----------------------------------------------------------------------------------------------
@@ -442,6 +450,20 @@ training_config_schema = Schema(
             },
             extra=ALLOW_EXTRA,
         ),
+        # Continue from an earlier run's outputs instead of producing them: each is a folder address or the
+        # id of the Taskcluster task that made it. The tasks that would make them download them instead.
+        Optional("continuation", default={}): {
+            # One shared SentencePiece model: src and trg name the same file (split vocabularies: not yet).
+            Optional("vocab"): {Required("src"): continuation_source, Required("trg"): continuation_source},
+            Optional("models"): {
+                # One source per teacher-ensemble member; `use` them as they are.
+                Optional("teacher"): {
+                    Required("urls"): All([continuation_source], Length(min=1)),
+                    Optional("mode", default="use"): OneOf("use"),
+                    Optional("type", default="default"): OneOf("default"),
+                },
+            },
+        },
         # Taskcluster: reuse the completed tasks of these earlier task groups (later groups win).
         Optional("previous-group-ids"): All([task_group_id], Length(min=1)),
         # Taskcluster, with previous-group-ids: run again the tasks whose label starts with this, and
@@ -545,6 +567,27 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
                         "set experiment.cleaning.language-id: false",
                     )
                 )
+    continuation = config.get("continuation") if isinstance(config.get("continuation"), dict) else {}
+    vocab = continuation.get("vocab") if isinstance(continuation.get("vocab"), dict) else {}
+    if vocab.get("src") != vocab.get("trg"):
+        problems.append(("continuation.vocab", "not supported yet: separate source and target vocabularies"))
+    teacher = (
+        (continuation.get("models") or {}).get("teacher")
+        if isinstance(continuation.get("models"), dict)
+        else None
+    )
+    ensemble = experiment.get("teacher-ensemble", 1)
+    if (
+        isinstance(teacher, dict)
+        and isinstance(teacher.get("urls"), list)
+        and len(teacher["urls"]) != ensemble
+    ):
+        problems.append(
+            (
+                "continuation.models.teacher.urls",
+                f"gives {len(teacher['urls'])} models for a teacher-ensemble of {ensemble}",
+            )
+        )
     min_words, max_words = cleaning.get("min-words", 1), cleaning.get("max-words", 150)
     if isinstance(min_words, int) and isinstance(max_words, int) and min_words > max_words:
         problems.append(("experiment.cleaning.min-words", "larger than max-words"))

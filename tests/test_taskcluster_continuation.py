@@ -1,0 +1,204 @@
+"""Continuation: a config that names an earlier run's vocabulary or teacher models (addresses or task ids) gets
+download tasks in their place, and the graph leaves out exactly the tasks they replace. Plus the download step
+(pipeline/data/download_artifacts.py): from a folder address, from a task's artifacts, bad input, kill -9."""
+
+import hashlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from fake_taskcluster import FakeTaskcluster, serve
+
+from conftest import REPO_ROOT, run_step, step_env
+from translations_taskgraph.render import generator_for
+from translations_taskgraph.training_config import ConfigError, validate_training_config
+
+DOWNLOAD = "pipeline.data.download_artifacts"
+TASK_ID = "TeacherTask00000000000"
+FILES = {
+    "final.model.npz": b"weights" * 20000,
+    "final.model.npz.decoder.yml": b"models: [final.model.npz]\n",
+    "vocab.spm": b"sentencepiece" * 100,
+}
+
+
+def tiny(**continuation):
+    config = yaml.safe_load((REPO_ROOT / "configs/tiny.yml").read_text())
+    if continuation:
+        config["continuation"] = continuation
+    return config
+
+
+def target(config) -> dict:
+    graph = generator_for(validate_training_config(config)).target_task_graph
+    return {label: task for label, task in graph.tasks.items() if not label.startswith("docker-image-")}
+
+
+VOCAB = {"src": "https://example.org/run1/vocab", "trg": "https://example.org/run1/vocab"}
+
+
+def test_a_continued_vocab_downloads_and_leaves_out_the_vocab_training():
+    config = tiny(vocab=VOCAB)
+    config["target-stage"] = "build-vocab"
+    plain = tiny()
+    plain["target-stage"] = "build-vocab"
+    before, after = target(plain), target(config)
+    # Training the vocabulary needed the whole corpus preparation; downloading it needs nothing.
+    assert set(before) == {
+        "build-vocab-en-fr",
+        "corpus-merge-parallel-en-fr",
+        "corpus-clean-parallel-local_data_l10n_en_fr_train-en-fr",
+        "dataset-local_data_l10n_en_fr_train-en-fr",
+    }
+    assert set(after) == {"build-vocab-en-fr"}
+    step = after["build-vocab-en-fr"].attributes["step"]
+    assert step["module"] == DOWNLOAD
+    assert ["--source", VOCAB["src"]] in step["args"] and ["--files", "vocab.spm"] in step["args"]
+
+
+def test_continued_teachers_are_downloaded_per_member():
+    urls = ["https://example.org/run1/teacher1", TASK_ID]
+    config = tiny(models={"teacher": {"urls": urls, "mode": "use", "type": "default"}})
+    config["experiment"]["teacher-ensemble"] = 2
+    config["target-stage"] = "evaluate-teacher"
+    after = target(config)
+    assert {label for label in after if label.startswith("train-teacher")} == {
+        "train-teacher-en-fr-1",
+        "train-teacher-en-fr-2",
+    }
+    for member, url in enumerate(urls, 1):
+        task = after[f"train-teacher-en-fr-{member}"]
+        assert ["--source", url] in task.attributes["step"]["args"]
+        assert task.task["workerType"] == "b-linux-large"
+    # Evaluation still runs (on the downloaded models); the corpus and the vocabulary are not needed.
+    assert {label for label in after if label.startswith("evaluate-teacher")}
+    assert not any(label.startswith(("corpus-", "build-vocab")) for label in after)
+    assert set(after) - {
+        label for label in after if label.startswith(("train-teacher", "evaluate-teacher"))
+    } == {"dataset-local_data_l10n_en_fr_test-en-fr"}
+
+
+@pytest.mark.parametrize(
+    "continuation,key",
+    [
+        ({"vocab": {"src": "https://a/v", "trg": "https://b/v"}}, "continuation.vocab"),
+        (
+            {"models": {"teacher": {"urls": ["https://a/1", "https://a/2"]}}},
+            "continuation.models.teacher.urls",
+        ),
+        ({"models": {"teacher": {"urls": ["ftp://a/1"]}}}, "continuation.models.teacher.urls.0"),
+        (
+            {"models": {"teacher": {"urls": ["https://a/1"], "mode": "continue"}}},
+            "continuation.models.teacher.mode",
+        ),
+        ({"corpora": {"distillation": {"src": "https://a/s", "trg": "https://a/t"}}}, "continuation.corpora"),
+    ],
+)
+def test_a_wrong_continuation_is_refused_naming_the_key(continuation, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate_training_config(tiny(**continuation))
+
+
+@pytest.fixture
+def fake():
+    with serve(FakeTaskcluster()) as fake:
+        fake.add_task(TASK_ID, {"metadata": {"name": "train-teacher-en-fr-1"}})
+        for name, content in FILES.items():
+            fake.add_artifact(TASK_ID, f"public/build/{name}", content)
+        yield fake
+
+
+def digests(folder: Path) -> dict:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()
+    }
+
+
+EXPECTED = {name: hashlib.sha256(content).hexdigest() for name, content in FILES.items()}
+
+
+FILE_LIST = ",".join(FILES)
+
+
+def args(source, out, files=FILE_LIST):
+    return ["--source", source, "--files", files, "--output-dir", out, "--retry-seconds", "0.01"]
+
+
+def test_download_from_a_folder_address_and_from_a_task(tmp_path, fake):
+    folder = f"{fake.root_url}/storage/{TASK_ID}/0/public/build"
+    run_step(DOWNLOAD, args(folder, tmp_path / "a"))
+    assert digests(tmp_path / "a") == EXPECTED
+    run_step(DOWNLOAD, args(TASK_ID, tmp_path / "b"), env=step_env(TASKCLUSTER_ROOT_URL=fake.root_url))
+    assert digests(tmp_path / "b") == EXPECTED
+    requests = len(fake.requests)
+    assert "nothing to do" in run_step(DOWNLOAD, args(folder, tmp_path / "a")).stderr
+    assert len(fake.requests) == requests
+
+
+def test_download_bad_input_fails_clearly_and_writes_nothing(tmp_path, fake):
+    out = tmp_path / "out"
+    for bad, message in (
+        (args("ftp://example.org/x", out), "--source must be"),
+        (
+            args(f"{fake.root_url}/storage/{TASK_ID}/0/public/build", out, files="../etc/passwd"),
+            "plain file names",
+        ),
+        (
+            args(f"{fake.root_url}/storage/{TASK_ID}/0/public/build", out, files="missing.npz"),
+            "does not exist",
+        ),
+    ):
+        result = run_step(DOWNLOAD, bad, check=False)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+    env = step_env()
+    env.pop("TASKCLUSTER_ROOT_URL", None)
+    env.pop("TASKCLUSTER_PROXY_URL", None)
+    result = run_step(DOWNLOAD, args(TASK_ID, out), env=env, check=False)
+    assert result.returncode == 1 and "TASKCLUSTER_ROOT_URL" in result.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_failed_taskcluster_request_exits_17(tmp_path, fake):
+    fake.fail.add("/api/queue/")
+    result = run_step(
+        DOWNLOAD,
+        args(TASK_ID, tmp_path / "out"),
+        env=step_env(TASKCLUSTER_ROOT_URL=fake.root_url),
+        check=False,
+    )
+    assert result.returncode == 17, result.stderr
+
+
+def test_kill_9_during_the_download_then_rerun_gives_the_same_files(tmp_path, fake):
+    original = fake.handle
+
+    def slow(method, path, body):
+        time.sleep(0.4)
+        return original(method, path, body)
+
+    fake.handle = slow
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", DOWNLOAD, *map(str, args(TASK_ID, out))],
+        cwd=REPO_ROOT,
+        env=step_env(TASKCLUSTER_ROOT_URL=fake.root_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 30
+    while (
+        not (out.exists() and any(p.name == "final.model.npz" for p in out.iterdir()))
+        and time.time() < deadline
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(digests(out)) < len(FILES)
+    fake.handle = original
+    run_step(DOWNLOAD, args(TASK_ID, out), env=step_env(TASKCLUSTER_ROOT_URL=fake.root_url))
+    assert digests(out) == EXPECTED
+    assert not list(out.glob(".*.tmp"))
