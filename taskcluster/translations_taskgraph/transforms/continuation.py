@@ -46,7 +46,11 @@ def download_instead(config, tasks):
         task["attributes"]["continuation"] = source
         task["step"] = {
             "script": "pipeline/data/download_artifacts.py",
-            "args": {"--source": source, "--files": ",".join(spec["files"]), "--output-dir": {"artifacts": True}},
+            "args": {
+                "--source": source,
+                "--files": ",".join(spec["files"]),
+                "--output-dir": {"artifacts": True},
+            },
             "outputs": spec["files"],
             "resources": {"cpus": 1, "mem-gb": 1},
         }
