@@ -1,0 +1,121 @@
+"""Docker images without a Docker engine: every Dockerfile parses (known instructions, FROM first, what it copies
+exists), every image has its docker-image task, and every task of every config names an image that exists."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from translations_taskgraph.render import generator_for
+from translations_taskgraph.training_config import validate_training_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+IMAGES_DIR = REPO_ROOT / "taskcluster" / "docker"
+DOCKERFILES = sorted([*IMAGES_DIR.glob("*/Dockerfile"), REPO_ROOT / "docker" / "Dockerfile"])
+INSTRUCTIONS = {
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL", "MAINTAINER",
+    "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+}  # fmt: skip
+
+
+class DockerfileError(ValueError):
+    pass
+
+
+def parse_dockerfile(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(instruction, arguments) pairs with continuation lines joined, and taskgraph's `# %include` paths."""
+    instructions, includes, pending = [], [], ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("# %include "):
+            includes.append(stripped[len("# %include ") :].strip())
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):
+            continue  # a comment inside a continued instruction
+        pending += " " + stripped
+        if pending.endswith("\\"):
+            pending = pending[:-1].rstrip()
+            continue
+        word, _, arguments = pending.strip().partition(" ")
+        if word.upper() not in INSTRUCTIONS:
+            raise DockerfileError(f"line {number}: unknown instruction {word!r}")
+        if word != word.upper():
+            raise DockerfileError(f"line {number}: write instructions in upper case ({word})")
+        if not arguments.strip():
+            raise DockerfileError(f"line {number}: {word} without arguments")
+        instructions.append((word, arguments.strip()))
+        pending = ""
+    if pending:
+        raise DockerfileError("the file ends inside a continued instruction")
+    first = next((word for word, _ in instructions if word != "ARG"), None)
+    if first != "FROM":
+        raise DockerfileError(f"the first instruction (after ARGs) must be FROM, got {first}")
+    return instructions, includes
+
+
+def test_the_parser_refuses_broken_dockerfiles():
+    with pytest.raises(DockerfileError, match="FROM"):
+        parse_dockerfile("RUN true\nFROM debian\n")
+    with pytest.raises(DockerfileError, match="unknown instruction 'RUNN'"):
+        parse_dockerfile("FROM debian\nRUNN true\n")
+    with pytest.raises(DockerfileError, match="inside a continued"):
+        parse_dockerfile("FROM debian\nRUN true \\\n")
+    with pytest.raises(DockerfileError, match="without arguments"):
+        parse_dockerfile("FROM debian\nWORKDIR\n")
+    instructions, _ = parse_dockerfile("ARG V=1\nFROM debian:$V\nRUN a \\\n    # note\n    && b\n")
+    assert instructions == [("ARG", "V=1"), ("FROM", "debian:$V"), ("RUN", "a && b")]
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_every_dockerfile_parses_and_what_it_copies_exists(path):
+    instructions, includes = parse_dockerfile(path.read_text())
+    for include in includes:
+        assert (REPO_ROOT / include).exists(), f"# %include {include}: no such path"
+    stages = {args.split()[-1] for word, args in instructions if word == "FROM" and " AS " in args.upper()}
+    in_tree = path.parent.parent == IMAGES_DIR
+    for word, args in instructions:
+        if word not in ("COPY", "ADD"):
+            continue
+        words = args.split()
+        flags = [w for w in words if w.startswith("--")]
+        sources = [w for w in words if not w.startswith("--")][:-1]
+        if any(flag.startswith("--from=") for flag in flags):
+            assert flags[0].split("=", 1)[1] in stages, f"{word} {args}: unknown stage"
+            continue
+        for source in sources:
+            if in_tree and source.startswith("topsrcdir/"):
+                # taskgraph puts the `# %include` paths under topsrcdir/ in the image's context.
+                assert source.removeprefix("topsrcdir/") in includes, f"{source} is not included"
+            elif in_tree:
+                assert (path.parent / source).exists(), source
+            else:
+                assert (REPO_ROOT / source.rstrip("/")).exists() or source == ".", source
+
+
+def test_every_image_folder_has_a_docker_image_task():
+    kind = yaml.safe_load((REPO_ROOT / "taskcluster/kinds/docker-image/kind.yml").read_text())
+    assert set(kind["tasks"]) == {path.parent.name for path in IMAGES_DIR.glob("*/Dockerfile")}
+
+
+CONFIGS = sorted([*REPO_ROOT.glob("configs/*.yml"), *REPO_ROOT.glob("taskcluster/configs/*.yml")])
+
+
+@pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.name)
+def test_every_task_names_an_image_that_exists(config_path):
+    config = validate_training_config(yaml.safe_load(config_path.read_text()))
+    graph = generator_for(config).full_task_graph
+    for label, task in graph.tasks.items():
+        if task.kind == "docker-image":
+            continue
+        image = task.task["payload"]["image"]
+        assert image["type"] == "task-image", label
+        dependency = task.dependencies["docker-image"]
+        assert dependency in graph.tasks, f"{label}: image task {dependency} does not exist"
+        name = graph.tasks[dependency].attributes["image_name"]
+        assert (IMAGES_DIR / name / "Dockerfile").exists(), (
+            f"{label}: no taskcluster/docker/{name}/Dockerfile"
+        )
+        gpus = task.attributes.get("step", {}).get("resources", {}).get("gpus", 0)
+        # GPU steps run where the CUDA Marian is; the others in the base image.
+        assert name == ("train" if gpus else "base"), label
