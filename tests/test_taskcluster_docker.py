@@ -119,3 +119,22 @@ def test_every_task_names_an_image_that_exists(config_path):
         gpus = task.attributes.get("step", {}).get("resources", {}).get("gpus", 0)
         # GPU steps run where the CUDA Marian is; the others in the base image.
         assert name == ("train" if gpus else "base"), label
+
+
+def test_workers_classes_retries_and_resources():
+    config = yaml.safe_load((REPO_ROOT / "configs/en-fr.full.yml").read_text())
+    config["taskcluster"] = {"worker-classes": {"default": "gcp-spot", "train-teacher": "gcp-standard"}}
+    graph = generator_for(validate_training_config(config)).full_task_graph
+    teacher = graph.tasks["train-teacher-en-fr-1"].task
+    assert teacher["workerType"] == "b-linux-gpu-4-standard"
+    assert teacher["payload"]["env"]["GPUS"] == "0 1 2 3"
+    assert (
+        teacher["payload"]["env"]["THREADS"] == "auto" and teacher["payload"]["env"]["WORKSPACE"] == "12000"
+    )
+    evaluate = next(t for label, t in graph.tasks.items() if label.startswith("evaluate-teacher-")).task
+    assert evaluate["workerType"] == "b-linux-gpu" and evaluate["payload"]["env"]["GPUS"] == "0"
+    clean = next(t for label, t in graph.tasks.items() if label.startswith("corpus-clean-parallel-")).task
+    assert clean["workerType"] == "b-linux-large" and "GPUS" not in clean["payload"]["env"]
+    for label, task in graph.tasks.items():
+        if "step" in task.attributes:
+            assert set(task.task["payload"]["onExitStatus"]["retry"]) >= {17, 75, 128}, label
