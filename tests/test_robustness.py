@@ -101,7 +101,7 @@ def test_multi_frame_zst_is_read_whole(tmp_path):
     "changes,key,words",
     [
         ({"datasets.train": ["opus_Books"]}, "datasets.train.0", "opus_<corpus>/<version>"),
-        ({"datasets.mono-src": ["opus_Books/v1"]}, "datasets", "not supported yet: monolingual opus_"),
+        ({"datasets.mono-src": ["flores_dev"]}, "datasets.mono-src.0", "cannot be monolingual data"),
         ({"experiment.trg": "zz"}, "experiment.trg", "language identification"),
         (
             {"datasets.test": ["local_data/l10n_en_fr/train"]},
@@ -133,14 +133,14 @@ def test_every_problem_is_reported_in_one_run():
                     "local_data/l10n_en_fr/train",
                 ],
                 "experiment.trg": "zz",
-                "datasets.mono-src": ["opus_X/v1"],
+                "datasets.mono-src": ["sacrebleu_wmt14"],
             }
         )
     )
     assert "datasets.train.0: dataset 'huggingface_x' has unknown provider" in message
     assert "datasets.train.2: 'local_data/l10n_en_fr/train' and 'local_data/l10n-en-fr/train'" in message
     assert "experiment.trg: language identification" in message
-    assert "monolingual opus_" in message
+    assert "datasets.mono-src.0: sacrebleu_ datasets are parallel" in message
 
 
 # 3. Edited local data ------------------------------------------------------------------------------------

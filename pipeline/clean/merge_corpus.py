@@ -1,72 +1,70 @@
-"""Merge parallel corpora: drop exact duplicate pairs, shuffle with a fixed seed, cap the size.
+"""Merge parallel corpora: exact and normalized dedupe, test-set decontamination, a fixed-seed shuffle, a cap.
 
 Reads `<dir>/corpus.<src|trg>.zst` from each --input-dirs folder (in the order given; the first copy of a
-duplicate pair is kept), writes `<output-dir>/corpus.<src|trg>.zst` and `stats.json`. Used for the training
-corpus and for the devset.
+duplicate pair is kept) and removes every pair one side of which (normalized: case, punctuation, whitespace)
+is a sentence of the datasets in --exclude-dirs (the devtest and test sets). Writes
+`<output-dir>/corpus.<src|trg>.zst` and `stats.json` (per dataset: lines, duplicates, decontaminated, capped,
+kept). Streams with bounded memory (pipeline/clean/merge.py). Used for the training corpus and the devset.
 """
 
 import argparse
-import hashlib
 import logging
-import random
 from pathlib import Path
 
-from pipeline.common.io import read_json, read_pairs, write_json, write_pairs
+from pipeline.clean.merge import Merger, bucket_count, pairs_of, test_set_digests, write_rows
+from pipeline.common.io import read_json, write_json
 from pipeline.common.step import StepError, already_done, positive_int, run_step
 
 logger = logging.getLogger("merge")
 
-SEED = 1111
-
 
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--input-dirs", required=True, nargs="+", type=Path)
+    parser.add_argument(
+        "--exclude-dirs", nargs="*", type=Path, default=[], help="devtest/test datasets to remove"
+    )
     parser.add_argument("--src", required=True)
     parser.add_argument("--trg", required=True)
-    parser.add_argument(
-        "--max-sentences", type=positive_int, default=None, help="keep at most this many pairs"
-    )
+    parser.add_argument("--max-sentences", type=positive_int, default=None, help="keep at most this many pairs")
     parser.add_argument("--output-dir", required=True, type=Path)
+
+
+def dataset_name(folder: Path) -> str:
+    stats = folder / "stats.json"
+    return (read_json(stats).get("dataset") if stats.exists() else None) or str(folder)
 
 
 def main(args):
     outputs = [f"corpus.{args.src}.zst", f"corpus.{args.trg}.zst", "stats.json"]
     if already_done(args.output_dir, outputs):
         return
-    seen_hashes = set()
-    pairs = []
-    per_dataset = []
-    for input_dir in args.input_dirs:
-        lines = duplicates = 0
-        for src, trg in read_pairs(input_dir / outputs[0], input_dir / outputs[1]):
-            lines += 1
-            key = hashlib.blake2b(f"{src}\t{trg}".encode(), digest_size=8).digest()
-            if key in seen_hashes:
-                duplicates += 1
-                continue
-            seen_hashes.add(key)
-            pairs.append((src, trg))
-        stats_file = input_dir / "stats.json"
-        dataset = read_json(stats_file).get("dataset") if stats_file.exists() else str(input_dir)
-        per_dataset.append({"dataset": dataset, "lines": lines, "duplicates": duplicates})
-    if not pairs:
-        raise StepError(f"the merged corpus is empty: no pairs in {', '.join(map(str, args.input_dirs))}")
-    random.Random(SEED).shuffle(pairs)
-    total = len(pairs)
-    if args.max_sentences is not None:
-        pairs = pairs[: args.max_sentences]
-    write_pairs(args.output_dir / outputs[0], args.output_dir / outputs[1], pairs)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    inputs = [d / name for d in args.input_dirs for name in outputs[:2]]
+    merger = Merger(args.output_dir / ".work", bucket_count(inputs))
+    merger.test_sentences = test_set_digests(args.exclude_dirs, [args.src, args.trg])
+    for folder in args.input_dirs:
+        merger.add_dataset(dataset_name(folder), pairs_of(folder, args.src, args.trg))
+    count = write_rows(
+        [args.output_dir / outputs[0], args.output_dir / outputs[1]], merger.rows(args.max_sentences)
+    )
+    if count == 0:
+        for name in outputs[:2]:
+            (args.output_dir / name).unlink()
+        raise StepError(
+            f"the merged corpus is empty: no pairs left of {merger.totals()['lines']} in "
+            f"{', '.join(map(str, args.input_dirs))} ({merger.totals()})"
+        )
+    totals = merger.totals()
     stats = {
-        "datasets": per_dataset,
-        "lines_in": sum(d["lines"] for d in per_dataset),
-        "duplicates": sum(d["duplicates"] for d in per_dataset),
-        "capped": total - len(pairs),
-        "lines_out": len(pairs),
+        "datasets": [d.as_dict() for d in merger.datasets],
+        "test_sets": [dataset_name(d) for d in args.exclude_dirs],
+        "lines_in": totals["lines"],
+        "duplicates": totals["duplicates_exact"] + totals["duplicates_normalized"],
+        **totals,
+        "lines_out": count,
     }
     write_json(args.output_dir / "stats.json", stats)
-    logger.info(
-        "merged %d pairs (%d duplicates, %d over the cap)", len(pairs), stats["duplicates"], stats["capped"]
-    )
+    logger.info("merged %d pairs: %s", count, totals)
 
 
 if __name__ == "__main__":

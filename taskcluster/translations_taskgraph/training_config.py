@@ -42,6 +42,7 @@ STAGES = [
     "corpus-clean-parallel",
     "corpus-merge-parallel",
     "corpus-merge-devset",
+    "corpus-merge-mono",
     "build-vocab",
     "train-teacher-model",
     "evaluate-teacher",
@@ -71,15 +72,25 @@ MONO_CATEGORIES = ["mono-src", "mono-trg"]
 DATASET_PROVIDERS = {
     "local": {"parallel", "mono"},
     "url": {"parallel", "mono"},
-    "opus": {"parallel"},
+    "opus": {"parallel", "mono"},
+    "mtdata": {"parallel"},
+    "sacrebleu": {"parallel"},
+    "flores": {"parallel"},
+    "news-crawl": {"mono"},
+    "hplt": {"mono"},
+}
+# How each provider's dataset names are written (checked before any task runs; the import step checks that
+# the dataset exists).
+DATASET_NAME_SHAPES = {
+    "opus": (r"^[^/]+/[^/]+$", "opus_<corpus>/<version>, e.g. opus_Books/v1"),
+    "mtdata": (r"^[^-]+-[^-]+-[^-]+-[a-z]{2,3}(_[A-Za-z]+)?-[a-z]{2,3}(_[A-Za-z]+)?$", "mtdata_<Group>-<name>-<version>-<l1>-<l2>, e.g. mtdata_Statmt-news_commentary-16-eng-fra"),
+    "flores": (r"^(dev|devtest)$", "flores_dev or flores_devtest"),
+    "news-crawl": (r"^news\.\d{4}$", "news-crawl_news.<year>, e.g. news-crawl_news.2021"),
+    "hplt": (r"^mono/v3\.0$", "hplt_mono/v3.0"),
+    "sacrebleu": (r"^[A-Za-z0-9][A-Za-z0-9_./-]*$", "sacrebleu_<test set>, e.g. sacrebleu_wmt14"),
 }
 # Providers of the reference system that this project does not import yet.
 PROVIDERS_NOT_SUPPORTED_YET = [
-    "mtdata",
-    "sacrebleu",
-    "flores",
-    "news-crawl",
-    "hplt",
     "ntrex",
     "tmx",
     "hf",
@@ -154,9 +165,6 @@ NOT_SUPPORTED_YET = {
         "monocleaner fluency filtering",
     ),
     ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
-    ("experiment", "mono-max-sentences-src"): (lambda v: False, "monolingual data for distillation"),
-    ("experiment", "mono-max-sentences-trg"): (lambda v: False, "monolingual data for back-translation"),
-    ("experiment", "hplt-min-doc-score"): (lambda v: False, "HPLT monolingual data"),
     ("experiment", "pretrained-models"): (lambda v: not v, "training from pretrained models"),
     ("experiment", "archive-corpora"): (lambda v: not v, "archiving the corpora"),
     ("continuation", "corpora"): (lambda v: not v, "continuing from existing corpora"),
@@ -175,7 +183,6 @@ REFERENCE_STAGES_NOT_SUPPORTED_YET = [
     "corpus-clean-mono",
     "corpus-clean-parallel-bicleaner-ai",
     "corpus-clean-parallel-fetch-bicleaner-model",
-    "corpus-merge-mono",
     "backtranslations-train-backwards-model",
     "backtranslations-mono-trg-chunk",
     "backtranslations-mono-trg-translate",
@@ -356,8 +363,10 @@ def parse_dataset(name: str) -> tuple[str, str]:
         )
     if provider == "url" and not re.match(r"^https?://", rest):
         raise Invalid(f"url dataset {name!r} must be url_http(s)://... with [LANG] where the language goes")
-    if provider == "opus" and not re.match(r"^[^/]+/[^/]+$", rest):
-        raise Invalid(f"opus dataset {name!r} must be written opus_<corpus>/<version>, e.g. opus_Books/v1")
+    if provider in DATASET_NAME_SHAPES:
+        pattern, shape = DATASET_NAME_SHAPES[provider]
+        if not re.match(pattern, rest):
+            raise Invalid(f"{provider} dataset {name!r} must be written {shape}")
     if provider == "local":
         local_dataset_path(rest)
     return provider, rest
@@ -406,6 +415,11 @@ def dataset_list(min_length=0):
 
 marian_args_schema = Schema({str: Any(str, int, float, bool, [Any(str, int, float)])})
 
+mono_caps = {
+    Optional("total", default=100_000_000): Integer(1),
+    Optional("per-dataset", default=70_000_000): Integer(1),
+}
+
 experiment_schema = {
     Required("name"): experiment_name,
     Required("src"): language_code,
@@ -419,6 +433,14 @@ experiment_schema = {
     Optional("teacher-ensemble", default=1): Integer(1, 8),
     Optional("student-model", default="base-memory"): OneOf(*STUDENT_PRESETS),
     Optional("best-model", default="chrf"): OneOf(*BEST_MODEL_METRICS),
+    # Monolingual data: a cap on each dataset (applied at import) and on the merged total, per side.
+    Optional("mono-max-sentences-src", default={}): mono_caps,
+    Optional("mono-max-sentences-trg", default={}): mono_caps,
+    # HPLT documents below this web-docs-scorer score (0-10) are skipped.
+    Optional("hplt-min-doc-score", default={}): {
+        Optional("mono-src", default=7.0): Number(0),
+        Optional("mono-trg", default=7.0): Number(0),
+    },
     Optional("cleaning", default={}): {
         Optional("min-words", default=1): Integer(1),
         Optional("max-words", default=150): Integer(1),
@@ -606,7 +628,7 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
                 continue  # reported by the schema
             key = f"datasets.{category}.{index}"
             if category in MONO_CATEGORIES and "mono" not in DATASET_PROVIDERS[provider]:
-                problems.append((key, f"not supported yet: monolingual {provider}_ datasets ({name})"))
+                problems.append((key, f"{provider}_ datasets are parallel; {name!r} cannot be monolingual data"))
             if category in PARALLEL_CATEGORIES and provider == "url" and "[LANG]" not in name:
                 problems.append(
                     (key, f"url dataset {name!r} needs [LANG] in the address, replaced by each language code")

@@ -1,0 +1,180 @@
+"""The streaming merge shared by corpus-merge-parallel, corpus-merge-devset and corpus-merge-mono.
+
+Memory stays bounded whatever the corpus size: one pass writes every row to one of K bucket files on disk, chosen
+by a seeded hash of the row's normalized text (so duplicates meet in the same bucket, and bucket membership is
+random); then each bucket is read alone, deduplicated, shuffled with a fixed seed and appended to the output.
+Concatenating randomly assigned, internally shuffled buckets is a uniform shuffle, so `--max-sentences` keeps a
+random sample. K grows with the input so that a bucket holds about BUCKET_ROWS rows.
+
+Deduplication is exact (the same text) and normalized (the same after case folding and removing punctuation
+and whitespace); the first copy in input order is kept. Decontamination removes a row any side of which, once
+normalized, is a sentence of a devtest/test set (held in memory: test sets are small). Rows to exclude
+(the parallel corpus, for monolingual data) go through the same buckets as hash-only markers.
+"""
+
+import contextlib
+import hashlib
+import os
+import random
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.common.io import read_lines, read_pairs, write_lines
+
+SEED = 1111
+BUCKET_ROWS = 20_000
+MIN_BUCKETS, MAX_BUCKETS = 16, 4096
+BYTES_PER_COMPRESSED_LINE = 40  # to estimate line counts from zstd file sizes before reading
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def normalize(text: str) -> str:
+    """The form two sentences share when they differ only in case, punctuation or whitespace."""
+    return " ".join(_NOT_WORD.sub(" ", text.casefold()).split())
+
+
+def digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def bucket_count(paths: Iterable[Path]) -> int:
+    total = sum(p.stat().st_size for p in paths if p.exists())
+    return max(MIN_BUCKETS, min(MAX_BUCKETS, total // BYTES_PER_COMPRESSED_LINE // BUCKET_ROWS + 1))
+
+
+@dataclass
+class DatasetCounts:
+    dataset: str
+    lines: int = 0
+    duplicates_exact: int = 0
+    duplicates_normalized: int = 0
+    in_parallel_corpus: int = 0
+    decontaminated: int = 0
+    capped: int = 0
+    kept: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Merger:
+    """Rows are tuples of one (mono) or two (parallel) sentences."""
+
+    workdir: Path
+    buckets: int
+    seed: int = SEED
+    test_sentences: list[set] = field(default_factory=list)  # per side: normalized digests to remove
+    _files: list = field(default_factory=list)
+    datasets: list[DatasetCounts] = field(default_factory=list)
+
+    def __post_init__(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.workdir.mkdir(parents=True)
+        self._files = [
+            open(self.workdir / f"{i:04d}", "w", encoding="utf-8", newline="\n") for i in range(self.buckets)
+        ]  # noqa: SIM115
+        self._salt = str(self.seed).encode()
+
+    def _bucket(self, key: bytes) -> int:
+        return (
+            int.from_bytes(hashlib.blake2b(key, digest_size=4, key=self._salt).digest(), "little")
+            % self.buckets
+        )
+
+    def exclude(self, rows: Iterator[tuple[str, ...]]) -> None:
+        """Rows that must not appear in the output (marked 'x' in the buckets; their text is not kept)."""
+        for row in rows:
+            key = digest("\t".join(normalize(s) for s in row))
+            self._files[self._bucket(key)].write(f"x\t{key.hex()}\n")
+
+    def add_dataset(self, name: str, rows: Iterator[tuple[str, ...]]) -> None:
+        counts = DatasetCounts(name)
+        index = len(self.datasets)
+        self.datasets.append(counts)
+        tests = self.test_sentences
+        for row in rows:
+            counts.lines += 1
+            normalized = [normalize(s) for s in row]
+            if tests and any(digest(n) in tests[i] for i, n in enumerate(normalized) if i < len(tests)):
+                counts.decontaminated += 1
+                continue
+            key = digest("\t".join(normalized))
+            exact = digest("\t".join(row)).hex()
+            text = "\t".join(s.replace("\t", " ") for s in row)
+            self._files[self._bucket(key)].write(f"{index}\t{key.hex()}\t{exact}\t{text}\n")
+
+    def rows(self, max_rows: int | None) -> Iterator[tuple[str, ...]]:
+        """The merged rows: deduplicated, shuffled, capped. Fills in the per-dataset counts."""
+        for file in self._files:
+            file.close()
+        emitted = 0
+        for number in range(self.buckets):
+            path = self.workdir / f"{number:04d}"
+            excluded, seen_keys, seen_exact, kept = set(), set(), set(), []
+            with open(path, encoding="utf-8", newline="\n") as bucket:
+                for line in bucket:
+                    if line.startswith("x\t"):
+                        excluded.add(line[2:-1])
+                        continue
+                    index, key, exact, text = line[:-1].split("\t", 3)
+                    counts = self.datasets[int(index)]
+                    if key in excluded:
+                        counts.in_parallel_corpus += 1
+                    elif exact in seen_exact:
+                        counts.duplicates_exact += 1
+                    elif key in seen_keys:
+                        counts.duplicates_normalized += 1
+                    else:
+                        seen_keys.add(key)
+                        seen_exact.add(exact)
+                        kept.append((int(index), text))
+            os.unlink(path)
+            random.Random(f"{self.seed}-{number}").shuffle(kept)
+            for index, text in kept:
+                if max_rows is not None and emitted >= max_rows:
+                    self.datasets[index].capped += 1
+                    continue
+                emitted += 1
+                self.datasets[index].kept += 1
+                yield tuple(text.split("\t"))
+        with contextlib.suppress(OSError):
+            self.workdir.rmdir()
+
+    def totals(self) -> dict:
+        keys = [k for k in DatasetCounts("").as_dict() if k != "dataset"]
+        return {k: sum(getattr(d, k) for d in self.datasets) for k in keys}
+
+
+def test_set_digests(folders: list[Path], langs: list[str]) -> list[set]:
+    """Per language: the normalized digests of every sentence of the test sets in `folders`."""
+    sides = [set() for _ in langs]
+    for folder in folders:
+        for side, lang in enumerate(langs):
+            path = folder / f"corpus.{lang}.zst"
+            if path.exists():
+                for line in read_lines(path):
+                    normalized = normalize(line)
+                    if normalized:
+                        sides[side].add(digest(normalized))
+    return sides
+
+
+def write_rows(paths: list[Path], rows: Iterator[tuple[str, ...]]) -> int:
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(write_lines(p)) for p in paths]
+        for row in rows:
+            for out, text in zip(outs, row, strict=True):
+                out.write(text)
+        return outs[0].count
+
+
+def pairs_of(folder: Path, src: str, trg: str) -> Iterator[tuple[str, str]]:
+    return read_pairs(folder / f"corpus.{src}.zst", folder / f"corpus.{trg}.zst")
+
+
+def lines_of(path: Path) -> Iterator[tuple[str]]:
+    return ((line,) for line in read_lines(path))

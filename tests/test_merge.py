@@ -1,0 +1,169 @@
+"""The streaming merge: exact and normalized dedupe, decontamination, caps, mono against the parallel corpus."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import REPO_ROOT, read_corpus, run_step, step_env, write_corpus
+from pipeline.clean import merge
+
+MERGE = "pipeline.clean.merge_corpus"
+MERGE_MONO = "pipeline.clean.merge_mono"
+
+
+def dataset(folder, pairs, name):
+    write_corpus(folder / "corpus.en.zst", [s for s, _ in pairs])
+    write_corpus(folder / "corpus.fr.zst", [t for _, t in pairs])
+    (folder / "stats.json").write_text(json.dumps({"dataset": name}))
+    return folder
+
+
+def merge_args(inputs, out, *extra):
+    return ["--input-dirs", *inputs, "--src", "en", "--trg", "fr", "--output-dir", out, *extra]
+
+
+def test_exact_and_normalized_duplicates_and_test_sentences_are_removed(tmp_path):
+    a = dataset(
+        tmp_path / "a",
+        [("Hello world.", "Bonjour le monde."), ("Good night", "Bonne nuit"), ("Keep me", "Garde-moi")],
+        "local_a",
+    )
+    b = dataset(
+        tmp_path / "b",
+        [
+            ("Hello world.", "Bonjour le monde."),  # exact duplicate of a
+            ("hello,  WORLD", "bonjour le monde"),  # normalized duplicate of a
+            ("The test sentence!", "Autre chose"),  # its source is a test sentence (normalized)
+            ("Something", "LA PHRASE DE TEST"),  # its target is a test sentence
+            ("Fresh", "Frais"),
+        ],
+        "local_b",
+    )
+    test = dataset(tmp_path / "test", [("the test sentence", "la phrase de test.")], "flores_devtest")
+    out = tmp_path / "out"
+    run_step(MERGE, merge_args([a, b], out, "--exclude-dirs", test))
+    pairs = set(zip(read_corpus(out / "corpus.en.zst"), read_corpus(out / "corpus.fr.zst"), strict=True))
+    assert pairs == {
+        ("Hello world.", "Bonjour le monde."),
+        ("Good night", "Bonne nuit"),
+        ("Keep me", "Garde-moi"),
+        ("Fresh", "Frais"),
+    }
+    stats = json.loads((out / "stats.json").read_text())
+    by_name = {d["dataset"]: d for d in stats["datasets"]}
+    assert by_name["local_b"] == {
+        "dataset": "local_b", "lines": 5, "duplicates_exact": 1, "duplicates_normalized": 1,
+        "in_parallel_corpus": 0, "decontaminated": 2, "capped": 0, "kept": 1,
+    }  # fmt: skip
+    assert by_name["local_a"]["kept"] == 3
+    assert stats["test_sets"] == ["flores_devtest"]
+    assert (stats["lines_in"], stats["duplicates"], stats["decontaminated"], stats["lines_out"]) == (
+        8,
+        2,
+        2,
+        4,
+    )
+
+
+def test_shuffle_is_fixed_seed_and_the_cap_is_a_sample(tmp_path):
+    pairs = [(f"source {i}", f"cible {i}") for i in range(3000)]
+    a = dataset(tmp_path / "a", pairs, "local_a")
+    run_step(MERGE, merge_args([a], tmp_path / "one"))
+    run_step(MERGE, merge_args([a], tmp_path / "two"))
+    first = read_corpus(tmp_path / "one" / "corpus.en.zst")
+    assert first == read_corpus(tmp_path / "two" / "corpus.en.zst"), "same seed, same order"
+    assert sorted(first) == sorted(s for s, _ in pairs) and first != [s for s, _ in pairs]
+    run_step(MERGE, merge_args([a], tmp_path / "capped", "--max-sentences", "1000"))
+    capped = read_corpus(tmp_path / "capped" / "corpus.en.zst")
+    assert capped == first[:1000]
+    numbers = [int(s.split()[1]) for s in capped]
+    assert 1000 < sum(numbers) / len(numbers) < 2000, "a random sample, not the first lines"
+    stats = json.loads((tmp_path / "capped" / "stats.json").read_text())
+    assert (stats["capped"], stats["lines_out"], stats["datasets"][0]["kept"]) == (2000, 1000, 1000)
+
+
+def test_pairs_stay_aligned(tmp_path):
+    rng = random.Random(5)
+    pairs = [(f"s{i} {rng.random()}", f"t{i}") for i in range(5000)]
+    a = dataset(tmp_path / "a", pairs, "local_a")
+    run_step(MERGE, merge_args([a], tmp_path / "out"))
+    merged = zip(
+        read_corpus(tmp_path / "out" / "corpus.en.zst"),
+        read_corpus(tmp_path / "out" / "corpus.fr.zst"),
+        strict=True,
+    )
+    assert all(s.split()[0][1:] == t[1:] for s, t in merged)
+
+
+def test_bucket_count_grows_with_the_input_so_memory_does_not(tmp_path):
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.write_bytes(b"x" * 1000)
+    large.write_bytes(b"x" * 400_000_000 if False else b"")
+    os.truncate(large, 400_000_000)  # sparse: 400 MB of zstd is about 10M lines
+    assert merge.bucket_count([small]) == merge.MIN_BUCKETS
+    assert merge.bucket_count([large]) * merge.BUCKET_ROWS * merge.BYTES_PER_COMPRESSED_LINE >= 400_000_000
+
+
+def test_normalize():
+    assert merge.normalize("  Hello,   World! ") == "hello world"
+    assert merge.normalize("Ça  va ?") == merge.normalize("ça va")
+    assert merge.normalize("l'été") == "l été"
+
+
+def test_mono_is_deduplicated_against_itself_the_parallel_corpus_and_test_sets(tmp_path):
+    write_corpus(tmp_path / "n1" / "corpus.fr.zst", ["Un.", "Deux", "Trois", "un", "Phrase de test"])
+    write_corpus(tmp_path / "n2" / "corpus.fr.zst", ["Deux", "Quatre", "Cinq", "Six"])
+    (tmp_path / "n1" / "stats.json").write_text('{"dataset": "news-crawl_news.2021"}')
+    parallel = dataset(tmp_path / "parallel", [("Three", "trois"), ("x", "Cinq !")], "merged")
+    test = dataset(tmp_path / "test", [("x", "phrase de test")], "sacrebleu_wmt14")
+    out = tmp_path / "out"
+    run_step(
+        MERGE_MONO,
+        ["--input-dirs", tmp_path / "n1", tmp_path / "n2", "--lang", "fr", "--parallel-dir", parallel,
+         "--exclude-dirs", test, "--max-sentences", "2", "--output-dir", out],
+    )  # fmt: skip
+    lines = read_corpus(out / "corpus.fr.zst")
+    assert len(lines) == 2 and set(lines) <= {"Un.", "Deux", "Quatre", "Six"}
+    stats = json.loads((out / "stats.json").read_text())
+    n1, n2 = stats["datasets"]
+    assert n1["dataset"] == "news-crawl_news.2021"
+    assert (n1["duplicates_normalized"], n1["in_parallel_corpus"], n1["decontaminated"]) == (1, 1, 1)
+    assert (n2["duplicates_exact"], n2["in_parallel_corpus"]) == (1, 1)
+    assert stats["capped"] == 2 and stats["lines_out"] == 2
+
+
+def test_bad_input_fails_cleanly_and_leaves_nothing(tmp_path):
+    write_corpus(tmp_path / "a" / "corpus.en.zst", ["a", "b", "c"])
+    write_corpus(tmp_path / "a" / "corpus.fr.zst", ["a", "b"])
+    out = tmp_path / "out"
+    result = run_step(MERGE, merge_args([tmp_path / "a"], out), check=False)
+    assert (
+        result.returncode == 1 and "line counts differ" in result.stderr and "Traceback" not in result.stderr
+    )
+    assert not (out / "corpus.en.zst").exists() and not (out / "stats.json").exists()
+    result = run_step(MERGE, merge_args([tmp_path / "a"], out, "--max-sentences", "0"), check=False)
+    assert result.returncode == 2 and "at least 1" in result.stderr
+    result = run_step(
+        MERGE_MONO, ["--input-dirs", tmp_path / "nope", "--lang", "fr", "--output-dir", out], check=False
+    )
+    assert result.returncode == 1 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
+    pairs = [(f"source sentence number {i}", f"phrase cible numéro {i}") for i in range(200_000)]
+    a = dataset(tmp_path / "a", pairs, "local_a")
+    run_step(MERGE, merge_args([a], tmp_path / "reference"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", MERGE, *map(str, merge_args([a], out))]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=step_env(), stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    run_step(MERGE, merge_args([a], out))
+    for name in ("corpus.en.zst", "corpus.fr.zst"):
+        assert read_corpus(out / name) == read_corpus(tmp_path / "reference" / name)
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.en.zst", "corpus.fr.zst", "stats.json"]
