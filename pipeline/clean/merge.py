@@ -75,8 +75,9 @@ class Merger:
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True)
         self._files = [
-            open(self.workdir / f"{i:04d}", "w", encoding="utf-8", newline="\n") for i in range(self.buckets)
-        ]  # noqa: SIM115
+            open(self.workdir / f"{i:04d}", "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed in rows())
+            for i in range(self.buckets)
+        ]
         self._salt = str(self.seed).encode()
 
     def _bucket(self, key: bytes) -> int:
