@@ -9,6 +9,7 @@ import yaml
 
 from localrun.plan import build_plan
 from translations_taskgraph.render import build_parameters, generator_for
+from translations_taskgraph.training_config import dataset_slug
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +43,14 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         f"dataset-{TINY_DEV}-en-fr": set(),
         f"dataset-{TINY_TEST}-en-fr": set(),
         f"corpus-clean-parallel-{TINY_TRAIN}-en-fr": {f"dataset-{TINY_TRAIN}-en-fr"},
-        "corpus-merge-parallel-en-fr": {f"corpus-clean-parallel-{TINY_TRAIN}-en-fr"},
-        "corpus-merge-devset-en-fr": {f"dataset-{TINY_DEV}-en-fr"},
+        # the devtest and test sets are removed from the training corpus (decontamination) ...
+        "corpus-merge-parallel-en-fr": {
+            f"corpus-clean-parallel-{TINY_TRAIN}-en-fr",
+            f"dataset-{TINY_DEV}-en-fr",
+            f"dataset-{TINY_TEST}-en-fr",
+        },
+        # ... and the test sets from the devset
+        "corpus-merge-devset-en-fr": {f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"},
         "build-vocab-en-fr": {"corpus-merge-parallel-en-fr"},
         "train-teacher-en-fr-1": {
             "corpus-merge-parallel-en-fr",
@@ -79,9 +86,20 @@ def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
         slug = name.replace("/", "_").replace(".", "_").replace("-", "_")
         assert f"dataset-{slug}-en-fr" in labels
         assert deps(full_graph, f"corpus-clean-parallel-{slug}-en-fr") == {f"dataset-{slug}-en-fr"}
-    assert deps(full_graph, "corpus-merge-parallel-en-fr") == {
-        label for label in labels if label.startswith("corpus-clean-parallel-")
+    evaluation_sets = {
+        label
+        for label in labels
+        if label.startswith("dataset-")
+        and any(
+            label == f"dataset-{dataset_slug(n)}-en-fr"
+            for n in config["datasets"]["devtest"] + config["datasets"]["test"]
+        )
     }
+    assert len(evaluation_sets) == len(config["datasets"]["devtest"]) + len(config["datasets"]["test"])
+    assert (
+        deps(full_graph, "corpus-merge-parallel-en-fr")
+        == {label for label in labels if label.startswith("corpus-clean-parallel-")} | evaluation_sets
+    )
     assert len([label for label in labels if label.startswith("corpus-clean-parallel-")]) == len(train)
     members = config["experiment"]["teacher-ensemble"]
     for member in range(1, members + 1):
@@ -90,8 +108,17 @@ def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
             f"train-teacher-en-fr-{member}",
             f"dataset-{TINY_TEST}-en-fr",
         }
+    datasets = config["datasets"]
+    mono = len(datasets["mono-src"]) + len(datasets["mono-trg"])
+    imports = len(train) + len(datasets["devtest"]) + len(datasets["test"]) + mono
+    merges = 2 + 2  # parallel, devset, mono per side
+    evaluations = members * len(datasets["test"])
     # 3 docker images and 2 repository checks, then the pipeline.
-    assert len(labels) == 3 + 2 + len(train) * 2 + 2 + 2 + 1 + members * 2 + 1
+    assert len(labels) == 3 + 2 + imports + len(train) + merges + 1 + members + evaluations + 1
+    for side, lang in (("src", "en"), ("trg", "fr")):
+        assert deps(full_graph, f"corpus-merge-mono-{side}-{lang}") == {
+            f"dataset-{dataset_slug(n)}-{lang}" for n in datasets[f"mono-{side}"]
+        } | evaluation_sets | {"corpus-merge-parallel-en-fr"}
 
 
 def test_mono_datasets_get_their_own_import_tasks():
@@ -148,6 +175,8 @@ def test_dataset_names_are_quoted_in_commands():
             "build-vocab",
             {
                 f"dataset-{TINY_TRAIN}-en-fr",
+                f"dataset-{TINY_DEV}-en-fr",  # for decontamination
+                f"dataset-{TINY_TEST}-en-fr",
                 f"corpus-clean-parallel-{TINY_TRAIN}-en-fr",
                 "corpus-merge-parallel-en-fr",
                 "build-vocab-en-fr",

@@ -83,7 +83,10 @@ DATASET_PROVIDERS = {
 # the dataset exists).
 DATASET_NAME_SHAPES = {
     "opus": (r"^[^/]+/[^/]+$", "opus_<corpus>/<version>, e.g. opus_Books/v1"),
-    "mtdata": (r"^[^-]+-[^-]+-[^-]+-[a-z]{2,3}(_[A-Za-z]+)?-[a-z]{2,3}(_[A-Za-z]+)?$", "mtdata_<Group>-<name>-<version>-<l1>-<l2>, e.g. mtdata_Statmt-news_commentary-16-eng-fra"),
+    "mtdata": (
+        r"^[^-]+-[^-]+-[^-]+-[a-z]{2,3}(_[A-Za-z]+)?-[a-z]{2,3}(_[A-Za-z]+)?$",
+        "mtdata_<Group>-<name>-<version>-<l1>-<l2>, e.g. mtdata_Statmt-news_commentary-16-eng-fra",
+    ),
     "flores": (r"^(dev|devtest)$", "flores_dev or flores_devtest"),
     "news-crawl": (r"^news\.\d{4}$", "news-crawl_news.<year>, e.g. news-crawl_news.2021"),
     "hplt": (r"^mono/v3\.0$", "hplt_mono/v3.0"),
@@ -628,7 +631,9 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
                 continue  # reported by the schema
             key = f"datasets.{category}.{index}"
             if category in MONO_CATEGORIES and "mono" not in DATASET_PROVIDERS[provider]:
-                problems.append((key, f"{provider}_ datasets are parallel; {name!r} cannot be monolingual data"))
+                problems.append(
+                    (key, f"{provider}_ datasets are parallel; {name!r} cannot be monolingual data")
+                )
             if category in PARALLEL_CATEGORIES and provider == "url" and "[LANG]" not in name:
                 problems.append(
                     (key, f"url dataset {name!r} needs [LANG] in the address, replaced by each language code")

@@ -20,6 +20,8 @@ fan_out_schema = Schema(
             Optional("datasets"): [Any("train", "devtest", "test", "mono-src", "mono-trg")],
             # One task per teacher-ensemble member.
             Optional("teacher-ensemble"): bool,
+            # One task per side (src, trg) that has monolingual datasets.
+            Optional("mono-sides"): bool,
         },
     },
     extra=ALLOW_EXTRA,
@@ -43,6 +45,14 @@ def _datasets(config, categories):
     return [(name, in_categories, lang) for (name, lang), in_categories in seen.items()]
 
 
+def _side(categories) -> dict:
+    """`side: src|trg` for a monolingual dataset, so kinds can name the side's config keys."""
+    for category in categories:
+        if category.startswith("mono-"):
+            return {"side": category.removeprefix("mono-")}
+    return {}
+
+
 @transforms.add
 def fan_out(config, tasks):
     run_config = training_config(config.params)
@@ -60,8 +70,17 @@ def fan_out(config, tasks):
                         "dataset-categories": categories,
                         "provider": provider,
                         **({"lang": lang} if lang else {}),
+                        **_side(categories),
                     }
                 )
+        if spec.get("mono-sides"):
+            experiment = run_config["experiment"]
+            variants = [
+                {**v, "side": side, "lang": experiment[side]}
+                for v in variants
+                for side in ("src", "trg")
+                if run_config["datasets"][f"mono-{side}"]
+            ]
         if spec.get("teacher-ensemble"):
             members = range(1, run_config["experiment"]["teacher-ensemble"] + 1)
             variants = [{**v, "member": m} for v in variants for m in members]

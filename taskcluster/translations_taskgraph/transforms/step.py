@@ -26,8 +26,8 @@ from translations_taskgraph.training_config import local_dataset_path, parse_dat
 upstream_ref = {
     Required("from"): str,
     Optional("match", default=[]): [str],
-    # Only upstream datasets of this category (train, devtest, test, mono-src, mono-trg).
-    Optional("category"): str,
+    # Only upstream datasets of this category (train, devtest, test, mono-src, mono-trg), or of any of these.
+    Optional("category"): Any(str, [str]),
     Optional("artifact"): str,
     Optional("multiple", default=False): bool,
 }
@@ -79,6 +79,11 @@ def _config_value(config, dotted):
     return value
 
 
+def _in_category(dep, category) -> bool:
+    categories = [category] if isinstance(category, str) else category
+    return any(c in dep.attributes.get("dataset-categories", []) for c in categories)
+
+
 def _upstream_tasks(config, task, ref):
     attributes = task.get("attributes", {})
     candidates = [
@@ -86,7 +91,7 @@ def _upstream_tasks(config, task, ref):
         for dep in config.kind_dependencies_tasks.values()
         if dep.kind == ref["from"]
         and all(dep.attributes.get(k) == attributes.get(k) for k in ref["match"])
-        and ("category" not in ref or ref["category"] in dep.attributes.get("dataset-categories", []))
+        and ("category" not in ref or _in_category(dep, ref["category"]))
     ]
     candidates.sort(key=lambda dep: dep.label)
     if not ref["multiple"] and len(candidates) != 1:
