@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser):
     )
     parser.add_argument("--src", required=True)
     parser.add_argument("--trg", required=True)
-    parser.add_argument("--max-sentences", type=positive_int, default=None, help="keep at most this many pairs")
+    parser.add_argument(
+        "--max-sentences", type=positive_int, default=None, help="keep at most this many pairs"
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
