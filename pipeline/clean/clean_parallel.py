@@ -1,34 +1,46 @@
-"""Clean one parallel dataset with rule-based filters and language identification.
+"""Clean one parallel dataset with a filter pipeline in OpusCleaner's format, over THREADS cores.
 
-Reads `<input-dir>/corpus.<src|trg>.zst`, writes the kept pairs to `<output-dir>/corpus.<src|trg>.zst` and
-`stats.json` with how many pairs each filter removed (the data funnel of the run report).
+Reads `<input-dir>/corpus.<src|trg>.zst`, writes the kept pairs to `<output-dir>/corpus.<src|trg>.zst`, the
+filter config it ran to `filters.json`, and `stats.json`: pairs in and out, how many pairs each filter removed
+(the data funnel of the run report) and length histograms of the kept pairs.
 
-Filters, in order (a pair is dropped by the first that rejects it):
-  empty         a side is empty after collapsing whitespace
-  identical     both sides are the same text (untranslated copies)
-  length        a side has fewer than --min-words or more than --max-words words
-  ratio         one side is more than --max-length-ratio times longer (characters) than the other
-  language      py3langid is confident (probability >= --lid-threshold) that a side is in another language
+The filter config (pipeline/clean/filters.py) is the built-in default (`--opuscleaner-mode defaults`), or with
+`custom` the most specific of: <filters-dir>/<src>-<trg>/<dataset>.filters.json, <src>-<trg>/default.filters.json,
+default.filters.json. `--min-words`, `--max-words`, `--max-length-ratio` set the built-in default's
+parameters; `--language-id false` removes the langid filter from any config.
+
+Batches of pairs stream through a pool of THREADS processes in order, so the output is the same whatever
+THREADS is. A dataset that cleaning empties gets a warning and empty outputs (the merge counts it).
 """
 
 import argparse
 import logging
+import multiprocessing
 import re
 from collections import Counter
+from itertools import islice
 from pathlib import Path
 
-from pipeline.common.io import read_json, read_pairs, write_json, write_lines
-from pipeline.common.step import StepError, already_done, run_step
+from pipeline.clean import filters as filtering
+from pipeline.common.io import atomic_path, read_json, read_pairs, write_json, write_lines
+from pipeline.common.step import already_done, run_step, threads
 
 logger = logging.getLogger("clean")
 
-WHITESPACE = re.compile(r"\s+")
+BATCH = 5000
+DEFAULT_FILTERS_DIR = Path(__file__).resolve().parent / "opuscleaner" / "configs"
+LENGTH_BINS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144]  # words; the last bin holds everything longer
 
 
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--input-dir", required=True, type=Path)
     parser.add_argument("--src", required=True)
     parser.add_argument("--trg", required=True)
+    parser.add_argument(
+        "--dataset", default=None, help="the dataset name (picks a per-dataset filter config)"
+    )
+    parser.add_argument("--opuscleaner-mode", choices=["defaults", "custom"], default="defaults")
+    parser.add_argument("--filters-dir", type=Path, default=DEFAULT_FILTERS_DIR)
     parser.add_argument("--min-words", type=int, default=1)
     parser.add_argument("--max-words", type=int, default=150)
     parser.add_argument("--max-length-ratio", type=float, default=3.0)
@@ -37,72 +49,119 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
-class LanguageFilter:
-    def __init__(self, src: str, trg: str, threshold: float):
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-        self.identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        known = set(self.identifier.nb_classes)
-        for lang in (src, trg):
-            if lang not in known:
-                raise StepError(
-                    f"language identification has no model for {lang!r}; set cleaning.language-id: false"
-                )
-        self.src, self.trg, self.threshold = src, trg, threshold
-
-    def _other_language(self, text: str, expected: str) -> bool:
-        lang, probability = self.identifier.classify(text)
-        return lang != expected and probability >= self.threshold
-
-    def rejects(self, src: str, trg: str) -> bool:
-        return self._other_language(src, self.src) or self._other_language(trg, self.trg)
+def dataset_slug(name: str) -> str:
+    """The dataset's task-label form (`opus_UNPC/v1.0` -> `opus_UNPC_v1_0`), as filter files are named."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
 
-def filter_pair(src: str, trg: str, args, language_filter) -> str | None:
-    """Returns the name of the filter that rejects the pair, or None to keep it."""
-    if not src or not trg:
-        return "empty"
-    if src == trg:
-        return "identical"
-    src_words, trg_words = src.count(" ") + 1, trg.count(" ") + 1
-    if min(src_words, trg_words) < args.min_words or max(src_words, trg_words) > args.max_words:
-        return "length"
-    if max(len(src), len(trg)) > args.max_length_ratio * min(len(src), len(trg)):
-        return "ratio"
-    if language_filter and language_filter.rejects(src, trg):
-        return "language"
-    return None
+def length_bin(words: int) -> int:
+    for upper in LENGTH_BINS:
+        if words <= upper:
+            return upper
+    return LENGTH_BINS[-1] + 1
+
+
+_worker_filters = None
+
+
+def _init_worker(steps, src, trg, overrides):
+    global _worker_filters
+    _worker_filters = filtering.build(steps, src, trg, overrides)
+
+
+def _clean_batch(batch):
+    kept, removed = filtering.run_batch(_worker_filters, batch)
+    lengths = Counter()
+    for src, trg in kept:
+        lengths[("src", length_bin(src.count(" ") + 1))] += 1
+        lengths[("trg", length_bin(trg.count(" ") + 1))] += 1
+    return kept, removed, lengths
+
+
+def _batches(pairs, size):
+    while batch := list(islice(pairs, size)):
+        yield batch
+
+
+def select_config(args) -> Path:
+    if args.opuscleaner_mode == "defaults":
+        return args.filters_dir / "default.filters.json"
+    return filtering.choose_config(
+        args.filters_dir, args.src, args.trg, dataset_slug(args.dataset) if args.dataset else None
+    )
 
 
 def main(args):
-    outputs = [f"corpus.{args.src}.zst", f"corpus.{args.trg}.zst", "stats.json"]
+    outputs = [f"corpus.{args.src}.zst", f"corpus.{args.trg}.zst", "filters.json", "stats.json"]
     if already_done(args.output_dir, outputs):
         return
-    language_filter = (
-        LanguageFilter(args.src, args.trg, args.lid_threshold) if args.language_id == "true" else None
-    )
-    removed = Counter()
-    seen = 0
-    with (
-        write_lines(args.output_dir / outputs[0]) as src_out,
-        write_lines(args.output_dir / outputs[1]) as trg_out,
-    ):
-        for src, trg in read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1]):
-            seen += 1
-            src, trg = WHITESPACE.sub(" ", src).strip(), WHITESPACE.sub(" ", trg).strip()
-            rejected_by = filter_pair(src, trg, args, language_filter)
-            if rejected_by:
-                removed[rejected_by] += 1
-                continue
-            src_out.write(src)
-            trg_out.write(trg)
-        if src_out.count == 0:
-            raise StepError(
-                f"no pair of {seen} survived cleaning (removed: {dict(removed)}); check the dataset and filters"
-            )
+    cores = threads()
     imported = args.input_dir / "stats.json"
-    dataset = read_json(imported).get("dataset") if imported.exists() else None
-    stats = {"dataset": dataset, "lines_in": seen, "lines_out": src_out.count, "removed": dict(removed)}
+    dataset = args.dataset or (read_json(imported).get("dataset") if imported.exists() else None)
+    if args.dataset is None:
+        args.dataset = dataset
+    config_path = select_config(args)
+    steps = filtering.load_config(config_path, args.src, args.trg)
+    if args.language_id == "false":
+        steps = [s for s in steps if s["filter"] != "langid"]
+    overrides = {"langid": {"THRESHOLD": args.lid_threshold}}
+    if config_path.resolve() == (args.filters_dir / "default.filters.json").resolve():
+        overrides |= {
+            "max_length": {"MINLENGTH": args.min_words, "MAXLENGTH": args.max_words},
+            "char_ratio": {"RATIO": args.max_length_ratio},
+        }
+    filtering.build(steps, args.src, args.trg, overrides)  # fail early (unknown language, bad parameter)
+    logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
+
+    removed, lengths = Counter(), Counter()
+    seen = 0
+    pairs = read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1])
+    pool = None
+    if cores > 1:
+        pool = multiprocessing.get_context("fork").Pool(
+            cores, _init_worker, (steps, args.src, args.trg, overrides)
+        )
+        results = pool.imap(_clean_batch, _batches(pairs, BATCH), chunksize=1)
+    else:
+        _init_worker(steps, args.src, args.trg, overrides)
+        results = map(_clean_batch, _batches(pairs, BATCH))
+    try:
+        with (
+            write_lines(args.output_dir / outputs[0]) as src_out,
+            write_lines(args.output_dir / outputs[1]) as trg_out,
+        ):
+            for kept, batch_removed, batch_lengths in results:
+                seen += len(kept) + sum(batch_removed.values())
+                removed.update(batch_removed)
+                lengths.update(batch_lengths)
+                for src, trg in kept:
+                    src_out.write(src)
+                    trg_out.write(trg)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    with atomic_path(args.output_dir / "filters.json") as tmp:
+        tmp.write_text(config_path.read_text(encoding="utf-8"), encoding="utf-8")
+    stats = {
+        "dataset": dataset,
+        "filters": str(config_path.relative_to(args.filters_dir))
+        if config_path.is_relative_to(args.filters_dir)
+        else str(config_path),
+        "lines_in": seen,
+        "lines_out": src_out.count,
+        "removed": dict(removed),
+        "lengths": {
+            side: {
+                str(b): lengths[(side, b)] for b in [*LENGTH_BINS, LENGTH_BINS[-1] + 1] if lengths[(side, b)]
+            }
+            for side in ("src", "trg")
+        },
+    }
+    if src_out.count == 0:
+        stats["warning"] = f"no pair of {seen} survived cleaning"
+        logger.warning(
+            "dataset %s: no pair of %d survived cleaning (removed: %s)", dataset, seen, dict(removed)
+        )
     write_json(args.output_dir / "stats.json", stats)
     logger.info("kept %d of %d pairs; removed %s", src_out.count, seen, dict(removed))
 

@@ -160,8 +160,6 @@ NOT_SUPPORTED_YET = {
     ("experiment", "teacher-decoder"): (lambda v: v == "marian", "teacher decoding with CTranslate2"),
     ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
     ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
-    ("experiment", "use-opuscleaner"): (_is_false, "OpusCleaner filter pipelines"),
-    ("experiment", "opuscleaner-mode"): (lambda v: False, "OpusCleaner filter pipelines"),
     ("experiment", "bicleaner"): (_no_op_thresholds, "bicleaner-ai filtering"),
     ("experiment", "monocleaner"): (
         lambda v: isinstance(v, dict) and all(_no_op_thresholds(x) for x in v.values()),
@@ -444,6 +442,11 @@ experiment_schema = {
         Optional("mono-src", default=7.0): Number(0),
         Optional("mono-trg", default=7.0): Number(0),
     },
+    # Filter configs in OpusCleaner's format (pipeline/clean/opuscleaner/configs/): `defaults` runs the built-in
+    # default for every dataset; `custom` takes the most specific of <src>-<trg>/<dataset>.filters.json,
+    # <src>-<trg>/default.filters.json and the default. `use-opuscleaner: false` means `defaults`.
+    Optional("use-opuscleaner", default=True): Boolean,
+    Optional("opuscleaner-mode", default="defaults"): OneOf("defaults", "custom"),
     Optional("cleaning", default={}): {
         Optional("min-words", default=1): Integer(1),
         Optional("max-words", default=150): Integer(1),
@@ -702,6 +705,8 @@ def validate_training_config(config: dict) -> dict:
     if problems:
         lines = sorted({f"  {key}: {message}" for key, message in _group_unsupported_providers(problems)})
         raise ConfigError("invalid training config:\n" + "\n".join(lines))
+    if not validated["experiment"]["use-opuscleaner"]:
+        validated["experiment"]["opuscleaner-mode"] = "defaults"
     for stage in MARIAN_ARG_STAGES:
         if validated["marian-args"][stage] is None:
             validated["marian-args"][stage] = {}

@@ -21,7 +21,7 @@ from voluptuous import ALLOW_EXTRA, Any, Optional, Required, Schema
 
 from translations_taskgraph.parameters import training_config
 from translations_taskgraph.step_args import render_args
-from translations_taskgraph.training_config import local_dataset_path, parse_dataset
+from translations_taskgraph.training_config import REPO_ROOT, local_dataset_path, parse_dataset
 
 upstream_ref = {
     Required("from"): str,
@@ -53,6 +53,9 @@ step_schema = Schema(
                 Optional("gpus", default=0): int,
             },
             Optional("env", default={}): {str: str},
+            # Files of the repository the step reads (filter configs, ...): their digests join the step, so
+            # that editing one re-runs the task on both engines.
+            Optional("repo-inputs", default=[]): [str],
         },
         Optional("worker-type"): str,
     },
@@ -144,6 +147,17 @@ def local_input_digests(dataset: str) -> dict[str, str]:
     return digests
 
 
+def repo_input_digests(paths: list[str]) -> dict[str, str]:
+    """{path relative to the repository: sha256} of every file under the given repository paths."""
+    digests = {}
+    for relative in paths:
+        root = REPO_ROOT / relative
+        for path in sorted([root] if root.is_file() else root.rglob("*")):
+            if path.is_file():
+                digests[str(path.relative_to(REPO_ROOT))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
 @transforms.add
 def add_step_attribute(config, tasks):
     run_config = training_config(config.params)
@@ -160,6 +174,8 @@ def add_step_attribute(config, tasks):
             "resources": step["resources"],
             "env": step["env"],
         }
+        if step["repo-inputs"]:
+            task["attributes"]["step"]["repo-inputs"] = repo_input_digests(step["repo-inputs"])
         if config.kind == "dataset" and task["attributes"].get("provider") == "local":
             task["attributes"]["step"]["local-inputs"] = local_input_digests(task["attributes"]["dataset"])
         yield task

@@ -1,0 +1,240 @@
+"""Cleaning filters in OpusCleaner's filter-config format, run by our own batched runner.
+
+A filter config is OpusCleaner's JSON (`{"version": 1, "filters": [{"filter": NAME, "parameters": {...},
+"language": null}, ...]}`); filters run in order and a pair is dropped by the first that rejects it. Filter
+names and parameter names are OpusCleaner's; the implementations are ours, because the `opuscleaner` package
+pins fastapi 0.78 / pydantic 1, which clashes with this project's lock (pydantic 2, for sqlmodel), and because
+its filters are separate processes joined by pipes, while ours run batched in one process per core.
+
+Filters work on batches of (source, target) pairs and return, per pair, either the (possibly rewritten) pair
+or None. Where our semantics differ from OpusCleaner's script, the docstring says so.
+
+Layered filter configs: `choose_config` picks the most specific of
+  <dir>/<src>-<trg>/<dataset>.filters.json   (per dataset; <dataset> as its task slug, e.g. opus_UNPC_v1_0)
+  <dir>/<src>-<trg>/default.filters.json     (per language pair)
+  <dir>/default.filters.json                 (the built-in default)
+with `<src>`/`<trg>` in parameter values replaced by the run's languages.
+"""
+
+import json
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.common.step import StepError
+
+Pair = tuple[str, str]
+Batch = list[Pair]
+BatchFilter = Callable[[Batch], list[Pair | None]]
+
+_SPACES = re.compile(r"\s+")
+_NUMBER = re.compile(r"(?:(?P<sign>(?:(?<=\s)|^)[-+])|\b)0*(?P<value>\d+(?:[.,:]\d+)*)\b")
+_URL = re.compile(r"https?://\S+|www\.\S+")
+
+
+def _per_pair(function: Callable[[str, str], Pair | None]) -> BatchFilter:
+    return lambda batch: [function(src, trg) for src, trg in batch]
+
+
+def remove_empty_lines(params, src_lang, trg_lang) -> BatchFilter:
+    return _per_pair(lambda s, t: (s, t) if s.strip() and t.strip() else None)
+
+
+def normalize_whitespace(params, src_lang, trg_lang) -> BatchFilter:
+    """COLLAPSE: runs of whitespace become one space; always strips both ends."""
+    if params.get("COLLAPSE", True):
+        return _per_pair(lambda s, t: (_SPACES.sub(" ", s).strip(), _SPACES.sub(" ", t).strip()))
+    return _per_pair(lambda s, t: (s.strip(), t.strip()))
+
+
+def identical(params, src_lang, trg_lang) -> BatchFilter:
+    """Ours (OpusCleaner's src_trg_ratio has it as an option): drops untranslated copies, case-insensitively."""
+    return _per_pair(lambda s, t: None if s.casefold() == t.casefold() else (s, t))
+
+
+def max_length(params, src_lang, trg_lang) -> BatchFilter:
+    """Both sides hold MINLENGTH..MAXLENGTH words (whitespace-separated tokens)."""
+    low, high = float(params.get("MINLENGTH", 1)), float(params.get("MAXLENGTH", 150))
+
+    def check(s, t):
+        ns, nt = s.count(" ") + 1, t.count(" ") + 1  # whitespace is normalized by then
+        return (s, t) if low <= ns <= high and low <= nt <= high else None
+
+    return _per_pair(check)
+
+
+def max_word_length(params, src_lang, trg_lang) -> BatchFilter:
+    limit = int(params.get("MAXWORDLENGTH", 150))
+
+    def check(s, t):
+        if len(s) <= limit and len(t) <= limit:
+            return s, t  # no word can be longer than its line
+        return (s, t) if all(len(w) <= limit for w in s.split() + t.split()) else None
+
+    return _per_pair(check)
+
+
+def src_trg_ratio(params, src_lang, trg_lang) -> BatchFilter:
+    """The shorter side has at least RATIO of the longer side's words (LOG: of log10(words + 1))."""
+    ratio, use_log = float(params.get("RATIO", 0.6)), bool(params.get("LOG", False))
+
+    def check(s, t):
+        short, long = sorted((s.count(" ") + 1, t.count(" ") + 1))
+        value = math.log10(short + 1) / math.log10(long + 1) if use_log else short / long
+        return (s, t) if value >= ratio else None
+
+    return _per_pair(check)
+
+
+def char_ratio(params, src_lang, trg_lang) -> BatchFilter:
+    """Ours: neither side is more than RATIO times longer than the other, in characters."""
+    ratio = float(params.get("RATIO", 3.0))
+    return _per_pair(lambda s, t: (s, t) if max(len(s), len(t)) <= ratio * min(len(s), len(t)) else None)
+
+
+def alpha_ratio(params, src_lang, trg_lang) -> BatchFilter:
+    """At least SRCWORDRAT/TRGWORDRAT of the words start with a letter and at least SRCALPHARAT/TRGALPHARAT
+    of the non-space characters are letters. Differs from OpusCleaner: any Unicode letter counts (OpusCleaner
+    counts the letters of the language's alphabet)."""
+    word_src, word_trg = float(params.get("SRCWORDRAT", 0.4)), float(params.get("TRGWORDRAT", 0.4))
+    alpha_src, alpha_trg = float(params.get("SRCALPHARAT", 0.5)), float(params.get("TRGALPHARAT", 0.5))
+
+    def good(text, word_ratio, alpha_ratio):
+        words = text.split()
+        if not words:
+            return False
+        if sum(1 for w in words if w[0].isalpha()) < word_ratio * len(words):
+            return False
+        chars = len(text) - text.count(" ")
+        return sum(1 for c in text if c.isalpha()) >= alpha_ratio * chars
+
+    return _per_pair(
+        lambda s, t: (s, t) if good(s, word_src, alpha_src) and good(t, word_trg, alpha_trg) else None
+    )
+
+
+def _numbers(text: str) -> set[str]:
+    if not any(c.isdigit() for c in text):
+        return set()
+    return {(m["sign"] or "") + re.sub(r"\D+", "*", m["value"]) for m in _NUMBER.finditer(text)}
+
+
+def num_mismatch(params, src_lang, trg_lang) -> BatchFilter:
+    """(shared numbers + 1) / (unshared numbers + 1) is at least RATIO."""
+    ratio = float(params.get("RATIO", 1.0))
+
+    def check(s, t):
+        left, right = _numbers(s), _numbers(t)
+        if (left or right) and (len(left & right) + 1) / (len(left ^ right) + 1) < ratio:
+            return None
+        return s, t
+
+    return _per_pair(check)
+
+
+def url_mismatch(params, src_lang, trg_lang) -> BatchFilter:
+    """The two sides hold the same URLs."""
+    return _per_pair(lambda s, t: (s, t) if set(_URL.findall(s)) == set(_URL.findall(t)) else None)
+
+
+def langid(params, src_lang, trg_lang) -> BatchFilter:
+    """Drops a pair when py3langid is at least THRESHOLD (ours; default 0.5) sure that a side is in another
+    language than SRC_LANG/TRG_LANG. Batched (pipeline/clean/langid.py)."""
+    from pipeline.clean.langid import BatchLanguageID
+
+    identifier = BatchLanguageID()
+    langs = (params.get("SRC_LANG") or src_lang, params.get("TRG_LANG") or trg_lang)
+    for lang in langs:
+        identifier.require(lang)
+    threshold = float(params.get("THRESHOLD", 0.5))
+
+    def run(batch):
+        texts = [s for s, _ in batch] + [t for _, t in batch]
+        found, probability = identifier.classify(texts)
+        n = len(batch)
+        out = []
+        for i, pair in enumerate(batch):
+            wrong = any(
+                found[i + side * n] != langs[side] and probability[i + side * n] >= threshold
+                for side in (0, 1)
+            )
+            out.append(None if wrong else pair)
+        return out
+
+    return run
+
+
+FILTERS: dict[str, Callable] = {
+    "remove_empty_lines": remove_empty_lines,
+    "normalize_whitespace": normalize_whitespace,
+    "identical": identical,
+    "max_length": max_length,
+    "max_word_length": max_word_length,
+    "src_trg_ratio": src_trg_ratio,
+    "char_ratio": char_ratio,
+    "alpha_ratio": alpha_ratio,
+    "num_mismatch": num_mismatch,
+    "url_mismatch": url_mismatch,
+    "langid": langid,
+}
+
+
+def load_config(path: Path, src: str, trg: str) -> list[dict]:
+    """The filters of an OpusCleaner filter config, validated, with <src>/<trg> filled in."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8").replace("<src>", src).replace("<trg>", trg))
+    except (OSError, ValueError) as error:
+        raise StepError(f"filter config {path} cannot be read: {error}") from None
+    steps = config.get("filters") if isinstance(config, dict) else None
+    if not isinstance(steps, list):
+        raise StepError(f"filter config {path} has no 'filters' list (OpusCleaner's format)")
+    for number, step in enumerate(steps):
+        name = step.get("filter") if isinstance(step, dict) else None
+        if name not in FILTERS:
+            raise StepError(
+                f"filter config {path}: filter {number} ({name!r}) is not one this pipeline runs; "
+                f"known: {', '.join(FILTERS)}"
+            )
+        if not isinstance(step.get("parameters", {}), dict):
+            raise StepError(
+                f"filter config {path}: filter {number} ({name}) has parameters that are not a mapping"
+            )
+    return steps
+
+
+def choose_config(directory: Path, src: str, trg: str, dataset_slug: str | None) -> Path:
+    candidates = []
+    if dataset_slug:
+        candidates.append(directory / f"{src}-{trg}" / f"{dataset_slug}.filters.json")
+    candidates += [directory / f"{src}-{trg}" / "default.filters.json", directory / "default.filters.json"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise StepError(f"no filter config: none of {', '.join(map(str, candidates))} exists")
+
+
+def build(
+    steps: list[dict], src: str, trg: str, overrides: dict | None = None
+) -> list[tuple[str, BatchFilter]]:
+    """(name, batch filter) per step; `overrides` maps a filter name to parameters that replace the config's."""
+    built = []
+    for step in steps:
+        params = dict(step.get("parameters") or {})
+        params.update((overrides or {}).get(step["filter"], {}))
+        built.append((step["filter"], FILTERS[step["filter"]](params, src, trg)))
+    return built
+
+
+def run_batch(filters: list[tuple[str, BatchFilter]], batch: Batch) -> tuple[Batch, dict[str, int]]:
+    """The pairs of `batch` that pass every filter, and how many each filter removed."""
+    removed = {}
+    for name, apply in filters:
+        if not batch:
+            break
+        results = apply(batch)
+        kept = [pair for pair in results if pair is not None]
+        if len(kept) != len(batch):
+            removed[name] = removed.get(name, 0) + len(batch) - len(kept)
+        batch = kept
+    return batch, removed

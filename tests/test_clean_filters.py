@@ -1,0 +1,247 @@
+"""The OpusCleaner-format filter pipeline: each filter, the layered configs, batched language ID, the step."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO_ROOT, read_corpus, run_step, sample_pairs, step_env, write_corpus
+from pipeline.clean import filters
+from pipeline.clean.langid import BatchLanguageID
+from pipeline.common.step import StepError
+
+CLEAN = "pipeline.clean.clean_parallel"
+
+
+def apply(name, pairs, **params):
+    return filters.FILTERS[name](params, "en", "fr")(pairs)
+
+
+@pytest.mark.parametrize(
+    "name, params, pair, kept",
+    [
+        ("remove_empty_lines", {}, ("a", " "), False),
+        ("remove_empty_lines", {}, ("a", "b"), True),
+        ("identical", {}, ("Firefox", "firefox"), False),
+        ("identical", {}, ("Open", "Ouvrir"), True),
+        ("max_length", {"MINLENGTH": 2, "MAXLENGTH": 3}, ("one", "un deux"), False),
+        ("max_length", {"MINLENGTH": 2, "MAXLENGTH": 3}, ("one two", "un deux trois"), True),
+        ("max_length", {"MINLENGTH": 2, "MAXLENGTH": 3}, ("one two three four", "un deux"), False),
+        ("max_word_length", {"MAXWORDLENGTH": 5}, ("short words", "mots courts"), False),
+        ("max_word_length", {"MAXWORDLENGTH": 6}, ("short words", "mots courts"), True),
+        ("src_trg_ratio", {"RATIO": 0.5}, ("a b c d e", "un deux"), False),
+        ("src_trg_ratio", {"RATIO": 0.5}, ("a b c d", "un deux"), True),
+        ("char_ratio", {"RATIO": 2}, ("abc", "abcdefg"), False),
+        ("char_ratio", {"RATIO": 3}, ("abc", "abcdefg"), True),
+        ("num_mismatch", {"RATIO": 1}, ("Page 12 of 30", "Page 12 sur 31"), False),
+        ("num_mismatch", {"RATIO": 1}, ("Page 1,5 of 30", "Page 1.5 sur 30"), True),
+        ("url_mismatch", {}, ("see https://a.example/x", "voir https://b.example/x"), False),
+        ("url_mismatch", {}, ("see https://a.example/x", "voir https://a.example/x"), True),
+        ("alpha_ratio", {}, ("%1$s %2$s 42", "%1$s %2$s 42"), False),
+        ("alpha_ratio", {}, ("Open the file", "Ouvrir le fichier"), True),
+        (
+            "langid",
+            {},
+            ("The quick brown fox jumps over the lazy dog", "Der schnelle braune Fuchs springt"),
+            False,
+        ),
+        (
+            "langid",
+            {},
+            ("The quick brown fox jumps over the lazy dog", "Le renard brun saute par-dessus le chien"),
+            True,
+        ),
+    ],
+)
+def test_each_filter(name, params, pair, kept):
+    result = apply(name, [pair], **params)
+    assert (result[0] is not None) == kept
+
+
+def test_normalize_whitespace_rewrites_the_pair():
+    assert apply("normalize_whitespace", [(" a \t b ", "c\u00a0 d")]) == [("a b", "c d")]
+
+
+def test_run_batch_counts_the_first_filter_that_removes():
+    built = filters.build(
+        [
+            {"filter": "remove_empty_lines"},
+            {"filter": "identical"},
+            {"filter": "max_length", "parameters": {"MAXLENGTH": 2}},
+        ],
+        "en",
+        "fr",
+    )
+    kept, removed = filters.run_batch(built, [("", "x"), ("same", "same"), ("a b c", "d"), ("ok", "bien")])
+    assert kept == [("ok", "bien")]
+    assert removed == {"remove_empty_lines": 1, "identical": 1, "max_length": 1}
+
+
+def test_batched_language_id_decides_as_py3langid_does():
+    identifier = BatchLanguageID()
+    texts = [s for pair in sample_pairs(3000) for s in pair] + [
+        "",
+        "!!!",
+        "12 34",
+        "ÉTÉ EN FRANCE",
+        "x" * 3000,
+    ]
+    langs, probabilities = identifier.classify(texts)
+    for text, lang, probability in zip(texts, langs, probabilities, strict=True):
+        expected_lang, expected_probability = identifier.model.classify(text)
+        assert lang == expected_lang, text
+        assert abs(probability - expected_probability) < 1e-3, text
+
+
+def test_layered_configs_pick_the_most_specific(tmp_path):
+    (tmp_path / "en-fr").mkdir()
+    (tmp_path / "default.filters.json").write_text('{"filters": []}')
+    assert filters.choose_config(tmp_path, "en", "fr", "opus_X_v1") == tmp_path / "default.filters.json"
+    (tmp_path / "en-fr" / "default.filters.json").write_text('{"filters": []}')
+    assert (
+        filters.choose_config(tmp_path, "en", "fr", "opus_X_v1")
+        == tmp_path / "en-fr" / "default.filters.json"
+    )
+    (tmp_path / "en-fr" / "opus_X_v1.filters.json").write_text('{"filters": []}')
+    assert (
+        filters.choose_config(tmp_path, "en", "fr", "opus_X_v1")
+        == tmp_path / "en-fr" / "opus_X_v1.filters.json"
+    )
+    assert (
+        filters.choose_config(tmp_path, "en", "fr", "opus_Y_v1")
+        == tmp_path / "en-fr" / "default.filters.json"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("not json", "cannot be read"),
+        ('{"version": 1}', "no 'filters' list"),
+        (
+            '{"filters": [{"filter": "laser_similarity"}]}',
+            "'laser_similarity') is not one this pipeline runs",
+        ),
+        ('{"filters": [{"filter": "identical", "parameters": [1]}]}', "not a mapping"),
+    ],
+)
+def test_bad_filter_configs_are_refused(tmp_path, text, message):
+    path = tmp_path / "x.filters.json"
+    path.write_text(text)
+    with pytest.raises(StepError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        filters.load_config(path, "en", "fr")
+
+
+def test_every_shipped_filter_config_loads():
+    configs = sorted((REPO_ROOT / "pipeline" / "clean" / "opuscleaner" / "configs").rglob("*.filters.json"))
+    assert len(configs) >= 3
+    for path in configs:
+        filters.build(filters.load_config(path, "en", "fr"), "en", "fr")
+
+
+# ----- the step -----
+
+
+@pytest.fixture
+def noisy_dataset(tmp_path):
+    pairs = sample_pairs(4000) + [("Page 12 of 30", "Page 12 sur 31"), ("same", "same"), ("", "vide")] * 10
+    folder = tmp_path / "in"
+    write_corpus(folder / "corpus.en.zst", [s for s, _ in pairs])
+    write_corpus(folder / "corpus.fr.zst", [t for _, t in pairs])
+    (folder / "stats.json").write_text('{"dataset": "local_data/l10n-en-fr/train"}')
+    return folder
+
+
+def clean(inputs, out, *extra, threads="1", check=True):
+    args = ["--input-dir", inputs, "--src", "en", "--trg", "fr", "--output-dir", out, *extra]
+    return run_step(CLEAN, args, env=step_env(THREADS=threads), check=check)
+
+
+def test_threads_do_not_change_the_output(noisy_dataset, tmp_path):
+    clean(noisy_dataset, tmp_path / "one")
+    clean(noisy_dataset, tmp_path / "two", threads="2")
+    for name in ("corpus.en.zst", "corpus.fr.zst", "stats.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    stats = json.loads((tmp_path / "two" / "stats.json").read_text())
+    assert stats["lines_in"] == 4030 and stats["lines_out"] + sum(stats["removed"].values()) == 4030
+    assert sum(stats["lengths"]["src"].values()) == stats["lines_out"]
+    assert stats["filters"] == "default.filters.json"
+
+
+def test_custom_mode_uses_the_per_dataset_config(noisy_dataset, tmp_path):
+    out = tmp_path / "out"
+    clean(noisy_dataset, out, "--opuscleaner-mode", "custom")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["filters"] == "en-fr/local_data_l10n_en_fr_train.filters.json"
+    assert stats["removed"]["num_mismatch"] >= 10
+    assert json.loads((out / "filters.json").read_text())["filters"][-1]["filter"] == "langid"
+    other = tmp_path / "other"
+    clean(noisy_dataset, other, "--opuscleaner-mode", "custom", "--dataset", "opus_Other/v1")
+    assert json.loads((other / "stats.json").read_text())["filters"] == "en-fr/default.filters.json"
+
+
+def test_config_parameters_and_language_id_switch(noisy_dataset, tmp_path):
+    out = tmp_path / "out"
+    clean(noisy_dataset, out, "--max-words", "3", "--language-id", "false")
+    stats = json.loads((out / "stats.json").read_text())
+    assert "langid" not in stats["removed"]
+    assert all(len(line.split()) <= 3 for line in read_corpus(out / "corpus.en.zst"))
+
+
+def test_bad_input_fails_cleanly(tmp_path):
+    folder = tmp_path / "in"
+    (folder).mkdir()
+    (folder / "corpus.en").write_bytes(b"fine\nbroken \xff here\n")
+    (folder / "corpus.fr").write_bytes(b"bien\ncasse\n")
+    import zstandard
+
+    for lang in ("en", "fr"):
+        (folder / f"corpus.{lang}.zst").write_bytes(
+            zstandard.ZstdCompressor().compress((folder / f"corpus.{lang}").read_bytes())
+        )
+    out = tmp_path / "out"
+    result = clean(folder, out, threads="2", check=False)
+    assert (
+        result.returncode == 1
+        and "line 2 is not valid UTF-8" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    assert not out.exists() or not any(p.name.startswith("corpus") for p in out.iterdir())
+    result = clean(folder, out, "--filters-dir", tmp_path, check=False)
+    assert result.returncode == 1 and "cannot be read" in result.stderr
+
+
+def test_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
+    pairs = sample_pairs(40000)
+    folder = tmp_path / "in"
+    write_corpus(folder / "corpus.en.zst", [s for s, _ in pairs] * 3)
+    write_corpus(folder / "corpus.fr.zst", [t for _, t in pairs] * 3)
+    clean(folder, tmp_path / "reference", threads="2")
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        CLEAN,
+        "--input-dir",
+        str(folder),
+        "--src",
+        "en",
+        "--trg",
+        "fr",
+        "--output-dir",
+        str(out),
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=step_env(THREADS="2"), stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    time.sleep(3)
+    os.killpg(process.pid, signal.SIGKILL)  # the step and its worker processes
+    process.wait()
+    assert not (out / "stats.json").exists()
+    clean(folder, out, threads="2")
+    for name in ("corpus.en.zst", "corpus.fr.zst", "stats.json"):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
