@@ -245,3 +245,77 @@ def test_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     clean(folder, out, threads="2")
     for name in ("corpus.en.zst", "corpus.fr.zst", "stats.json"):
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+
+
+# ----- monolingual cleaning -----
+
+CLEAN_MONO = "pipeline.clean.clean_mono"
+
+
+def clean_mono(inputs, out, *extra, threads="1", check=True):
+    args = ["--input-dir", inputs, "--lang", "fr", "--output-dir", out, *extra]
+    return run_step(CLEAN_MONO, args, env=step_env(THREADS=threads), check=check)
+
+
+def test_mono_cleaning_applies_rules_and_language_id(tmp_path):
+    lines = [
+        "Le chat dort sur le canapé.",
+        "  Trop   d'espaces   ici  ",
+        "",
+        "Mot",  # one word: under max_length's minimum of 2
+        "The cat sleeps on the sofa all day long.",  # English in the French data
+        "12 34 56 78 %1$s",  # numbers and placeholders: alpha_ratio
+    ]
+    write_corpus(tmp_path / "in" / "corpus.fr.zst", lines)
+    (tmp_path / "in" / "stats.json").write_text('{"dataset": "news-crawl_news.2021"}')
+    out = tmp_path / "out"
+    clean_mono(tmp_path / "in", out, threads="2")
+    assert read_corpus(out / "corpus.fr.zst") == ["Le chat dort sur le canapé.", "Trop d'espaces ici"]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["removed"] == {"remove_empty_lines": 1, "max_length": 1, "langid": 1, "alpha_ratio": 1}
+    assert (stats["dataset"], stats["lines_in"], stats["lines_out"]) == ("news-crawl_news.2021", 6, 2)
+    assert stats["filters"] == "mono.filters.json"
+
+
+def test_mono_cleaning_of_an_emptied_dataset_warns(tmp_path):
+    write_corpus(tmp_path / "in" / "corpus.fr.zst", ["The cat sleeps on the sofa all day long."])
+    out = tmp_path / "out"
+    result = clean_mono(tmp_path / "in", out)
+    assert "no line of 1 survived cleaning" in result.stderr
+    assert read_corpus(out / "corpus.fr.zst") == []
+
+
+def test_mono_cleaning_bad_input(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "corpus.fr.zst").write_bytes(b"not zstd at all")
+    out = tmp_path / "out"
+    result = clean_mono(tmp_path / "in", out, check=False)
+    assert result.returncode == 1 and "corpus.fr.zst" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists() or not any(p.name.startswith("corpus") for p in out.iterdir())
+
+
+def test_mono_cleaning_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
+    lines = [t for _, t in sample_pairs(40000)] * 3
+    write_corpus(tmp_path / "in" / "corpus.fr.zst", lines)
+    clean_mono(tmp_path / "in", tmp_path / "reference", threads="2")
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        CLEAN_MONO,
+        "--input-dir",
+        str(tmp_path / "in"),
+        "--lang",
+        "fr",
+        "--output-dir",
+        str(out),
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=step_env(THREADS="2"), stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    time.sleep(2.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    clean_mono(tmp_path / "in", out, threads="2")
+    for name in ("corpus.fr.zst", "stats.json"):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()

@@ -114,11 +114,15 @@ def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
     merges = 2 + 2  # parallel, devset, mono per side
     evaluations = members * len(datasets["test"])
     # 3 docker images and 2 repository checks, then the pipeline.
-    assert len(labels) == 3 + 2 + imports + len(train) + merges + 1 + members + evaluations + 1
+    assert len(labels) == 3 + 2 + imports + len(train) + mono + merges + 1 + members + evaluations + 1
     for side, lang in (("src", "en"), ("trg", "fr")):
-        assert deps(full_graph, f"corpus-merge-mono-{side}-{lang}") == {
-            f"dataset-{dataset_slug(n)}-{lang}" for n in datasets[f"mono-{side}"]
-        } | evaluation_sets | {"corpus-merge-parallel-en-fr"}
+        cleaned = {f"corpus-clean-mono-{dataset_slug(n)}-{lang}" for n in datasets[f"mono-{side}"]}
+        assert deps(full_graph, f"corpus-merge-mono-{side}-{lang}") == cleaned | evaluation_sets | {
+            "corpus-merge-parallel-en-fr"
+        }
+        for name in datasets[f"mono-{side}"]:
+            label = f"corpus-clean-mono-{dataset_slug(name)}-{lang}"
+            assert deps(full_graph, label) == {f"dataset-{dataset_slug(name)}-{lang}"}
 
 
 def test_mono_datasets_get_their_own_import_tasks():

@@ -167,3 +167,17 @@ def test_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     for name in ("corpus.en.zst", "corpus.fr.zst"):
         assert read_corpus(out / name) == read_corpus(tmp_path / "reference" / name)
     assert sorted(p.name for p in out.iterdir()) == ["corpus.en.zst", "corpus.fr.zst", "stats.json"]
+
+
+def test_mono_merge_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
+    write_corpus(tmp_path / "n" / "corpus.fr.zst", [f"ligne numéro {i}" for i in range(300_000)])
+    args = ["--input-dirs", tmp_path / "n", "--lang", "fr", "--max-sentences", "100000"]
+    run_step(MERGE_MONO, [*args, "--output-dir", tmp_path / "reference"])
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", MERGE_MONO, *map(str, args), "--output-dir", str(out)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=step_env(), stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    run_step(MERGE_MONO, [*args, "--output-dir", out])
+    assert read_corpus(out / "corpus.fr.zst") == read_corpus(tmp_path / "reference" / "corpus.fr.zst")

@@ -42,10 +42,20 @@ def remove_empty_lines(params, src_lang, trg_lang) -> BatchFilter:
 
 
 def normalize_whitespace(params, src_lang, trg_lang) -> BatchFilter:
-    """COLLAPSE: runs of whitespace become one space; always strips both ends."""
-    if params.get("COLLAPSE", True):
-        return _per_pair(lambda s, t: (_SPACES.sub(" ", s).strip(), _SPACES.sub(" ", t).strip()))
-    return _per_pair(lambda s, t: (s.strip(), t.strip()))
+    """COLLAPSE: runs of whitespace become one space; always strips both ends. (On monolingual data, where
+    a pair is (line, line), the one rewritten line stands for both.)"""
+    collapse = bool(params.get("COLLAPSE", True))
+
+    def rewrite(text):
+        return _SPACES.sub(" ", text).strip() if collapse else text.strip()
+
+    def check(s, t):
+        if s is t:
+            s = t = rewrite(s)
+            return s, t
+        return rewrite(s), rewrite(t)
+
+    return _per_pair(check)
 
 
 def identical(params, src_lang, trg_lang) -> BatchFilter:
@@ -150,6 +160,12 @@ def langid(params, src_lang, trg_lang) -> BatchFilter:
     threshold = float(params.get("THRESHOLD", 0.5))
 
     def run(batch):
+        if langs[0] == langs[1] and all(s is t for s, t in batch):  # monolingual data: classify once
+            found, probability = identifier.classify([s for s, _ in batch])
+            return [
+                None if found[i] != langs[0] and probability[i] >= threshold else pair
+                for i, pair in enumerate(batch)
+            ]
         texts = [s for s, _ in batch] + [t for _, t in batch]
         found, probability = identifier.classify(texts)
         n = len(batch)

@@ -40,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 STAGES = [
     "dataset",
     "corpus-clean-parallel",
+    "corpus-clean-mono",
     "corpus-merge-parallel",
     "corpus-merge-devset",
     "corpus-merge-mono",
@@ -181,7 +182,6 @@ NOT_SUPPORTED_YET = {
 REFERENCE_STAGES_NOT_SUPPORTED_YET = [
     "corpus-analyze-parallel",
     "corpus-analyze-mono",
-    "corpus-clean-mono",
     "corpus-clean-parallel-bicleaner-ai",
     "corpus-clean-parallel-fetch-bicleaner-model",
     "backtranslations-train-backwards-model",

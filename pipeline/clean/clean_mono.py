@@ -1,0 +1,111 @@
+"""Clean one monolingual dataset with a filter pipeline in OpusCleaner's format, over THREADS cores.
+
+Reads `<input-dir>/corpus.<lang>.zst`, writes the kept lines to `<output-dir>/corpus.<lang>.zst`, the filter
+config it ran to `filters.json` and `stats.json` (lines in and out, removed per filter, length histogram).
+The config is <filters-dir>/mono.filters.json (`--opuscleaner-mode defaults`) or, with `custom`, the most
+specific of <lang>/<dataset>.mono.filters.json, <lang>/mono.filters.json and mono.filters.json. Each filter
+sees a line as both sides of a pair (so the parallel filters apply; language ID classifies it once).
+`--language-id false` removes the langid filter. An emptied dataset warns and gives an empty output.
+"""
+
+import argparse
+import logging
+import multiprocessing
+from collections import Counter
+from pathlib import Path
+
+from pipeline.clean import clean_parallel
+from pipeline.clean import filters as filtering
+from pipeline.common.io import atomic_path, read_json, read_lines, write_json, write_lines
+from pipeline.common.step import StepError, already_done, run_step, threads
+
+logger = logging.getLogger("clean-mono")
+
+
+def add_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("--input-dir", required=True, type=Path)
+    parser.add_argument("--lang", required=True)
+    parser.add_argument("--dataset", default=None)
+    parser.add_argument("--opuscleaner-mode", choices=["defaults", "custom"], default="defaults")
+    parser.add_argument("--filters-dir", type=Path, default=clean_parallel.DEFAULT_FILTERS_DIR)
+    parser.add_argument("--language-id", choices=["true", "false"], default="true")
+    parser.add_argument("--output-dir", required=True, type=Path)
+
+
+def select_config(args) -> Path:
+    candidates = []
+    if args.opuscleaner_mode == "custom":
+        if args.dataset:
+            candidates.append(
+                args.filters_dir
+                / args.lang
+                / f"{clean_parallel.dataset_slug(args.dataset)}.mono.filters.json"
+            )
+        candidates.append(args.filters_dir / args.lang / "mono.filters.json")
+    candidates.append(args.filters_dir / "mono.filters.json")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise StepError(f"no filter config: none of {', '.join(map(str, candidates))} exists")
+
+
+def main(args):
+    outputs = [f"corpus.{args.lang}.zst", "filters.json", "stats.json"]
+    if already_done(args.output_dir, outputs):
+        return
+    cores = threads()
+    imported = args.input_dir / "stats.json"
+    if args.dataset is None and imported.exists():
+        args.dataset = read_json(imported).get("dataset")
+    config_path = select_config(args)
+    steps = filtering.load_config(config_path, args.lang, args.lang)
+    if args.language_id == "false":
+        steps = [s for s in steps if s["filter"] != "langid"]
+    filtering.build(steps, args.lang, args.lang)  # fail early
+    logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
+    pairs = ((line, line) for line in read_lines(args.input_dir / outputs[0]))
+    batches = clean_parallel._batches(pairs, clean_parallel.BATCH)
+    init = (steps, args.lang, args.lang, {})
+    pool = None
+    if cores > 1:
+        pool = multiprocessing.get_context("fork").Pool(cores, clean_parallel._init_worker, init)
+        results = pool.imap(clean_parallel._clean_batch, batches, chunksize=1)
+    else:
+        clean_parallel._init_worker(*init)
+        results = map(clean_parallel._clean_batch, batches)
+    removed, lengths, seen = Counter(), Counter(), 0
+    try:
+        with write_lines(args.output_dir / outputs[0]) as out:
+            for kept, batch_removed, batch_lengths in results:
+                seen += len(kept) + sum(batch_removed.values())
+                removed.update(batch_removed)
+                lengths.update({b: n for (side, b), n in batch_lengths.items() if side == "src"})
+                for line, _ in kept:
+                    out.write(line)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    with atomic_path(args.output_dir / "filters.json") as tmp:
+        tmp.write_text(config_path.read_text(encoding="utf-8"), encoding="utf-8")
+    stats = {
+        "dataset": args.dataset,
+        "lang": args.lang,
+        "filters": str(config_path.relative_to(args.filters_dir))
+        if config_path.is_relative_to(args.filters_dir)
+        else str(config_path),
+        "lines_in": seen,
+        "lines_out": out.count,
+        "removed": dict(removed),
+        "lengths": {args.lang: {str(b): n for b, n in sorted(lengths.items())}},
+    }
+    if out.count == 0:
+        stats["warning"] = f"no line of {seen} survived cleaning"
+        logger.warning(
+            "dataset %s: no line of %d survived cleaning (removed: %s)", args.dataset, seen, dict(removed)
+        )
+    write_json(args.output_dir / "stats.json", stats)
+    logger.info("kept %d of %d lines; removed %s", out.count, seen, dict(removed))
+
+
+if __name__ == "__main__":
+    run_step(__doc__.splitlines()[0], add_arguments, main)
