@@ -52,6 +52,7 @@ def main(args):
         raise StepError(f"the merged monolingual corpus is empty ({merger.totals()})")
     totals = merger.totals()
     stats = {
+        "lang": args.lang,
         "datasets": [d.as_dict() for d in merger.datasets],
         "test_sets": [dataset_name(d) for d in args.exclude_dirs],
         "lines_in": totals["lines"],

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.common.io import atomic_path, read_json, write_json
 from pipeline.common.step import already_done, run_step
+from pipeline.eval.funnel import build_funnel, funnel_section, write_funnel
 
 logger = logging.getLogger("report")
 
@@ -26,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--evaluations", nargs="+", type=Path, required=True, help="metrics.json of each evaluation"
     )
+    # --- the data funnel (pipeline/eval/funnel.py) ---
+    parser.add_argument(
+        "--mono-cleaned", nargs="*", type=Path, default=[], help="stats.json of each mono cleaning"
+    )
+    parser.add_argument(
+        "--mono-merged", nargs="*", type=Path, default=[], help="stats.json of each mono merge"
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
@@ -36,7 +44,7 @@ def table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def main(args):
-    if already_done(args.output_dir, ["report.md", "report.json"]):
+    if already_done(args.output_dir, ["report.md", "report.json", "funnel.json", "funnel.svg"]):
         return
     imported = [read_json(p) for p in args.imported]
     cleaned = [read_json(p) for p in args.cleaned]
@@ -90,6 +98,16 @@ def main(args):
         f"{merged['capped']} over the cap, **{merged['lines_out']} pairs out**.",
         f"Devset: {devset['lines_out']} pairs.",
         "",
+    ]
+    # --- the data funnel (pipeline/eval/funnel.py) ---
+    funnel = build_funnel(
+        imported,
+        cleaned + [read_json(p) for p in args.mono_cleaned],
+        [merged] + [read_json(p) for p in args.mono_merged],
+    )
+    write_funnel(args.output_dir, funnel)
+    lines += funnel_section(funnel)
+    lines += [
         "## Files",
         "",
     ]
