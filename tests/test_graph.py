@@ -35,6 +35,7 @@ def deps(graph, label):
 TINY_TRAIN = "local_data_l10n_en_fr_train"
 TINY_DEV = "local_data_l10n_en_fr_dev"
 TINY_TEST = "local_data_l10n_en_fr_test"
+TINY_MONO = "local_data_l10n_en_fr_mono-fr"
 
 
 def test_tiny_graph_labels_and_dependencies(tiny_graph):
@@ -51,6 +52,14 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         },
         # ... and the test sets from the devset
         "corpus-merge-devset-en-fr": {f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"},
+        f"dataset-{TINY_MONO}": set(),
+        f"corpus-clean-mono-{TINY_MONO}": {f"dataset-{TINY_MONO}"},
+        "corpus-merge-mono-trg-fr": {
+            f"corpus-clean-mono-{TINY_MONO}",
+            "corpus-merge-parallel-en-fr",
+            f"dataset-{TINY_DEV}-en-fr",
+            f"dataset-{TINY_TEST}-en-fr",
+        },
         "build-vocab-en-fr": {"corpus-merge-parallel-en-fr"},
         "train-teacher-en-fr-1": {
             "corpus-merge-parallel-en-fr",
@@ -66,6 +75,9 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
             "corpus-merge-parallel-en-fr",
             "corpus-merge-devset-en-fr",
             f"evaluate-teacher-en-fr-1-{TINY_TEST}",
+            f"dataset-{TINY_MONO}",
+            f"corpus-clean-mono-{TINY_MONO}",
+            "corpus-merge-mono-trg-fr",
         },
         "docker-image-base": set(),
         "docker-image-train": set(),
@@ -173,7 +185,12 @@ def test_dataset_names_are_quoted_in_commands():
     [
         (
             "dataset",
-            {f"dataset-{TINY_TRAIN}-en-fr", f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"},
+            {
+                f"dataset-{TINY_TRAIN}-en-fr",
+                f"dataset-{TINY_DEV}-en-fr",
+                f"dataset-{TINY_TEST}-en-fr",
+                f"dataset-{TINY_MONO}",
+            },
         ),
         (
             "build-vocab",

@@ -24,7 +24,10 @@ class BatchLanguageID:
         model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
         self.model = model
         self.classes = list(model.nb_classes)
-        self.nextmove = np.asarray(model.tk_nextmove, dtype=np.int64)
+        # Views of the model's own arrays where possible: the automaton alone is ~40 MB.
+        self.nextmove = np.frombuffer(
+            model.tk_nextmove, dtype=np.uint32 if model.tk_nextmove.itemsize == 4 else np.uint64
+        )
         self.rowbase = np.asarray(model._rowbase, dtype=np.int64)
         self.output = np.asarray(model.tk_output, dtype=np.int64)
         self.table = np.asarray(model.nb_ptc, dtype=np.float32)
@@ -86,7 +89,9 @@ class BatchLanguageID:
                 part = slice(start, start + SCORE_CHUNK)
                 chunk_rows = key_rows[part]
                 firsts = np.flatnonzero(np.r_[True, chunk_rows[1:] != chunk_rows[:-1]])
-                sums = np.add.reduceat(weights[part, None] * self.table[key_feats[part]], firsts, axis=0)
+                rows = self.table[key_feats[part]]  # a new array: scaled in place
+                rows *= weights[part, None]
+                sums = np.add.reduceat(rows, firsts, axis=0)
                 scores[chunk_rows[firsts]] += sums
             has_features[key_rows] = True
             scores[has_features] += self.prior
