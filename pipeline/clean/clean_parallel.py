@@ -54,11 +54,11 @@ def dataset_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
 
+_BIN_OF = [next((b for b in LENGTH_BINS if n <= b), LENGTH_BINS[-1] + 1) for n in range(LENGTH_BINS[-1] + 2)]
+
+
 def length_bin(words: int) -> int:
-    for upper in LENGTH_BINS:
-        if words <= upper:
-            return upper
-    return LENGTH_BINS[-1] + 1
+    return _BIN_OF[min(words, len(_BIN_OF) - 1)]
 
 
 _worker_filters = None

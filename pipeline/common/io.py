@@ -32,11 +32,14 @@ class _ZstdReader(io.RawIOBase):
         self._file = open(path, "rb")  # noqa: SIM115 (closed in close())
         self._decompressor = None
         self._pending = b""
+        self._offset = 0  # how much of _pending was returned (slicing it per read would copy it each time)
 
     def readable(self):
         return True
 
     def _fill(self) -> bool:
+        if self._offset >= len(self._pending):
+            self._pending, self._offset = b"", 0
         while not self._pending:
             chunk = self._file.read(1 << 20)
             if not chunk:
@@ -55,9 +58,9 @@ class _ZstdReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if not self._fill():
             return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
+        size = min(len(buffer), len(self._pending) - self._offset)
+        buffer[:size] = memoryview(self._pending)[self._offset : self._offset + size]
+        self._offset += size
         return size
 
     def close(self):

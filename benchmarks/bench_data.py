@@ -1,0 +1,179 @@
+"""Benchmark of the data stages: pairs/s (CPU time and wall time) and peak RSS of import, rule-based cleaning,
+cleaning with language ID, and the merge, at several corpus sizes, so their growth can be read off.
+
+    task bench-data                                   # 200k and 2M generated pairs, and the demo corpus
+    task bench-data -- --sizes 200000 --threads 2     # other sizes / cores
+
+The generated corpus joins two random pairs of the demo corpus (data/l10n-en-fr) per line, so it is real
+English and French text, mostly unique, with some exact duplicates mixed in (1%). Each stage runs as its own
+process, as the engines run it; CPU time and peak RSS come from wait4() (the step and its worker processes).
+Results are printed as a table and written to --output (JSON).
+"""
+
+import argparse
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import zstandard
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CORPUS = REPO_ROOT / "data" / "l10n-en-fr"
+
+
+def read_text(path: Path) -> str:
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        return file.read()
+
+
+def generate(folder: Path, size: int, seed: int = 7) -> Path:
+    src, trg = (read_text(CORPUS / f"train.{lang}.gz").splitlines() for lang in ("en", "fr"))
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (
+        zstandard.ZstdCompressor(level=3).stream_writer(open(folder / "corpus.en.zst", "wb")) as en,  # noqa: SIM115
+        zstandard.ZstdCompressor(level=3).stream_writer(open(folder / "corpus.fr.zst", "wb")) as fr,  # noqa: SIM115
+    ):
+        previous = []
+        for _ in range(size):
+            if previous and rng.random() < 0.01:
+                s, t = rng.choice(previous)
+            else:
+                i, j = rng.randrange(len(src)), rng.randrange(len(src))
+                s, t = f"{src[i]} {src[j]}", f"{trg[i]} {trg[j]}"
+                if len(previous) < 10000:
+                    previous.append((s, t))
+            en.write((s + "\n").encode())
+            fr.write((t + "\n").encode())
+    (folder / "stats.json").write_text(
+        json.dumps({"dataset": f"generated_{size}", "langs": ["en", "fr"], "lines": size})
+    )
+    return folder
+
+
+def measure(module: str, args: list, threads: int) -> dict:
+    env = {**os.environ, "THREADS": str(threads), "WORKSPACE": "1000", "PYTHONPATH": str(REPO_ROOT)}
+    start = time.time()
+    process = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.time() - start
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{module} failed:\n{stderr[-3000:]}")
+    return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def bench_size(label: str, dataset: Path, pairs: int, work: Path, threads: int) -> list[dict]:
+    rows = []
+
+    def stage(name, module, args, cores):
+        result = measure(module, args, cores)
+        result.update(corpus=label, pairs=pairs, stage=name, threads=cores)
+        result["pairs_per_cpu_s"] = pairs / result["cpu_s"]
+        result["pairs_per_wall_s"] = pairs / result["wall_s"]
+        rows.append(result)
+        print(
+            f"{label:>12} {name:<28} threads {cores}  {result['pairs_per_cpu_s']:>10,.0f} pairs/CPU-s  "
+            f"{result['pairs_per_wall_s']:>10,.0f} pairs/s wall  {result['peak_rss_mb']:>7.0f} MB peak",
+            flush=True,
+        )
+
+    common = ["--input-dir", dataset, "--src", "en", "--trg", "fr"]
+    stage(
+        "clean: rules only",
+        "pipeline.clean.clean_parallel",
+        [*common, "--language-id", "false", "--output-dir", work / "rules"],
+        1,
+    )
+    stage(
+        "clean: rules + language ID",
+        "pipeline.clean.clean_parallel",
+        [*common, "--output-dir", work / "clean1"],
+        1,
+    )
+    if threads > 1:
+        stage(
+            "clean: rules + language ID",
+            "pipeline.clean.clean_parallel",
+            [*common, "--output-dir", work / "cleanN"],
+            threads,
+        )
+    merge_args = [
+        "--input-dirs",
+        work / "clean1",
+        "--src",
+        "en",
+        "--trg",
+        "fr",
+        "--exclude-dirs",
+        work / "test",
+    ]
+    stage(
+        "merge (dedupe, decontaminate)",
+        "pipeline.clean.merge_corpus",
+        [*merge_args, "--output-dir", work / "merge"],
+        1,
+    )
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[200_000, 2_000_000])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo corpus")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "runs" / "bench-data.json")
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
+        root = Path(tmp)
+        test = root / "test"
+        test.mkdir()
+        for lang in ("en", "fr"):
+            (test / f"corpus.{lang}.zst").write_bytes(
+                zstandard.ZstdCompressor().compress(read_text(CORPUS / f"test.{lang}.gz").encode())
+            )
+        corpora = []
+        if not args.no_demo:
+            demo = root / "demo"
+            result = measure("pipeline.data.import_dataset", ["--dataset", "local_data/l10n-en-fr/train", "--langs", "en,fr", "--output-dir", demo], 1)  # fmt: skip
+            corpora.append(("l10n-en-fr", demo, 40_089))
+            print(
+                f"  l10n-en-fr import: {40_089 / result['cpu_s']:,.0f} pairs/CPU-s, {result['peak_rss_mb']:.0f} MB peak"
+            )
+        for size in args.sizes:
+            corpora.append((f"{size:,}", generate(root / f"gen-{size}", size), size))
+        for label, dataset, pairs in corpora:
+            work = root / f"work-{label}"
+            work.mkdir()
+            (work / "test").symlink_to(test)
+            rows += bench_size(label, dataset, pairs, work, args.threads)
+    if len(args.sizes) >= 2:
+        small, large = f"{min(args.sizes):,}", f"{max(args.sizes):,}"
+        print(f"\ngrowth from {small} to {large} pairs (large / small):")
+        for row in rows:
+            if row["corpus"] == large:
+                base = next(
+                    r
+                    for r in rows
+                    if r["corpus"] == small and r["stage"] == row["stage"] and r["threads"] == row["threads"]
+                )
+                print(
+                    f"  {row['stage']:<28} threads {row['threads']}: peak RSS x{row['peak_rss_mb'] / base['peak_rss_mb']:.2f}, "
+                    f"pairs/CPU-s x{row['pairs_per_cpu_s'] / base['pairs_per_cpu_s']:.2f}"
+                )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"\nwritten to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
