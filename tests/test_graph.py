@@ -45,8 +45,12 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         f"dataset-{TINY_TEST}-en-fr": set(),
         f"corpus-clean-parallel-{TINY_TRAIN}-en-fr": {f"dataset-{TINY_TRAIN}-en-fr"},
         # the devtest and test sets are removed from the training corpus (decontamination) ...
+        # bicleaner-ai with threshold 0: copied through, no model pack to fetch
+        f"corpus-clean-parallel-bicleaner-ai-{TINY_TRAIN}-en-fr": {
+            f"corpus-clean-parallel-{TINY_TRAIN}-en-fr"
+        },
         "corpus-merge-parallel-en-fr": {
-            f"corpus-clean-parallel-{TINY_TRAIN}-en-fr",
+            f"corpus-clean-parallel-bicleaner-ai-{TINY_TRAIN}-en-fr",
             f"dataset-{TINY_DEV}-en-fr",
             f"dataset-{TINY_TEST}-en-fr",
         },
@@ -78,6 +82,7 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
             f"dataset-{TINY_MONO}",
             f"corpus-clean-mono-{TINY_MONO}",
             "corpus-merge-mono-trg-fr",
+            f"corpus-clean-parallel-bicleaner-ai-{TINY_TRAIN}-en-fr",
         },
         "docker-image-base": set(),
         "docker-image-train": set(),
@@ -108,11 +113,18 @@ def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
         )
     }
     assert len(evaluation_sets) == len(config["datasets"]["devtest"]) + len(config["datasets"]["test"])
-    assert (
-        deps(full_graph, "corpus-merge-parallel-en-fr")
-        == {label for label in labels if label.startswith("corpus-clean-parallel-")} | evaluation_sets
-    )
-    assert len([label for label in labels if label.startswith("corpus-clean-parallel-")]) == len(train)
+    bicleaned = {label for label in labels if label.startswith("corpus-clean-parallel-bicleaner-ai-")}
+    assert deps(full_graph, "corpus-merge-parallel-en-fr") == bicleaned | evaluation_sets
+    assert len(bicleaned) == len(train)
+    fetch = "corpus-clean-parallel-fetch-bicleaner-model-en-fr"
+    for name in train:
+        task = full_graph.tasks[f"corpus-clean-parallel-bicleaner-ai-{dataset_slug(name)}-en-fr"]
+        threshold = dict(task.attributes["step"]["args"])["--threshold"]
+        expected = {"opus_ParaCrawl/v9": "0.7", "local_data/l10n-en-fr/train": "0.0"}.get(name)
+        assert expected is None or threshold == expected, name
+        uses_model = float(threshold) > 0
+        assert (fetch in task.dependencies.values()) == uses_model, name
+        assert (task.task["workerType"] == "b-linux-gpu") == uses_model, name
     members = config["experiment"]["teacher-ensemble"]
     for member in range(1, members + 1):
         assert f"train-teacher-en-fr-{member}" in labels
@@ -126,7 +138,7 @@ def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
     merges = 2 + 2  # parallel, devset, mono per side
     evaluations = members * len(datasets["test"])
     # 3 docker images and 2 repository checks, then the pipeline.
-    assert len(labels) == 3 + 2 + imports + len(train) + mono + merges + 1 + members + evaluations + 1
+    assert len(labels) == 3 + 2 + imports + 2 * len(train) + 1 + mono + merges + 1 + members + evaluations + 1
     for side, lang in (("src", "en"), ("trg", "fr")):
         cleaned = {f"corpus-clean-mono-{dataset_slug(n)}-{lang}" for n in datasets[f"mono-{side}"]}
         assert deps(full_graph, f"corpus-merge-mono-{side}-{lang}") == cleaned | evaluation_sets | {
@@ -199,6 +211,7 @@ def test_dataset_names_are_quoted_in_commands():
                 f"dataset-{TINY_DEV}-en-fr",  # for decontamination
                 f"dataset-{TINY_TEST}-en-fr",
                 f"corpus-clean-parallel-{TINY_TRAIN}-en-fr",
+                f"corpus-clean-parallel-bicleaner-ai-{TINY_TRAIN}-en-fr",
                 "corpus-merge-parallel-en-fr",
                 "build-vocab-en-fr",
             },

@@ -69,7 +69,7 @@ def main(args):
     pool = None
     if cores > 1:
         pool = multiprocessing.get_context("fork").Pool(cores, clean_parallel._init_worker, init)
-        results = pool.imap(clean_parallel._clean_batch, batches, chunksize=1)
+        results = clean_parallel.ordered_map(pool, clean_parallel._clean_batch, batches, 2 * cores)
     else:
         clean_parallel._init_worker(*init)
         results = map(clean_parallel._clean_batch, batches)

@@ -17,7 +17,7 @@ import argparse
 import logging
 import multiprocessing
 import re
-from collections import Counter
+from collections import Counter, deque
 from itertools import islice
 from pathlib import Path
 
@@ -78,6 +78,18 @@ def _clean_batch(batch):
     return kept, removed, lengths
 
 
+def ordered_map(pool, function, batches, window: int):
+    """pool.imap, but reading at most `window` batches ahead (imap reads its whole input as fast as it can,
+    so memory would grow with the corpus when the workers are the slower side)."""
+    pending = deque()
+    for batch in batches:
+        pending.append(pool.apply_async(function, (batch,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
 def _batches(pairs, size):
     while batch := list(islice(pairs, size)):
         yield batch
@@ -121,7 +133,7 @@ def main(args):
         pool = multiprocessing.get_context("fork").Pool(
             cores, _init_worker, (steps, args.src, args.trg, overrides)
         )
-        results = pool.imap(_clean_batch, _batches(pairs, BATCH), chunksize=1)
+        results = ordered_map(pool, _clean_batch, _batches(pairs, BATCH), 2 * cores)
     else:
         _init_worker(steps, args.src, args.trg, overrides)
         results = map(_clean_batch, _batches(pairs, BATCH))

@@ -14,6 +14,7 @@ import numpy as np
 from pipeline.common.step import StepError
 
 BATCH = 2048
+GRID_CELLS = 1 << 20  # bytes of text walked at once: bounds the memory whatever the line lengths
 SCORE_CHUNK = 40_000  # (text, feature) pairs scored at once: bounds the temporary matrix to ~25 MB
 
 
@@ -46,23 +47,31 @@ class BatchLanguageID:
 
     def classify(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """(language, probability) for each text, as py3langid's `classify` with norm_probs."""
-        langs, probs = [], []
-        for start in range(0, len(texts), BATCH):
-            scores = self._scores(texts[start : start + BATCH])
-            best = scores.argmax(axis=1)
-            langs.extend(self.classes[i] for i in best)
-            probs.append(scores[np.arange(len(best)), best])
-        return langs, (np.concatenate(probs) if probs else np.zeros(0, dtype=np.float32))
-
-    def _scores(self, texts: list[str]) -> np.ndarray:
         encoded = [self.model._encode(t) for t in texts]
+        lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
+        order = np.argsort(-lengths, kind="stable")
+        langs = np.empty(len(texts), dtype=object)
+        probs = np.zeros(len(texts), dtype=np.float32)
+        start = 0
+        while start < len(order):
+            # texts of similar length together, at most GRID_CELLS bytes of automaton input per chunk
+            width = max(int(lengths[order[start]]), 1)
+            size = max(1, min(BATCH, GRID_CELLS // width))
+            chunk = order[start : start + size]
+            scores = self._scores([encoded[i] for i in chunk], lengths[chunk])
+            best = scores.argmax(axis=1)
+            langs[chunk] = [self.classes[i] for i in best]
+            probs[chunk] = scores[np.arange(len(best)), best]
+            start += size
+        return list(langs), probs
+
+    def _scores(self, encoded: list[bytes], lengths: np.ndarray) -> np.ndarray:
         count = len(encoded)
-        lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=count)
         order = np.argsort(-lengths, kind="stable")
         sorted_lengths = lengths[order]
         width = int(sorted_lengths[0]) if count else 0
         data = np.frombuffer(b"".join(encoded[i] for i in order), dtype=np.uint8)
-        grid = np.zeros((count, width), dtype=np.int64)
+        grid = np.zeros((count, width), dtype=np.uint8)
         grid[np.arange(width) < sorted_lengths[:, None]] = data
         # live[t] = how many (sorted) texts are longer than t
         live = np.searchsorted(-sorted_lengths, -np.arange(width), side="left")

@@ -104,6 +104,7 @@ def main(args):
         imported,
         cleaned + [read_json(p) for p in args.mono_cleaned],
         [merged] + [read_json(p) for p in args.mono_merged],
+        [read_json(p) for p in args.bicleaned],
     )
     write_funnel(args.output_dir, funnel)
     lines += funnel_section(funnel)

@@ -41,6 +41,8 @@ STAGES = [
     "dataset",
     "corpus-clean-parallel",
     "corpus-clean-mono",
+    "corpus-clean-parallel-fetch-bicleaner-model",
+    "corpus-clean-parallel-bicleaner-ai",
     "corpus-merge-parallel",
     "corpus-merge-devset",
     "corpus-merge-mono",
@@ -161,7 +163,6 @@ NOT_SUPPORTED_YET = {
     ("experiment", "teacher-decoder"): (lambda v: v == "marian", "teacher decoding with CTranslate2"),
     ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
     ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
-    ("experiment", "bicleaner"): (_no_op_thresholds, "bicleaner-ai filtering"),
     ("experiment", "monocleaner"): (
         lambda v: isinstance(v, dict) and all(_no_op_thresholds(x) for x in v.values()),
         "monocleaner fluency filtering",
@@ -182,8 +183,6 @@ NOT_SUPPORTED_YET = {
 REFERENCE_STAGES_NOT_SUPPORTED_YET = [
     "corpus-analyze-parallel",
     "corpus-analyze-mono",
-    "corpus-clean-parallel-bicleaner-ai",
-    "corpus-clean-parallel-fetch-bicleaner-model",
     "backtranslations-train-backwards-model",
     "backtranslations-mono-trg-chunk",
     "backtranslations-mono-trg-translate",
@@ -292,6 +291,22 @@ def experiment_name(value):
             f"name may hold letters, digits, _ . - (it names the run's folder), got {_describe(value)}"
         )
     return value
+
+
+def _at_most_one(value):
+    if value > 1:
+        raise Invalid(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def bicleaner_threshold(config: dict, dataset: str) -> float:
+    """The bicleaner-ai threshold of a dataset: its own (by name or task-label form), else the default."""
+    settings = config["experiment"]["bicleaner"]
+    thresholds = settings["dataset-thresholds"]
+    for key in (dataset, dataset_slug(dataset)):
+        if key in thresholds:
+            return thresholds[key]
+    return settings["default-threshold"]
 
 
 def _vocab_size(value):
@@ -446,6 +461,12 @@ experiment_schema = {
     # default for every dataset; `custom` takes the most specific of <src>-<trg>/<dataset>.filters.json,
     # <src>-<trg>/default.filters.json and the default. `use-opuscleaner: false` means `defaults`.
     Optional("use-opuscleaner", default=True): Boolean,
+    # bicleaner-ai: pairs scoring at most the threshold are removed; 0 skips a dataset (no model needed).
+    # dataset-thresholds are keyed by the dataset name or its task-label form (opus_ParaCrawl_v9).
+    Optional("bicleaner", default={}): {
+        Optional("default-threshold", default=0.0): All(Number(0), _at_most_one),
+        Optional("dataset-thresholds", default={}): {str: All(Number(0), _at_most_one)},
+    },
     Optional("opuscleaner-mode", default="defaults"): OneOf("defaults", "custom"),
     Optional("cleaning", default={}): {
         Optional("min-words", default=1): Integer(1),

@@ -1,0 +1,102 @@
+"""Score one cleaned parallel dataset with bicleaner-ai and keep the pairs above its threshold.
+
+Reads `<input-dir>/corpus.<src|trg>.zst` (the cleaned dataset), writes the kept pairs to
+`<output-dir>/corpus.<src|trg>.zst`, every pair's score to `scores.zst` (one per input line, for tuning the
+threshold) and `stats.json` (pairs in, removed, kept, the threshold, a score histogram). A threshold of 0 skips
+the scoring: the dataset is copied through and needs no model pack. Otherwise `--pack` is the folder of the
+fetch task (bicleaner-pack.tar.zst, pack.json). Pairs are scored in blocks of --block-size.
+"""
+
+import argparse
+import logging
+import shutil
+from collections import Counter
+from itertools import islice
+from pathlib import Path
+
+from pipeline.bicleaner.download_pack import extract_pack
+from pipeline.bicleaner.scorers import load_scorer
+from pipeline.common.io import read_json, read_pairs, write_json, write_lines
+from pipeline.common.step import StepError, already_done, run_step, threads
+
+logger = logging.getLogger("bicleaner")
+
+
+def add_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("--input-dir", required=True, type=Path)
+    parser.add_argument("--src", required=True)
+    parser.add_argument("--trg", required=True)
+    parser.add_argument("--threshold", required=True, type=float)
+    parser.add_argument(
+        "--pack", type=Path, default=None, help="the fetch task's folder (needed unless threshold is 0)"
+    )
+    parser.add_argument("--scorer", default="pipeline.bicleaner.scorers:BicleanerAI")
+    parser.add_argument("--block-size", type=int, default=50_000)
+    parser.add_argument("--output-dir", required=True, type=Path)
+
+
+def main(args):
+    outputs = [f"corpus.{args.src}.zst", f"corpus.{args.trg}.zst", "scores.zst", "stats.json"]
+    if already_done(args.output_dir, outputs):
+        return
+    if not 0 <= args.threshold <= 1:
+        raise StepError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    cores = threads()
+    stats_in = args.input_dir / "stats.json"
+    dataset = read_json(stats_in).get("dataset") if stats_in.exists() else None
+    pairs = read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1])
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    work = args.output_dir / ".work"
+    scorer = None
+    if args.threshold > 0:
+        if args.pack is None:
+            raise StepError(
+                f"dataset {dataset}: a bicleaner threshold of {args.threshold} needs --pack (the model)"
+            )
+        shutil.rmtree(work, ignore_errors=True)
+        pack_info = read_json(args.pack / "pack.json")
+        pack_dir = extract_pack(args.pack / "bicleaner-pack.tar.zst", work)
+        scorer = load_scorer(args.scorer, pack_dir, bool(pack_info.get("swapped")), cores)
+    seen = kept = 0
+    histogram = Counter()
+    with (
+        write_lines(args.output_dir / outputs[0]) as src_out,
+        write_lines(args.output_dir / outputs[1]) as trg_out,
+        write_lines(args.output_dir / outputs[2]) as scores_out,
+    ):
+        while block := list(islice(pairs, args.block_size)):
+            scores = scorer.score(block) if scorer else [1.0] * len(block)
+            if len(scores) != len(block):
+                raise StepError(f"the scorer returned {len(scores)} scores for {len(block)} pairs")
+            for (src, trg), score in zip(block, scores, strict=True):
+                if not 0 <= score <= 1:
+                    raise StepError(
+                        f"the scorer returned {score} for line {seen + 1}: scores are between 0 and 1"
+                    )
+                seen += 1
+                scores_out.write(f"{score:.3f}")
+                histogram[min(int(score * 10), 9)] += 1
+                if scorer is None or score > args.threshold:
+                    src_out.write(src)
+                    trg_out.write(trg)
+                    kept += 1
+    stats = {
+        "dataset": dataset,
+        "threshold": args.threshold,
+        "scored": scorer is not None,
+        "lines_in": seen,
+        "removed": seen - kept,
+        "lines_out": kept,
+        "score_histogram": {
+            f"{b / 10:.1f}-{(b + 1) / 10:.1f}": histogram[b] for b in range(10) if histogram[b]
+        },
+    }
+    write_json(args.output_dir / "stats.json", stats)
+    shutil.rmtree(work, ignore_errors=True)
+    logger.info("bicleaner: kept %d of %d pairs of %s (threshold %s)", kept, seen, dataset, args.threshold)
+    if kept == 0 and seen:
+        logger.warning("dataset %s: bicleaner removed every pair (threshold %s)", dataset, args.threshold)
+
+
+if __name__ == "__main__":
+    run_step(__doc__.splitlines()[0], add_arguments, main)
