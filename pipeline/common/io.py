@@ -152,7 +152,9 @@ def write_lines(path: str | Path):
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as raw:
         if path.suffix == ".zst":
-            compressor = zstandard.ZstdCompressor(level=3, threads=-1).stream_writer(raw, closefd=False)
+            # 1 MB jobs: the multi-threaded compressor's buffers stay small (its default grows them to ~30 MB).
+            params = zstandard.ZstdCompressionParameters.from_level(3, threads=-1, job_size=1 << 20)
+            compressor = zstandard.ZstdCompressor(compression_params=params).stream_writer(raw, closefd=False)
         elif path.suffix == ".gz":
             compressor = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
         else:
