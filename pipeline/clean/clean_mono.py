@@ -61,17 +61,15 @@ def main(args):
     steps = filtering.load_config(config_path, args.lang, args.lang)
     if args.language_id == "false":
         steps = [s for s in steps if s["filter"] != "langid"]
-    filtering.build(steps, args.lang, args.lang)  # fail early
+    clean_parallel._init_worker(steps, args.lang, args.lang, {})  # fails early; forked workers inherit it
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
     pairs = ((line, line) for line in read_lines(args.input_dir / outputs[0]))
     batches = clean_parallel._batches(pairs, clean_parallel.BATCH)
-    init = (steps, args.lang, args.lang, {})
     pool = None
     if cores > 1:
-        pool = multiprocessing.get_context("fork").Pool(cores, clean_parallel._init_worker, init)
+        pool = multiprocessing.get_context("fork").Pool(cores)
         results = clean_parallel.ordered_map(pool, clean_parallel._clean_batch, batches, 2 * cores)
     else:
-        clean_parallel._init_worker(*init)
         results = map(clean_parallel._clean_batch, batches)
     removed, lengths, seen = Counter(), Counter(), 0
     try:

@@ -122,7 +122,8 @@ def main(args):
             "max_length": {"MINLENGTH": args.min_words, "MAXLENGTH": args.max_words},
             "char_ratio": {"RATIO": args.max_length_ratio},
         }
-    filtering.build(steps, args.src, args.trg, overrides)  # fail early (unknown language, bad parameter)
+    # Built once, here (fails early on an unknown language or a bad parameter); forked workers inherit it.
+    _init_worker(steps, args.src, args.trg, overrides)
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
 
     removed, lengths = Counter(), Counter()
@@ -130,12 +131,9 @@ def main(args):
     pairs = read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1])
     pool = None
     if cores > 1:
-        pool = multiprocessing.get_context("fork").Pool(
-            cores, _init_worker, (steps, args.src, args.trg, overrides)
-        )
+        pool = multiprocessing.get_context("fork").Pool(cores)
         results = ordered_map(pool, _clean_batch, _batches(pairs, BATCH), 2 * cores)
     else:
-        _init_worker(steps, args.src, args.trg, overrides)
         results = map(_clean_batch, _batches(pairs, BATCH))
     try:
         with (
