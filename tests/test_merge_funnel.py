@@ -90,3 +90,11 @@ def test_the_report_writes_the_funnel(tmp_path):
     assert [r["dataset"] for r in funnel["datasets"]] == ["opus_A/v1", "hplt_mono/v3.0"]
     assert (out / "funnel.svg").read_text().startswith("<svg")
     assert "## Data funnel" in (out / "report.md").read_text()
+
+
+def test_bicleaner_removals_have_their_own_column():
+    funnel = build_funnel(
+        IMPORTED, CLEANED, MERGED, [{"dataset": "opus_A/v1", "removed": 30, "lines_out": 870}]
+    )
+    row = next(r for r in funnel["datasets"] if r["dataset"] == "opus_A/v1")
+    assert row["bicleaner"] == 30 and funnel["totals"]["bicleaner"] == 30

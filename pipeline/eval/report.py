@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser):
     )
     # --- the data funnel (pipeline/eval/funnel.py) ---
     parser.add_argument(
+        "--bicleaned", nargs="*", type=Path, default=[], help="stats.json of each bicleaner step"
+    )
+    parser.add_argument(
         "--mono-cleaned", nargs="*", type=Path, default=[], help="stats.json of each mono cleaning"
     )
     parser.add_argument(
