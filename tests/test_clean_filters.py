@@ -319,3 +319,18 @@ def test_mono_cleaning_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     clean_mono(tmp_path / "in", out, threads="2")
     for name in ("corpus.fr.zst", "stats.json"):
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+
+
+def test_a_single_huge_line_is_filtered_quickly(tmp_path):
+    huge_words, huge_word = ("word " * 400_000).strip(), "x" * 2_000_000
+    pairs = [("Open the file", "Ouvrir le fichier"), (huge_words, "court"), ("court", huge_word)]
+    write_corpus(tmp_path / "in" / "corpus.en.zst", [s for s, _ in pairs])
+    write_corpus(tmp_path / "in" / "corpus.fr.zst", [t for _, t in pairs])
+    started = time.time()
+    clean(tmp_path / "in", tmp_path / "out")
+    assert time.time() - started < 60
+    assert read_corpus(tmp_path / "out" / "corpus.en.zst") == ["Open the file"]
+    # language ID alone on a long text: the same answer as py3langid, without a batch step per byte
+    identifier = BatchLanguageID()
+    text = "Le chat dort sur le canapé. " * 400
+    assert identifier.classify([text, "The cat sleeps"])[0] == [identifier.model.classify(text)[0], "en"]

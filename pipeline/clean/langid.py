@@ -14,6 +14,7 @@ import numpy as np
 from pipeline.common.step import StepError
 
 BATCH = 2048
+LONG_TEXT = 4096  # bytes
 GRID_CELLS = 1 << 20  # bytes of text walked at once: bounds the memory whatever the line lengths
 SCORE_CHUNK = 40_000  # (text, feature) pairs scored at once: bounds the temporary matrix to ~25 MB
 
@@ -53,6 +54,12 @@ class BatchLanguageID:
         langs = np.empty(len(texts), dtype=object)
         probs = np.zeros(len(texts), dtype=np.float32)
         start = 0
+        # Very long texts (a whole document on one line) go through py3langid one by one: the same result,
+        # without a vector step per byte of a batch that holds only them.
+        while start < len(order) and lengths[order[start]] > LONG_TEXT:
+            i = order[start]
+            langs[i], probs[i] = self.model.classify(texts[i])
+            start += 1
         while start < len(order):
             # texts of similar length together, at most GRID_CELLS bytes of automaton input per chunk
             width = max(int(lengths[order[start]]), 1)
