@@ -3,7 +3,7 @@
 A filter config is OpusCleaner's JSON (`{"version": 1, "filters": [{"filter": NAME, "parameters": {...},
 "language": null}, ...]}`); filters run in order and a pair is dropped by the first that rejects it. Filter
 names and parameter names are OpusCleaner's; the implementations are ours, because the `opuscleaner` package
-pins fastapi 0.78 / pydantic 1, which clashes with this project's lock (pydantic 2, for sqlmodel), and because
+pins fastapi 0.78 / pydantic 1, which clashes with this project's lock (pydantic 2, for snakemake's sqlmodel), and because
 its filters are separate processes joined by pipes, while ours run batched in one process per core.
 
 Filters work on batches of (source, target) pairs and return, per pair, either the (possibly rewritten) pair
