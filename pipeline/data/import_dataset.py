@@ -17,11 +17,11 @@ present); a NUL byte is refused; CR and tabs inside a line become spaces.
 
 import argparse
 import contextlib
-import importlib
 import logging
 import shutil
 from pathlib import Path
 
+from pipeline.data.providers import flores, hplt, local, mtdata, news_crawl, opus, sacrebleu, url
 from pipeline.common.io import read_lines, read_pairs, write_json, write_lines
 from pipeline.common.step import StepError, already_done, run_step
 
@@ -38,10 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
+# Imported here, not by name at run time, so that a task's cache digest covers every provider's code.
+MODULES = {
+    "local": local, "url": url, "opus": opus, "mtdata": mtdata, "sacrebleu": sacrebleu, "flores": flores,
+    "news-crawl": news_crawl, "hplt": hplt,
+}  # fmt: skip
+
+
 def provider_module(provider: str):
-    if provider not in PROVIDERS:
+    if provider not in MODULES:
         raise StepError(f"unknown dataset provider {provider!r}; known: {', '.join(PROVIDERS)}")
-    return importlib.import_module(f"pipeline.data.providers.{provider.replace('-', '_')}")
+    return MODULES[provider]
 
 
 def _clean(line: str) -> str:
