@@ -14,8 +14,8 @@ import multiprocessing
 from collections import Counter
 from pathlib import Path
 
-from pipeline.clean import clean_parallel
 from pipeline.clean import filters as filtering
+from pipeline.clean import runner
 from pipeline.common.io import atomic_path, read_json, read_lines, write_json, write_lines
 from pipeline.common.step import StepError, already_done, run_step, threads
 
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--lang", required=True)
     parser.add_argument("--dataset", default=None)
     parser.add_argument("--opuscleaner-mode", choices=["defaults", "custom"], default="defaults")
-    parser.add_argument("--filters-dir", type=Path, default=clean_parallel.DEFAULT_FILTERS_DIR)
+    parser.add_argument("--filters-dir", type=Path, default=runner.DEFAULT_FILTERS_DIR)
     parser.add_argument("--language-id", choices=["true", "false"], default="true")
     parser.add_argument("--output-dir", required=True, type=Path)
 
@@ -37,9 +37,7 @@ def select_config(args) -> Path:
     if args.opuscleaner_mode == "custom":
         if args.dataset:
             candidates.append(
-                args.filters_dir
-                / args.lang
-                / f"{clean_parallel.dataset_slug(args.dataset)}.mono.filters.json"
+                args.filters_dir / args.lang / f"{runner.dataset_slug(args.dataset)}.mono.filters.json"
             )
         candidates.append(args.filters_dir / args.lang / "mono.filters.json")
     candidates.append(args.filters_dir / "mono.filters.json")
@@ -61,16 +59,16 @@ def main(args):
     steps = filtering.load_config(config_path, args.lang, args.lang)
     if args.language_id == "false":
         steps = [s for s in steps if s["filter"] != "langid"]
-    clean_parallel._init_worker(steps, args.lang, args.lang, {})  # fails early; forked workers inherit it
+    runner.init_filters(steps, args.lang, args.lang, {})  # fails early; forked workers inherit it
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
     pairs = ((line, line) for line in read_lines(args.input_dir / outputs[0]))
-    batches = clean_parallel._batches(pairs, clean_parallel.BATCH)
+    batches = runner.batches(pairs, runner.BATCH)
     pool = None
     if cores > 1:
         pool = multiprocessing.get_context("fork").Pool(cores)
-        results = clean_parallel.ordered_map(pool, clean_parallel._clean_batch, batches, 2 * cores)
+        results = runner.ordered_map(pool, runner.clean_batch, batches, 2 * cores)
     else:
-        results = map(clean_parallel._clean_batch, batches)
+        results = map(runner.clean_batch, batches)
     removed, lengths, seen = Counter(), Counter(), 0
     try:
         with write_lines(args.output_dir / outputs[0]) as out:

@@ -16,20 +16,15 @@ THREADS is. A dataset that cleaning empties gets a warning and empty outputs (th
 import argparse
 import logging
 import multiprocessing
-import re
-from collections import Counter, deque
-from itertools import islice
+from collections import Counter
 from pathlib import Path
 
 from pipeline.clean import filters as filtering
+from pipeline.clean import runner
 from pipeline.common.io import atomic_path, read_json, read_pairs, write_json, write_lines
 from pipeline.common.step import already_done, run_step, threads
 
 logger = logging.getLogger("clean")
-
-BATCH = 5000
-DEFAULT_FILTERS_DIR = Path(__file__).resolve().parent / "opuscleaner" / "configs"
-LENGTH_BINS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144]  # words; the last bin holds everything longer
 
 
 def add_arguments(parser: argparse.ArgumentParser):
@@ -40,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser):
         "--dataset", default=None, help="the dataset name (picks a per-dataset filter config)"
     )
     parser.add_argument("--opuscleaner-mode", choices=["defaults", "custom"], default="defaults")
-    parser.add_argument("--filters-dir", type=Path, default=DEFAULT_FILTERS_DIR)
+    parser.add_argument("--filters-dir", type=Path, default=runner.DEFAULT_FILTERS_DIR)
     parser.add_argument("--min-words", type=int, default=1)
     parser.add_argument("--max-words", type=int, default=150)
     parser.add_argument("--max-length-ratio", type=float, default=3.0)
@@ -49,57 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
-def dataset_slug(name: str) -> str:
-    """The dataset's task-label form (`opus_UNPC/v1.0` -> `opus_UNPC_v1_0`), as filter files are named."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
-
-
-_BIN_OF = [next((b for b in LENGTH_BINS if n <= b), LENGTH_BINS[-1] + 1) for n in range(LENGTH_BINS[-1] + 2)]
-
-
-def length_bin(words: int) -> int:
-    return _BIN_OF[min(words, len(_BIN_OF) - 1)]
-
-
-_worker_filters = None
-
-
-def _init_worker(steps, src, trg, overrides):
-    global _worker_filters
-    _worker_filters = filtering.build(steps, src, trg, overrides)
-
-
-def _clean_batch(batch):
-    kept, removed = filtering.run_batch(_worker_filters, batch)
-    lengths = Counter()
-    for src, trg in kept:
-        lengths[("src", length_bin(src.count(" ") + 1))] += 1
-        lengths[("trg", length_bin(trg.count(" ") + 1))] += 1
-    return kept, removed, lengths
-
-
-def ordered_map(pool, function, batches, window: int):
-    """pool.imap, but reading at most `window` batches ahead (imap reads its whole input as fast as it can,
-    so memory would grow with the corpus when the workers are the slower side)."""
-    pending = deque()
-    for batch in batches:
-        pending.append(pool.apply_async(function, (batch,)))
-        if len(pending) >= window:
-            yield pending.popleft().get()
-    while pending:
-        yield pending.popleft().get()
-
-
-def _batches(pairs, size):
-    while batch := list(islice(pairs, size)):
-        yield batch
-
-
 def select_config(args) -> Path:
     if args.opuscleaner_mode == "defaults":
         return args.filters_dir / "default.filters.json"
     return filtering.choose_config(
-        args.filters_dir, args.src, args.trg, dataset_slug(args.dataset) if args.dataset else None
+        args.filters_dir, args.src, args.trg, runner.dataset_slug(args.dataset) if args.dataset else None
     )
 
 
@@ -123,7 +72,7 @@ def main(args):
             "char_ratio": {"RATIO": args.max_length_ratio},
         }
     # Built once, here (fails early on an unknown language or a bad parameter); forked workers inherit it.
-    _init_worker(steps, args.src, args.trg, overrides)
+    runner.init_filters(steps, args.src, args.trg, overrides)
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
 
     removed, lengths = Counter(), Counter()
@@ -132,9 +81,9 @@ def main(args):
     pool = None
     if cores > 1:
         pool = multiprocessing.get_context("fork").Pool(cores)
-        results = ordered_map(pool, _clean_batch, _batches(pairs, BATCH), 2 * cores)
+        results = runner.ordered_map(pool, runner.clean_batch, runner.batches(pairs, runner.BATCH), 2 * cores)
     else:
-        results = map(_clean_batch, _batches(pairs, BATCH))
+        results = map(runner.clean_batch, runner.batches(pairs, runner.BATCH))
     try:
         with (
             write_lines(args.output_dir / outputs[0]) as src_out,
@@ -162,7 +111,9 @@ def main(args):
         "removed": dict(removed),
         "lengths": {
             side: {
-                str(b): lengths[(side, b)] for b in [*LENGTH_BINS, LENGTH_BINS[-1] + 1] if lengths[(side, b)]
+                str(b): lengths[(side, b)]
+                for b in [*runner.LENGTH_BINS, runner.LENGTH_BINS[-1] + 1]
+                if lengths[(side, b)]
             }
             for side in ("src", "trg")
         },

@@ -419,7 +419,7 @@ def _dataset(value):
 
 
 # provider_name, without the shell's special characters (letters and digits of any script are allowed).
-_dataset.json_schema = {"type": "string", "pattern": r"^[a-z]+_[^\s;&|$`<>(){}*!\\#'\"^]+$"}
+_dataset.json_schema = {"type": "string", "pattern": r"^[a-z][a-z-]*_[^\s;&|$`<>(){}*!\\#'\"^]+$"}
 
 
 def dataset_list(min_length=0):
