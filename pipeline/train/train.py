@@ -132,7 +132,9 @@ def build_curriculum(
     template = load_yaml(CONFIGS / "opustrainer" / name, "OpusTrainer curriculum")
     stages = []
     for stage in template["stages"]:
-        mix = [entry for entry in template[stage] if entry.split()[0] in datasets or entry.startswith("until")]
+        mix = [
+            entry for entry in template[stage] if entry.split()[0] in datasets or entry.startswith("until")
+        ]
         until = mix[-1].split()[1]
         if until not in datasets:
             logger.info("curriculum stage %s dropped: no %s dataset", stage, until)
