@@ -2,7 +2,7 @@
 
 Reads `<dir>/corpus.<src|trg>.zst` from each --input-dirs folder (in the order given; the first copy of a
 duplicate pair is kept), writes `<output-dir>/corpus.<src|trg>.zst` and `stats.json`. Used for the training
-corpus and for the devset.
+corpus, the devset and the distilled corpus.
 """
 
 import argparse
@@ -21,6 +21,9 @@ SEED = 1111
 
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--input-dirs", required=True, nargs="+", type=Path)
+    parser.add_argument(
+        "--more-input-dirs", nargs="*", type=Path, default=[], help="merged after --input-dirs"
+    )
     parser.add_argument("--src", required=True)
     parser.add_argument("--trg", required=True)
     parser.add_argument(
@@ -36,7 +39,7 @@ def main(args):
     seen_hashes = set()
     pairs = []
     per_dataset = []
-    for input_dir in args.input_dirs:
+    for input_dir in [*args.input_dirs, *args.more_input_dirs]:
         lines = duplicates = 0
         for src, trg in read_pairs(input_dir / outputs[0], input_dir / outputs[1]):
             lines += 1

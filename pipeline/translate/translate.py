@@ -5,8 +5,8 @@ it with Marian using every model of --model-dirs (an ensemble when several; each
 `final.model.npz` and `final.model.npz.decoder.yml`), and writes `<output-dir>/translation.zst` (one line per
 input line of the chunk) and `chunk.json` (chunk number, count, input and output line counts).
 
-With --nbest and --references (the parallel corpus's target side), Marian returns the n-best list (beam
-size N) and the hypothesis with the best sentence-level chrF against the reference is kept (sequence-level
+With --references (the parallel corpus's target side), Marian returns the n-best list (as many
+hypotheses as the beam size) and the hypothesis with the best sentence-level chrF against the reference is kept (sequence-level
 distillation of the parallel corpus).
 
 The chunk is decoded in parts of --part-lines lines, each written atomically under `<output-dir>/parts/`:
@@ -34,8 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--chunk", required=True, type=int, help="which chunk, from 1")
     parser.add_argument("--chunks", required=True, type=int, help="how many chunks the corpus is split into")
     parser.add_argument("--model-dirs", required=True, type=Path, nargs="+", help="one folder per model")
-    parser.add_argument("--nbest", type=int, default=0, help="n-best size; keep the best by chrF")
-    parser.add_argument("--references", type=Path, help="reference translations of --input (for --nbest)")
+    parser.add_argument(
+        "--references",
+        type=Path,
+        help="reference translations of --input: decode an n-best list and keep the best by chrF",
+    )
     parser.add_argument("--part-lines", type=int, default=2000, help="lines decoded per resumable part")
     parser.add_argument("--marian-args", default="{}", help="JSON mapping of extra Marian decoding options")
     parser.add_argument("--output-dir", required=True, type=Path)
@@ -96,7 +99,7 @@ def decode_part(sources: list[str], references, models, options, nbest, work: Pa
         **device_options(),
     }
     if nbest:
-        decode.update({"n-best": True, "beam-size": nbest})
+        decode["n-best"] = True
     run_marian("decode", decode, log_path=work / f"{name}.log")
     output = list(read_lines(raw))
     raw.unlink()
@@ -119,8 +122,6 @@ def main(args):
         raise StepError(f"--chunk must be between 1 and --chunks ({args.chunks}), got {args.chunk}")
     if args.part_lines < 1:
         raise StepError("--part-lines must be at least 1")
-    if bool(args.nbest) != bool(args.references):
-        raise StepError("--nbest and --references go together: the n-best pick needs the references")
     for folder in args.model_dirs:
         if not (folder / "final.model.npz").exists() or not (folder / "final.model.npz.decoder.yml").exists():
             raise StepError(f"no trained model in {folder} (final.model.npz and its decoder.yml)")
@@ -147,7 +148,7 @@ def main(args):
                 references[start:end] if references else None,
                 [m.resolve() for m in args.model_dirs],
                 options,
-                args.nbest,
+                references is not None,
                 work,
                 f"part.{number:05d}",
             )

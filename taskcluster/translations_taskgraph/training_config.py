@@ -95,6 +95,7 @@ LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 LANGUAGE_WITH_SCRIPT_RE = re.compile(r"^[a-z]{2,3}_[a-z]{4}$")
 TEACHER_PRESETS = ["tiny", "base", "big"]
 STUDENT_PRESETS = ["tiny", "base", "base-memory"]
+TEACHER_MODES = ["one-stage", "two-stage"]
 BEST_MODEL_METRICS = ["chrf", "bleu-detok", "ce-mean-words"]
 WORKER_CLASSES = ["gcp-spot", "gcp-standard"]
 MARIAN_ARG_STAGES = [
@@ -142,7 +143,6 @@ def _is_false(value) -> bool:
 # Settings of the reference system that this project does not implement yet: key path -> (accepted value test,
 # what the setting does). A config using one is refused with one line, unless the value asks for nothing.
 NOT_SUPPORTED_YET = {
-    ("experiment", "teacher-mode"): (lambda v: False, "OpusTrainer teacher curricula (one-stage/two-stage)"),
     ("experiment", "teacher-decoder"): (lambda v: v == "marian", "teacher decoding with CTranslate2"),
     ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
     ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
@@ -154,8 +154,6 @@ NOT_SUPPORTED_YET = {
         "monocleaner fluency filtering",
     ),
     ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
-    ("experiment", "mono-max-sentences-src"): (lambda v: False, "monolingual data for distillation"),
-    ("experiment", "mono-max-sentences-trg"): (lambda v: False, "monolingual data for back-translation"),
     ("experiment", "hplt-min-doc-score"): (lambda v: False, "HPLT monolingual data"),
     ("experiment", "pretrained-models"): (lambda v: not v, "training from pretrained models"),
     ("experiment", "archive-corpora"): (lambda v: not v, "archiving the corpora"),
@@ -404,6 +402,19 @@ def dataset_list(min_length=0):
 
 # --- the schema ---------------------------------------------------------------------------------------------
 
+# Caps on the merged monolingual data: in total, and read from each dataset (the reference's shape).
+mono_caps_schema = {
+    Optional("total", default=100_000_000): Integer(1),
+    Optional("per-dataset", default=70_000_000): Integer(1),
+}
+
+
+def fraction_below_one(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise Invalid(f"must be a fraction from 0 to below 1, got {_describe(value)}")
+    return value
+
+
 marian_args_schema = Schema({str: Any(str, int, float, bool, [Any(str, int, float)])})
 
 experiment_schema = {
@@ -418,6 +429,14 @@ experiment_schema = {
     Optional("teacher-model", default="big"): OneOf(*TEACHER_PRESETS),
     Optional("teacher-ensemble", default=1): Integer(1, 8),
     Optional("student-model", default="base-memory"): OneOf(*STUDENT_PRESETS),
+    # The teachers' OpusTrainer curriculum: two-stage = pre-train on original + back-translated data, then
+    # fine-tune on the original; one-stage = both mixed until the end.
+    Optional("teacher-mode", default="two-stage"): OneOf(*TEACHER_MODES),
+    Optional("mono-max-sentences-src", default={}): mono_caps_schema,
+    Optional("mono-max-sentences-trg", default={}): mono_caps_schema,
+    # Share of the distilled corpus (the pairs the backward model scores lowest) that is dropped. The reference
+    # hard-codes 5%.
+    Optional("cefilter-remove-fraction", default=0.05): fraction_below_one,
     Optional("best-model", default="chrf"): OneOf(*BEST_MODEL_METRICS),
     Optional("cleaning", default={}): {
         Optional("min-words", default=1): Integer(1),
@@ -444,6 +463,8 @@ training_config_schema = Schema(
         # Settings only the Taskcluster engine reads (worker classes, upload buckets, split-chunks, ...).
         Optional("taskcluster", default={}): Schema(
             {
+                # Back-translation and distillation translate their corpus in this many chunks, one task each.
+                Optional("split-chunks", default=1): Integer(1, 1000),
                 # Worker class per kind (`default`: every other kind): spot instances are cheap but can be
                 # preempted (training resumes from the last checkpoint); standard ones are not.
                 Optional("worker-classes", default={"default": "gcp-spot"}): {str: OneOf(*WORKER_CLASSES)},
