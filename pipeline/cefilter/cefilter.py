@@ -41,9 +41,6 @@ def lowest(scores: list[float], fraction: float) -> set[int]:
 def score(args, work: Path, scores_file: Path) -> None:
     model = args.model_dir / "final.model.npz"
     vocab = args.model_dir / "vocab.spm"
-    for path in (model, vocab):
-        if not path.exists():
-            raise StepError(f"no trained backward model in {args.model_dir} (missing {path.name})")
     plain = {}
     for lang in (args.src, args.trg):
         plain[lang] = work / f"corpus.{lang}"
@@ -81,6 +78,9 @@ def main(args):
         return
     if not 0 <= args.remove_fraction < 1:
         raise StepError(f"--remove-fraction must be at least 0 and below 1, got {args.remove_fraction}")
+    for name in ("final.model.npz", "vocab.spm"):
+        if not (args.model_dir / name).exists():
+            raise StepError(f"no trained backward model in {args.model_dir} (missing {name})")
     pairs = list(read_pairs(args.corpus_dir / outputs[0], args.corpus_dir / outputs[1]))
     if not pairs:
         raise StepError(f"the corpus in {args.corpus_dir} is empty")
