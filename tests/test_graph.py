@@ -59,20 +59,14 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         vocab: {merged},
         "corpus-align-parallel-en-fr": {merged},
         backward: {merged, devset, vocab},
-        f"evaluate-backwards-model-fr-en-{TINY_TEST}": {backward, f"dataset-{TINY_TEST}-en-fr"},
+        f"evaluate-backwards-fr-en-{TINY_TEST}": {backward, f"dataset-{TINY_TEST}-en-fr"},
         **{chunk: {backward, "corpus-merge-mono-trg-fr"} for chunk in bt_chunks},
         "backtranslations-mono-trg-dechunk-translations-en-fr": {*bt_chunks, "corpus-merge-mono-trg-fr"},
-        "corpus-align-backtranslations-en-fr": {
-            "backtranslations-mono-trg-dechunk-translations-en-fr",
-            "corpus-align-parallel-en-fr",
-        },
         teacher: {
             merged,
             devset,
             vocab,
-            "corpus-align-parallel-en-fr",
             "backtranslations-mono-trg-dechunk-translations-en-fr",
-            "corpus-align-backtranslations-en-fr",
         },
         f"evaluate-teacher-en-fr-1-{TINY_TEST}": {teacher, f"dataset-{TINY_TEST}-en-fr"},
         f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}": {teacher, f"dataset-{TINY_TEST}-en-fr"},
@@ -144,7 +138,7 @@ def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
     chunks = config["taskcluster"]["split-chunks"]
     assert chunks >= 2
     stages = {task.attributes.get("stage") for task in full_graph.tasks.values()}
-    assert stages == set(STAGES) - {"all"} | {None}  # None: the docker image
+    assert stages == set(STAGES) - {"all-pipeline"} | {None}  # None: the docker image
     for kind in (
         "backtranslations-mono-trg-translate",
         "distillation-parallel-src-translate",
@@ -254,7 +248,7 @@ def test_local_plan_drops_taskcluster_only_tasks_and_orders_dependencies(tiny_gr
     # The leaves: the report, the evaluations it does not read yet, and the fine-tuned student.
     assert sorted(plan["targets"]) == [
         "distillation-student-model-finetune-en-fr",
-        f"evaluate-backwards-model-fr-en-{TINY_TEST}",
+        f"evaluate-backwards-fr-en-{TINY_TEST}",
         f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}",
         "report-en-fr",
     ]

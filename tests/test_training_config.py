@@ -48,7 +48,7 @@ def test_defaults_are_filled_in(tiny):
     assert config["datasets"]["mono-src"] == []
     assert config["taskcluster"]["split-chunks"] == 1
     experiment = config["experiment"]
-    assert (experiment["teacher-mode"], experiment["student-model"]) == ("two-stage", "tiny")
+    assert (experiment["teacher-mode"], experiment["student-model"]) == ("two-stage", "base-memory")
     assert experiment["mono-max-sentences-src"] == {"total": 100_000_000, "per-dataset": 70_000_000}
     assert experiment["cefilter-remove-fraction"] == 0.05
 
@@ -105,8 +105,8 @@ INVALID = [
         "unknown",
     ),
     ("experiment.cefilter-remove-fraction", 1.5, "experiment.cefilter-remove-fraction", "fraction"),
-    ("taskcluster.split-chunks", 0, "taskcluster.split-chunks", "number of chunks"),
-    ("taskcluster.split-chunks", "2", "taskcluster.split-chunks", "number of chunks"),
+    ("taskcluster.split-chunks", 0, "taskcluster.split-chunks", "at least 1"),
+    ("taskcluster.split-chunks", "2", "taskcluster.split-chunks", "expected an integer"),
 ]
 
 
