@@ -35,7 +35,7 @@ def deps(graph, label):
 TINY_TRAIN = "local_data_l10n_en_fr_parallel"
 TINY_DEV = "local_data_l10n_en_fr_dev"
 TINY_TEST = "local_data_l10n_en_fr_test"
-TINY_MONO = "local_data_l10n_en_fr_mono"
+TINY_MONO = "local_data_l10n_en_fr_mono_slice"
 
 
 def test_tiny_graph_labels_and_dependencies(tiny_graph):
