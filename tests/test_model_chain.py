@@ -463,3 +463,43 @@ def test_ensemble_evaluation(data, model, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model_dir"] == f"{model}, {model}" and metrics["sentences"] == 20
     assert "--models" in (out / "decode.log").read_text()
+
+
+def kill_after(module, args, seconds: float) -> bool:
+    """SIGKILLs the step's process group after `seconds`; False if it had finished before."""
+    process = start(module, args)
+    try:
+        process.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True
+
+
+@pytest.mark.parametrize("seconds", [0.3, 0.6, 0.9])
+def test_collect_and_mono_merge_after_kill_9_give_the_same_outputs(tmp_path, seconds):
+    lines = [f"line {i} " + "mot " * (i % 7) for i in range(60_000)]
+    original = write_corpus(tmp_path / "mono" / "corpus.fr.zst", lines)
+    chunk_dirs = []
+    for number in (1, 2):
+        folder = tmp_path / f"chunk{number}"
+        start_line, end_line = (0, 30_000) if number == 1 else (30_000, 60_000)
+        write_corpus(folder / "translation.zst", [line.upper() for line in lines[start_line:end_line]])
+        (folder / "chunk.json").write_text(json.dumps({"chunk": number, "chunks": 2}))
+        chunk_dirs.append(folder)
+    steps = {
+        COLLECT: ["--original-dir", original.parent, "--original-lang", "fr", "--translated-lang", "en",
+                  "--chunk-dirs", *chunk_dirs],
+        MERGE_MONO: ["--input-dirs", original.parent, "--lang", "fr", "--max-sentences", 50_000],
+    }  # fmt: skip
+    for module, args in steps.items():
+        clean, killed = tmp_path / f"{module}-clean", tmp_path / f"{module}-killed"
+        run_step(module, [*args, "--output-dir", clean])
+        kill_after(module, [*args, "--output-dir", killed], seconds)
+        run_step(module, [*args, "--output-dir", killed])
+        # A kill can leave a hidden temporary (.NAME.*.tmp) beside the outputs; the outputs are what count.
+        names = sorted(p.name for p in clean.iterdir())
+        assert sorted(p.name for p in killed.iterdir() if not p.name.startswith(".")) == names
+        for name in names:
+            assert (killed / name).read_bytes() == (clean / name).read_bytes(), (module, name)
