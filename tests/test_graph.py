@@ -57,7 +57,6 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         "corpus-merge-mono-src-en": {f"dataset-{TINY_MONO}-en", merged},
         "corpus-merge-mono-trg-fr": {f"dataset-{TINY_MONO}-fr", merged},
         vocab: {merged},
-        "corpus-align-parallel-en-fr": {merged},
         backward: {merged, devset, vocab},
         f"evaluate-backwards-fr-en-{TINY_TEST}": {backward, f"dataset-{TINY_TEST}-en-fr"},
         **{chunk: {backward, "corpus-merge-mono-trg-fr"} for chunk in bt_chunks},
@@ -79,20 +78,6 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
             "distillation-mono-src-dechunk-translations-en-fr",
         },
         filtered: {"corpus-merge-distillation-en-fr", backward},
-        "corpus-align-distillation-en-fr": {filtered, "corpus-align-parallel-en-fr"},
-        "distillation-student-model-train-en-fr": {
-            filtered,
-            "corpus-align-distillation-en-fr",
-            devset,
-            vocab,
-        },
-        "distillation-student-model-finetune-en-fr": {
-            filtered,
-            "corpus-align-distillation-en-fr",
-            devset,
-            vocab,
-            "distillation-student-model-train-en-fr",
-        },
         "report-en-fr": {
             f"dataset-{TINY_TRAIN}-en-fr",
             f"dataset-{TINY_DEV}-en-fr",
@@ -245,9 +230,9 @@ def test_parameters_refuse_an_invalid_training_config():
 def test_local_plan_drops_taskcluster_only_tasks_and_orders_dependencies(tiny_graph):
     plan = build_plan(tiny_graph)
     assert "docker-image-base" not in plan["tasks"]
-    # The leaves: the report, the evaluations it does not read yet, and the fine-tuned student.
+    # The leaves: the report, the evaluations it does not read yet, and the filtered distilled corpus.
     assert sorted(plan["targets"]) == [
-        "distillation-student-model-finetune-en-fr",
+        "distillation-corpus-final-filtering-en-fr",
         f"evaluate-backwards-fr-en-{TINY_TEST}",
         f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}",
         "report-en-fr",
@@ -273,7 +258,11 @@ def test_plan_digests_change_with_the_config_downstream_only():
         if downstream & set(before["tasks"][label]["dependencies"]):
             downstream.add(label)
     assert changed == downstream
-    assert {"train-teacher-en-fr-1", "report-en-fr", "distillation-student-model-train-en-fr"} <= changed
+    assert {
+        "train-teacher-en-fr-1",
+        "report-en-fr",
+        "distillation-parallel-src-translate-en-fr-1-2",
+    } <= changed
     assert not changed & {
         "corpus-merge-parallel-en-fr",
         "corpus-align-parallel-en-fr",
