@@ -10,6 +10,7 @@ import yaml
 from localrun.plan import build_plan
 from translations_taskgraph.render import build_parameters, generator_for
 from translations_taskgraph.training_config import dataset_slug
+from translations_taskgraph.training_config import STAGES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,52 +33,61 @@ def deps(graph, label):
     return {dep for dep in graph.tasks[label].dependencies.values() if not dep.startswith("docker-image-")}
 
 
-TINY_TRAIN = "local_data_l10n_en_fr_train"
+TINY_TRAIN = "local_data_l10n_en_fr_parallel"
 TINY_DEV = "local_data_l10n_en_fr_dev"
 TINY_TEST = "local_data_l10n_en_fr_test"
-TINY_MONO = "local_data_l10n_en_fr_mono-fr"
+TINY_MONO = "local_data_l10n_en_fr_mono_slice"
 
 
 def test_tiny_graph_labels_and_dependencies(tiny_graph):
+    merged, devset, vocab = "corpus-merge-parallel-en-fr", "corpus-merge-devset-en-fr", "build-vocab-en-fr"
+    backward, teacher = "backtranslations-train-backwards-model-en-fr", "train-teacher-en-fr-1"
+    bt_chunks = [f"backtranslations-mono-trg-translate-en-fr-{c}-2" for c in (1, 2)]
+    parallel_chunks = [f"distillation-parallel-src-translate-en-fr-{c}-2" for c in (1, 2)]
+    mono_chunks = [f"distillation-mono-src-translate-en-fr-{c}-2" for c in (1, 2)]
+    filtered = "distillation-corpus-final-filtering-en-fr"
     expected = {
         f"dataset-{TINY_TRAIN}-en-fr": set(),
         f"dataset-{TINY_DEV}-en-fr": set(),
         f"dataset-{TINY_TEST}-en-fr": set(),
+        f"dataset-{TINY_MONO}-en": set(),
+        f"dataset-{TINY_MONO}-fr": set(),
         f"corpus-clean-parallel-{TINY_TRAIN}-en-fr": {f"dataset-{TINY_TRAIN}-en-fr"},
-        # the devtest and test sets are removed from the training corpus (decontamination) ...
-        # bicleaner-ai with threshold 0: copied through, no model pack to fetch
-        f"corpus-clean-parallel-bicleaner-ai-{TINY_TRAIN}-en-fr": {
-            f"corpus-clean-parallel-{TINY_TRAIN}-en-fr"
+        merged: {f"corpus-clean-parallel-{TINY_TRAIN}-en-fr"},
+        devset: {f"dataset-{TINY_DEV}-en-fr"},
+        "corpus-merge-mono-src-en": {f"dataset-{TINY_MONO}-en", merged},
+        "corpus-merge-mono-trg-fr": {f"dataset-{TINY_MONO}-fr", merged},
+        vocab: {merged},
+        backward: {merged, devset, vocab},
+        f"evaluate-backwards-fr-en-{TINY_TEST}": {backward, f"dataset-{TINY_TEST}-en-fr"},
+        **{chunk: {backward, "corpus-merge-mono-trg-fr"} for chunk in bt_chunks},
+        "backtranslations-mono-trg-dechunk-translations-en-fr": {*bt_chunks, "corpus-merge-mono-trg-fr"},
+        teacher: {
+            merged,
+            devset,
+            vocab,
+            "backtranslations-mono-trg-dechunk-translations-en-fr",
         },
-        "corpus-merge-parallel-en-fr": {
-            f"corpus-clean-parallel-bicleaner-ai-{TINY_TRAIN}-en-fr",
-            f"dataset-{TINY_DEV}-en-fr",
-            f"dataset-{TINY_TEST}-en-fr",
+        f"evaluate-teacher-en-fr-1-{TINY_TEST}": {teacher, f"dataset-{TINY_TEST}-en-fr"},
+        f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}": {teacher, f"dataset-{TINY_TEST}-en-fr"},
+        **{chunk: {teacher, merged} for chunk in parallel_chunks},
+        **{chunk: {teacher, "corpus-merge-mono-src-en"} for chunk in mono_chunks},
+        "distillation-parallel-src-dechunk-translations-en-fr": {*parallel_chunks, merged},
+        "distillation-mono-src-dechunk-translations-en-fr": {*mono_chunks, "corpus-merge-mono-src-en"},
+        "corpus-merge-distillation-en-fr": {
+            "distillation-parallel-src-dechunk-translations-en-fr",
+            "distillation-mono-src-dechunk-translations-en-fr",
         },
-        # ... and the test sets from the devset
-        "corpus-merge-devset-en-fr": {f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"},
-        f"dataset-{TINY_MONO}": set(),
-        f"corpus-clean-mono-{TINY_MONO}": {f"dataset-{TINY_MONO}"},
-        "corpus-merge-mono-trg-fr": {
-            f"corpus-clean-mono-{TINY_MONO}",
-            "corpus-merge-parallel-en-fr",
-            f"dataset-{TINY_DEV}-en-fr",
-            f"dataset-{TINY_TEST}-en-fr",
-        },
-        "build-vocab-en-fr": {"corpus-merge-parallel-en-fr"},
-        "train-teacher-en-fr-1": {
-            "corpus-merge-parallel-en-fr",
-            "corpus-merge-devset-en-fr",
-            "build-vocab-en-fr",
-        },
-        f"evaluate-teacher-en-fr-1-{TINY_TEST}": {"train-teacher-en-fr-1", f"dataset-{TINY_TEST}-en-fr"},
+        filtered: {"corpus-merge-distillation-en-fr", backward},
         "report-en-fr": {
             f"dataset-{TINY_TRAIN}-en-fr",
             f"dataset-{TINY_DEV}-en-fr",
             f"dataset-{TINY_TEST}-en-fr",
+            f"dataset-{TINY_MONO}-en",
+            f"dataset-{TINY_MONO}-fr",
             f"corpus-clean-parallel-{TINY_TRAIN}-en-fr",
-            "corpus-merge-parallel-en-fr",
-            "corpus-merge-devset-en-fr",
+            merged,
+            devset,
             f"evaluate-teacher-en-fr-1-{TINY_TEST}",
             f"dataset-{TINY_MONO}",
             f"corpus-clean-mono-{TINY_MONO}",
@@ -132,21 +142,27 @@ def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
             f"train-teacher-en-fr-{member}",
             f"dataset-{TINY_TEST}-en-fr",
         }
-    datasets = config["datasets"]
-    mono = len(datasets["mono-src"]) + len(datasets["mono-trg"])
-    imports = len(train) + len(datasets["devtest"]) + len(datasets["test"]) + mono
-    merges = 2 + 2  # parallel, devset, mono per side
-    evaluations = members * len(datasets["test"])
-    # 3 docker images and 2 repository checks, then the pipeline.
-    assert len(labels) == 3 + 2 + imports + 2 * len(train) + 1 + mono + merges + 1 + members + evaluations + 1
-    for side, lang in (("src", "en"), ("trg", "fr")):
-        cleaned = {f"corpus-clean-mono-{dataset_slug(n)}-{lang}" for n in datasets[f"mono-{side}"]}
-        assert deps(full_graph, f"corpus-merge-mono-{side}-{lang}") == cleaned | evaluation_sets | {
-            "corpus-merge-parallel-en-fr"
-        }
-        for name in datasets[f"mono-{side}"]:
-            label = f"corpus-clean-mono-{dataset_slug(name)}-{lang}"
-            assert deps(full_graph, label) == {f"dataset-{dataset_slug(name)}-{lang}"}
+    assert members >= 2
+    chunks = config["taskcluster"]["split-chunks"]
+    assert chunks >= 2
+    stages = {task.attributes.get("stage") for task in full_graph.tasks.values()}
+    assert stages == set(STAGES) - {"all-pipeline"} | {None}  # None: the docker image
+    for kind in (
+        "backtranslations-mono-trg-translate",
+        "distillation-parallel-src-translate",
+        "distillation-mono-src-translate",
+    ):
+        tasks = [f"{kind}-en-fr-{c}-{chunks}" for c in range(1, chunks + 1)]
+        assert set(tasks) <= labels
+        collect = kind.replace("-translate", "-dechunk-translations") + "-en-fr"
+        assert set(tasks) <= deps(full_graph, collect)
+    teachers = {f"train-teacher-en-fr-{member}" for member in range(1, members + 1)}
+    for kind in ("distillation-parallel-src-translate", "distillation-mono-src-translate"):
+        assert teachers <= deps(full_graph, f"{kind}-en-fr-1-{chunks}")
+    assert deps(full_graph, f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}") == {
+        *teachers,
+        f"dataset-{TINY_TEST}-en-fr",
+    }
 
 
 def test_mono_datasets_get_their_own_import_tasks():
@@ -201,7 +217,8 @@ def test_dataset_names_are_quoted_in_commands():
                 f"dataset-{TINY_TRAIN}-en-fr",
                 f"dataset-{TINY_DEV}-en-fr",
                 f"dataset-{TINY_TEST}-en-fr",
-                f"dataset-{TINY_MONO}",
+                f"dataset-{TINY_MONO}-en",
+                f"dataset-{TINY_MONO}-fr",
             },
         ),
         (
@@ -239,7 +256,13 @@ def test_parameters_refuse_an_invalid_training_config():
 def test_local_plan_drops_taskcluster_only_tasks_and_orders_dependencies(tiny_graph):
     plan = build_plan(tiny_graph)
     assert "docker-image-base" not in plan["tasks"]
-    assert plan["targets"] == ["report-en-fr"]
+    # The leaves: the report, the evaluations it does not read yet, and the filtered distilled corpus.
+    assert sorted(plan["targets"]) == [
+        "distillation-corpus-final-filtering-en-fr",
+        f"evaluate-backwards-fr-en-{TINY_TEST}",
+        f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}",
+        "report-en-fr",
+    ]
     position = {label: index for index, label in enumerate(plan["order"])}
     for label, task in plan["tasks"].items():
         for dep in task["dependencies"]:
@@ -256,11 +279,20 @@ def test_plan_digests_change_with_the_config_downstream_only():
         for label in before["tasks"]
         if before["tasks"][label]["digest"] != after["tasks"][label]["digest"]
     }
-    assert changed == {
-        "build-vocab-en-fr",
+    downstream = {"build-vocab-en-fr"}
+    for label in before["order"]:
+        if downstream & set(before["tasks"][label]["dependencies"]):
+            downstream.add(label)
+    assert changed == downstream
+    assert {
         "train-teacher-en-fr-1",
-        f"evaluate-teacher-en-fr-1-{TINY_TEST}",
         "report-en-fr",
+        "distillation-parallel-src-translate-en-fr-1-2",
+    } <= changed
+    assert not changed & {
+        "corpus-merge-parallel-en-fr",
+        "corpus-align-parallel-en-fr",
+        "corpus-merge-mono-src-en",
     }
 
 

@@ -78,7 +78,7 @@ def test_both_schemas_refuse_a_broken_config(validator, path, value):
 @pytest.mark.parametrize(
     "path,value",
     [
-        (("datasets", "devtest"), ["local_data/l10n-en-fr/train"]),
+        (("datasets", "devtest"), ["local_data/l10n-en-fr/parallel"]),
         (("experiment", "trg"), "en"),
         (("wandb-publication",), True),
     ],

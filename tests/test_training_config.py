@@ -33,6 +33,10 @@ def test_shipped_configs_are_valid(path):
 
 def test_defaults_are_filled_in(tiny):
     del tiny["target-stage"]
+    del tiny["datasets"]["mono-src"]
+    del tiny["taskcluster"]
+    for key in ("teacher-mode", "student-model", "mono-max-sentences-src", "cefilter-remove-fraction"):
+        del tiny["experiment"][key]
     config = validate_training_config(tiny)
     assert config["target-stage"] == "all-pipeline"
     assert config["experiment"]["cleaning"] == {
@@ -42,6 +46,11 @@ def test_defaults_are_filled_in(tiny):
         "language-id": True,
     }
     assert config["datasets"]["mono-src"] == []
+    assert config["taskcluster"]["split-chunks"] == 1
+    experiment = config["experiment"]
+    assert (experiment["teacher-mode"], experiment["student-model"]) == ("two-stage", "base-memory")
+    assert experiment["mono-max-sentences-src"] == {"total": 100_000_000, "per-dataset": 70_000_000}
+    assert experiment["cefilter-remove-fraction"] == 0.05
 
 
 def set_key(config, dotted, value):
@@ -86,6 +95,18 @@ INVALID = [
     ("datasets.train", ["local_data/a-b/train", "local_data/a_b/train"], "datasets.train.1", "task label"),
     ("target-stage", "everything", "target-stage", "must be one of"),
     ("experiment.cleaning.min-words", 200, "experiment.cleaning.min-words", "larger than max-words"),
+    ("experiment.teacher-mode", "three-stage", "experiment.teacher-mode", "one-stage, two-stage"),
+    ("experiment.student-model", "big", "experiment.student-model", "tiny, base, base-memory"),
+    ("experiment.mono-max-sentences-trg.total", 0, "experiment.mono-max-sentences-trg.total", ""),
+    (
+        "experiment.mono-max-sentences-src.per-file",
+        1,
+        "experiment.mono-max-sentences-src.per-file",
+        "unknown",
+    ),
+    ("experiment.cefilter-remove-fraction", 1.5, "experiment.cefilter-remove-fraction", "fraction"),
+    ("taskcluster.split-chunks", 0, "taskcluster.split-chunks", "at least 1"),
+    ("taskcluster.split-chunks", "2", "taskcluster.split-chunks", "expected an integer"),
 ]
 
 

@@ -4,7 +4,8 @@ Reads `<dir>/corpus.<src|trg>.zst` from each --input-dirs folder (in the order g
 duplicate pair is kept) and removes every pair one side of which (normalized: case, punctuation, whitespace)
 is a sentence of the datasets in --exclude-dirs (the devtest and test sets). Writes
 `<output-dir>/corpus.<src|trg>.zst` and `stats.json` (per dataset: lines, duplicates, decontaminated, capped,
-kept). Streams with bounded memory (pipeline/clean/merge.py). Used for the training corpus and the devset.
+kept). Streams with bounded memory (pipeline/clean/merge.py). Used for the training corpus, the devset and
+the distilled corpus (--more-input-dirs: the distilled mono data after the distilled parallel data).
 """
 
 import argparse
@@ -22,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--input-dirs", required=True, nargs="+", type=Path)
     parser.add_argument(
         "--exclude-dirs", nargs="*", type=Path, default=[], help="devtest/test datasets to remove"
+    )
+    parser.add_argument(
+        "--more-input-dirs", nargs="*", type=Path, default=[], help="merged after --input-dirs"
     )
     parser.add_argument("--src", required=True)
     parser.add_argument("--trg", required=True)
@@ -41,10 +45,11 @@ def main(args):
     if already_done(args.output_dir, outputs):
         return
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    inputs = [d / name for d in args.input_dirs for name in outputs[:2]]
+    input_dirs = [*args.input_dirs, *args.more_input_dirs]
+    inputs = [d / name for d in input_dirs for name in outputs[:2]]
     merger = Merger(args.output_dir / ".work", bucket_count(inputs))
     merger.test_sentences = test_set_digests(args.exclude_dirs, [args.src, args.trg])
-    for folder in args.input_dirs:
+    for folder in input_dirs:
         merger.add_dataset(dataset_name(folder), pairs_of(folder, args.src, args.trg))
     count = write_rows(
         [args.output_dir / outputs[0], args.output_dir / outputs[1]], merger.rows(args.max_sentences)

@@ -50,7 +50,7 @@ def to_args(options: Mapping) -> list[str]:
     """{"dim-emb": 256, "tied-embeddings-all": True, "vocabs": [a, b]} -> --dim-emb 256 --tied-embeddings-all --vocabs a b"""
     args = []
     for key, value in options.items():
-        if value is None or value is False:
+        if value is None or value is False or (isinstance(value, (list, tuple)) and not value):
             continue
         args.append(f"--{key}")
         if value is True:

@@ -1,6 +1,7 @@
 """Translate a test set with a trained model and score it with sacrebleu (BLEU and chrF).
 
-Reads `<model-dir>/final.model.npz.decoder.yml` (with the model and vocabulary beside it) and the test set
+Reads `<model-dir>/final.model.npz.decoder.yml` (with the model and vocabulary beside it; several
+--model-dir folders decode as an ensemble, with the first one's decoding options) and the test set
 `<dataset-dir>/corpus.<src|trg>.zst`. Writes `<output-dir>/translation.<trg>.zst` and `metrics.json`:
 BLEU and chrF of the model, and, as a floor any model must beat, of copying the source unchanged.
 Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
@@ -19,7 +20,7 @@ logger = logging.getLogger("evaluate")
 
 
 def add_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("--model-dir", required=True, type=Path)
+    parser.add_argument("--model-dir", required=True, type=Path, nargs="+", help="several: an ensemble")
     parser.add_argument("--dataset-dir", required=True, type=Path)
     parser.add_argument("--dataset", required=True, help="the test set's name, recorded in metrics.json")
     parser.add_argument("--src", required=True)
@@ -46,9 +47,10 @@ def main(args):
     outputs = [f"translation.{args.trg}.zst", "metrics.json"]
     if already_done(args.output_dir, outputs):
         return
-    config = args.model_dir / "final.model.npz.decoder.yml"
-    if not config.exists():
-        raise StepError(f"no trained model in {args.model_dir} (missing {config.name})")
+    for model_dir in args.model_dir:
+        if not (model_dir / "final.model.npz.decoder.yml").exists():
+            raise StepError(f"no trained model in {model_dir} (missing final.model.npz.decoder.yml)")
+    config = args.model_dir[0] / "final.model.npz.decoder.yml"
     extra = parse_marian_args(args.marian_args)
     pairs = list(
         read_pairs(args.dataset_dir / f"corpus.{args.src}.zst", args.dataset_dir / f"corpus.{args.trg}.zst")
@@ -66,6 +68,7 @@ def main(args):
             options = {
                 "config": str(config.resolve()),
                 **extra,
+                "models": [str((d / "final.model.npz").resolve()) for d in args.model_dir],
                 "input": str(source_file),
                 "output": str(hypotheses_file),
                 "log": str(args.output_dir / "decode.log"),
@@ -82,7 +85,7 @@ def main(args):
             out.write(line)
     metrics = {
         "dataset": args.dataset,
-        "model_dir": str(args.model_dir),
+        "model_dir": ", ".join(map(str, args.model_dir)),
         "sentences": len(sources),
         **score(hypotheses, references),
         "copy_source": {k: v for k, v in score(sources, references).items() if k != "signatures"},

@@ -1,65 +1,168 @@
-"""Train a translation model with Marian.
+"""Train a translation model (teacher, backward or student) with Marian, fed by OpusTrainer.
 
-Reads the training corpus `<train-dir>/corpus.<src|trg>.zst`, the validation set
-`<devset-dir>/corpus.<src|trg>.zst` and the SentencePiece vocabulary; trains with the architecture preset
-`configs/model/<model-type>.<architecture>.yml`, overridden by --marian-args (JSON); keeps the best
-checkpoint by --best-metric. Writes to <output-dir>: `final.model.npz` (the best checkpoint),
-`final.model.npz.decoder.yml` (paths relative to itself), `vocab.spm`, `train.log`, `valid.log`.
+Reads the training corpus `<train-dir>/corpus.<src|trg>.zst`, optionally the back-translations
+`<backtranslations-dir>/corpus.<src|trg>.zst` (teacher curricula) and word alignments (`--alignments`, Pharaoh
+`i-j` over the whitespace tokens, one line per pair), the validation set `<devset-dir>/corpus.<src|trg>.zst`
+and the SentencePiece vocabulary. OpusTrainer mixes the datasets by the curriculum
+`configs/opustrainer/<model-type>[.<teacher-mode>].yml`, applies its modifiers and streams TSV to Marian's
+stdin; with alignments, the Tags modifier re-maps them onto SentencePiece pieces for guided alignment.
+The architecture preset is `configs/model/<model-type>.<architecture>.yml` (plus `configs/finetune/` with
+--pretrained-model), overridden by --marian-args (JSON). Writes to <output-dir>: `final.model.npz` (the best
+checkpoint by --best-metric), `final.model.npz.decoder.yml` (paths relative to itself), `vocab.spm`,
+`train.log`, `valid.log`, `config.opustrainer.yml`.
 
-A killed run resumes: Marian restarts from `model.npz` and its optimizer state in <output-dir>.
+A killed run resumes: Marian from `model.npz` and its optimizer state, OpusTrainer from its state file.
 Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 """
 
 import argparse
 import logging
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import yaml
 
-from pipeline.common.io import atomic_path, read_lines, write_lines
-from pipeline.common.marian import device_options, parse_marian_args, run_marian
-from pipeline.common.step import StepError, already_done, run_step
+from pipeline.common.io import atomic_path, read_lines
+from pipeline.common.marian import device_options, marian_command, parse_marian_args, to_args
+from pipeline.common.step import StepError, already_done, run_step, threads
 from pipeline.common.taskcluster_resume import fetch_previous_run
 
 logger = logging.getLogger("train")
 
-PRESETS = Path(__file__).parent / "configs" / "model"
+CONFIGS = Path(__file__).parent / "configs"
+PRESETS = CONFIGS / "model"
 OUTPUTS = ["final.model.npz", "final.model.npz.decoder.yml", "vocab.spm", "train.log", "valid.log"]
 DECODING_KEYS = ["beam-size", "normalize", "max-length-factor", "word-penalty", "mini-batch", "maxi-batch"]
+# Modifiers that only make sense for a source language whose script has letter case.
+CASE_MODIFIERS = {"UpperCase", "TitleCase", "Typos"}
+# OpusTrainer needs the Tags modifier last (it re-maps the alignments the others would invalidate).
+MODIFIER_ORDER = ["UpperCase", "TitleCase", "RemoveEndPunct", "Typos", "Noise", "Tags"]
 
 
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--model-type", required=True, choices=["teacher", "backward", "student"])
-    parser.add_argument("--architecture", required=True, help="preset name: tiny, base, big")
+    parser.add_argument("--architecture", required=True, help="preset name: tiny, base, big, base-memory")
     parser.add_argument("--src", required=True)
     parser.add_argument("--trg", required=True)
     parser.add_argument("--train-dir", required=True, type=Path)
+    parser.add_argument("--alignments", type=Path, help="word alignments of the training corpus (.aln.zst)")
+    parser.add_argument("--backtranslations-dir", type=Path, help="back-translated corpus (teacher)")
+    parser.add_argument(
+        "--backtranslations-alignments", type=Path, help="word alignments of the back-translated corpus"
+    )
+    parser.add_argument("--teacher-mode", default="two-stage", choices=["one-stage", "two-stage"])
     parser.add_argument("--devset-dir", required=True, type=Path)
     parser.add_argument("--vocab", required=True, type=Path)
     parser.add_argument("--best-metric", default="chrf", choices=["chrf", "bleu-detok", "ce-mean-words"])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--pretrained-model", type=Path, help="fine-tune this model (a trained model's folder or .npz)"
+    )
     parser.add_argument("--marian-args", default="{}", help="JSON mapping of extra Marian options")
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
-def load_preset(model_type: str, architecture: str) -> dict:
-    path = PRESETS / f"{model_type}.{architecture}.yml"
+def load_yaml(path: Path, what: str) -> dict:
     if not path.exists():
-        known = sorted(p.stem for p in PRESETS.glob("*.yml"))
-        raise StepError(f"no Marian preset {path.name}; known: {', '.join(known)}")
-    return yaml.safe_load(path.read_text())
+        known = sorted(p.stem for p in path.parent.glob("*.yml"))
+        raise StepError(f"no {what} {path.name}; known: {', '.join(known)}")
+    return yaml.safe_load(path.read_text()) or {}
 
 
-def decompress(source: Path, destination: Path) -> int:
-    """Marian reads plain or gzip text: unpack zstd corpora once (kept for resumes)."""
+def load_preset(model_type: str, architecture: str) -> dict:
+    return load_yaml(PRESETS / f"{model_type}.{architecture}.yml", "Marian preset")
+
+
+def require_file(path: Path) -> Path:
+    if not path.exists():
+        raise StepError(f"input file {path} does not exist")
+    return path
+
+
+def write_tsv(destination: Path, src: Path, trg: Path, alignments: Path | None = None) -> int:
+    """Pastes a corpus (and its alignments) into one TSV for OpusTrainer; kept for resumes."""
     if destination.exists():
         return sum(1 for _ in open(destination, "rb"))
-    with write_lines(destination) as out:
-        for line in read_lines(source):
-            out.write(line)
-    return out.count
+    columns = [read_lines(require_file(src)), read_lines(require_file(trg))]
+    names = [src, trg]
+    if alignments:
+        columns.append(read_lines(require_file(alignments)))
+        names.append(alignments)
+    count = 0
+    with atomic_path(destination) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        while True:
+            row = [next(column, None) for column in columns]
+            if all(field is None for field in row):
+                break
+            if any(field is None for field in row):
+                raise StepError(f"line counts differ after line {count}: {', '.join(map(str, names))}")
+            count += 1
+            if any("\t" in field for field in row):
+                row = [field.replace("\t", " ") for field in row]
+            out.write("\t".join(row) + "\n")
+    if count == 0:
+        raise StepError(f"the corpus {src} is empty")
+    return count
+
+
+def has_letter_case(tsv: Path, lines: int = 1000) -> bool:
+    """True if the source side's script distinguishes upper and lower case (Latin, Cyrillic, Greek, ...)."""
+    with open(tsv, encoding="utf-8") as corpus:
+        for _, line in zip(range(lines), corpus, strict=False):
+            source = line.split("\t", 1)[0]
+            if any(c.isalpha() and c.lower() != c.upper() for c in source):
+                return True
+    return False
+
+
+def build_curriculum(
+    model_type: str,
+    teacher_mode: str,
+    datasets: dict[str, Path],
+    aligned: bool,
+    vocab: Path,
+    seed: int,
+    cased: bool,
+) -> dict:
+    """The OpusTrainer config: the curriculum template with its datasets, modifiers and seed filled in."""
+    name = f"{model_type}.{teacher_mode}.yml" if model_type == "teacher" else f"{model_type}.yml"
+    template = load_yaml(CONFIGS / "opustrainer" / name, "OpusTrainer curriculum")
+    stages = []
+    for stage in template["stages"]:
+        mix = [
+            entry for entry in template[stage] if entry.split()[0] in datasets or entry.startswith("until")
+        ]
+        until = mix[-1].split()[1]
+        if until not in datasets:
+            logger.info("curriculum stage %s dropped: no %s dataset", stage, until)
+            continue
+        stages.append((stage, mix))
+    modifiers = []
+    for entry in template.get("modifiers") or []:
+        (kind,) = [key for key in entry if key in MODIFIER_ORDER]
+        if kind in CASE_MODIFIERS and not cased:
+            continue
+        if kind == "Tags":
+            if not aligned:
+                continue
+            if model_type == "student":
+                # Re-map the word alignments onto SentencePiece pieces and keep them for guided alignment.
+                entry = {**entry, "spm_vocab_src": str(vocab), "spm_vocab_trg": str(vocab)}
+        modifiers.append(entry)
+    modifiers.sort(key=lambda entry: MODIFIER_ORDER.index(next(k for k in entry if k in MODIFIER_ORDER)))
+    curriculum = {
+        "datasets": {name: str(path) for name, path in datasets.items()},
+        "stages": [stage for stage, _ in stages],
+        **{stage: mix for stage, mix in stages},
+        "seed": seed,
+        "num_fields": 3 if aligned else 2,
+    }
+    if modifiers:
+        curriculum["modifiers"] = modifiers
+    return curriculum
 
 
 def checkpoint_is_readable(out: Path) -> bool:
@@ -82,40 +185,77 @@ def validation_metrics(best: str) -> list[str]:
     return [best] + [m for m in ("chrf", "ce-mean-words") if m != best]
 
 
+def pretrained_checkpoint(path: Path) -> Path:
+    path = path / "final.model.npz" if path.is_dir() else path
+    return require_file(path)
+
+
 def main(args):
     out = args.output_dir
     if already_done(out, OUTPUTS):
         return
     # A retried Taskcluster run (RUN_ID > 0) continues from the checkpoint an earlier run uploaded.
-    fetch_previous_run(out, ["model.npz*", "train.log", "valid.log"])
+    # OpusTrainer's state file holds the data position that goes with the checkpoint.
+    fetch_previous_run(out, ["model.npz*", "config.opustrainer.yml.state", "train.log", "valid.log"])
     options = load_preset(args.model_type, args.architecture)
+    if args.pretrained_model:
+        options.update(load_yaml(CONFIGS / "finetune" / f"{args.model_type}.yml", "fine-tuning preset"))
     options.update(parse_marian_args(args.marian_args))
     devices = device_options()
-    if not args.vocab.exists():
-        raise StepError(f"input file {args.vocab} does not exist")
+    require_file(args.vocab)
+    if args.model_type == "student" and not args.alignments:
+        raise StepError("a student trains with guided alignment: give its corpus's --alignments")
+    if bool(args.alignments) and args.backtranslations_dir and not args.backtranslations_alignments:
+        raise StepError("--alignments given for the corpus but not for the back-translations")
+    pretrained = pretrained_checkpoint(args.pretrained_model) if args.pretrained_model else None
+
     work = out / "corpus"
     work.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for lang in (args.src, args.trg):
-        counts[f"train.{lang}"] = decompress(args.train_dir / f"corpus.{lang}.zst", work / f"train.{lang}")
-        counts[f"dev.{lang}"] = decompress(args.devset_dir / f"corpus.{lang}.zst", work / f"dev.{lang}")
-    for split in ("train", "dev"):
-        if counts[f"{split}.{args.src}"] != counts[f"{split}.{args.trg}"]:
-            raise StepError(f"the {split} corpus is not aligned: {counts}")
-        if counts[f"{split}.{args.src}"] == 0:
-            raise StepError(f"the {split} corpus is empty")
+    datasets = {}
+    sources = {"original": (args.train_dir, args.alignments)}
+    if args.backtranslations_dir:
+        sources["backtranslated"] = (args.backtranslations_dir, args.backtranslations_alignments)
+    for name, (folder, alignments) in sources.items():
+        datasets[name] = work / f"{name}.tsv"
+        src, trg = folder / f"corpus.{args.src}.zst", folder / f"corpus.{args.trg}.zst"
+        lines = write_tsv(datasets[name], src, trg, alignments)
+        logger.info("%s: %d pairs", name, lines)
+    devset = work / "devset.tsv"
+    write_tsv(devset, args.devset_dir / f"corpus.{args.src}.zst", args.devset_dir / f"corpus.{args.trg}.zst")
     vocab = out / "vocab.spm"
     if not vocab.exists():
         with atomic_path(vocab) as tmp:
             shutil.copyfile(args.vocab, tmp)
 
+    aligned = bool(args.alignments)
+    if not aligned:
+        options.pop("guided-alignment", None)
+    curriculum = build_curriculum(
+        args.model_type,
+        args.teacher_mode,
+        datasets,
+        aligned,
+        vocab.resolve(),
+        args.seed,
+        has_letter_case(datasets["original"]),
+    )
+    opustrainer_config = out / "config.opustrainer.yml"
+    with atomic_path(opustrainer_config) as tmp:
+        tmp.write_text(yaml.safe_dump(curriculum, sort_keys=False, allow_unicode=True))
+
+    # With Tags re-mapping, OpusTrainer emits src, trg and piece alignments; otherwise src and trg.
+    fields = 3 if args.model_type == "student" else 2
     best = args.best_metric
     options.update(
         {
             "model": str(out / "model.npz"),
-            "train-sets": [str(work / f"train.{args.src}"), str(work / f"train.{args.trg}")],
+            "train-sets": "stdin",
+            "tsv": True,
+            "tsv-fields": fields,
+            "shuffle": "batches",
+            "no-restore-corpus": True,
             "vocabs": [str(vocab), str(vocab)],
-            "valid-sets": [str(work / f"dev.{args.src}"), str(work / f"dev.{args.trg}")],
+            "valid-sets": str(devset),
             "valid-metrics": validation_metrics(best),
             "valid-translation-output": str(out / "devset.out"),
             "log": str(out / "train.log"),
@@ -128,13 +268,37 @@ def main(args):
             **devices,
         }
     )
+    if pretrained:
+        options["pretrained-model"] = str(pretrained)
     if not checkpoint_is_readable(out):
         logger.warning("the checkpoint in %s is damaged (killed while saving?): training from scratch", out)
-        for path in out.glob("model.npz*"):
-            path.unlink()
-    if (out / "model.npz.progress.yml").exists():
+        for path in [*out.glob("model.npz*"), out / "config.opustrainer.yml.state"]:
+            path.unlink(missing_ok=True)
+    resuming = (out / "model.npz.progress.yml").exists()
+    if resuming:
         logger.info("resuming the training from the checkpoint in %s", out)
-    run_marian("train", options, log_path=out / "train.log")
+    elif (out / "config.opustrainer.yml.state").exists():
+        # The data position belongs to a checkpoint that was never written: start the data over too.
+        (out / "config.opustrainer.yml.state").unlink()
+    command = [
+        sys.executable, "-m", "opustrainer",
+        "--config", str(opustrainer_config),
+        "--log-file", str(out / "opustrainer.log"),
+        "--log-level", "WARNING",
+        "--workers", "1",
+        "--batch-size", str(128 * threads()),
+        "--chunk-size", "128",
+        "--temporary-directory", str(work),
+        *marian_command("train"),
+        *to_args(options),
+    ]  # fmt: skip
+    logger.info("running: %s", " ".join(command))
+    result = subprocess.run(command)
+    if result.returncode != 0:
+        raise StepError(
+            f"training failed with exit status {result.returncode}; see {out / 'train.log'} "
+            f"and {out / 'opustrainer.log'}"
+        )
 
     best_checkpoint = out / f"model.npz.best-{best}.npz"
     if not best_checkpoint.exists():

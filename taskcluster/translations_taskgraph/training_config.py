@@ -47,8 +47,19 @@ STAGES = [
     "corpus-merge-devset",
     "corpus-merge-mono",
     "build-vocab",
+    "backtranslations-train-backwards-model",
+    "evaluate-backwards",
+    "backtranslations-mono-trg-translate",
+    "backtranslations-mono-trg-dechunk-translations",
     "train-teacher-model",
     "evaluate-teacher",
+    "evaluate-teacher-ensemble",
+    "distillation-parallel-src-translate",
+    "distillation-parallel-src-dechunk-translations",
+    "distillation-mono-src-translate",
+    "distillation-mono-src-dechunk-translations",
+    "corpus-merge-distillation",
+    "distillation-corpus-final-filtering",
     "report",
     "all-pipeline",
 ]
@@ -112,6 +123,7 @@ LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 LANGUAGE_WITH_SCRIPT_RE = re.compile(r"^[a-z]{2,3}_[a-z]{4}$")
 TEACHER_PRESETS = ["tiny", "base", "big"]
 STUDENT_PRESETS = ["tiny", "base", "base-memory"]
+TEACHER_MODES = ["one-stage", "two-stage"]
 BEST_MODEL_METRICS = ["chrf", "bleu-detok", "ce-mean-words"]
 WORKER_CLASSES = ["gcp-spot", "gcp-standard"]
 MARIAN_ARG_STAGES = [
@@ -159,7 +171,6 @@ def _is_false(value) -> bool:
 # Settings of the reference system that this project does not implement yet: key path -> (accepted value test,
 # what the setting does). A config using one is refused with one line, unless the value asks for nothing.
 NOT_SUPPORTED_YET = {
-    ("experiment", "teacher-mode"): (lambda v: False, "OpusTrainer teacher curricula (one-stage/two-stage)"),
     ("experiment", "teacher-decoder"): (lambda v: v == "marian", "teacher decoding with CTranslate2"),
     ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
     ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
@@ -183,28 +194,17 @@ NOT_SUPPORTED_YET = {
 REFERENCE_STAGES_NOT_SUPPORTED_YET = [
     "corpus-analyze-parallel",
     "corpus-analyze-mono",
-    "backtranslations-train-backwards-model",
     "backtranslations-mono-trg-chunk",
-    "backtranslations-mono-trg-translate",
-    "backtranslations-mono-trg-dechunk-translations",
     "corpus-align-parallel",
     "corpus-align-backtranslations",
     "corpus-align-distillation",
-    "evaluate-teacher-ensemble",
-    "evaluate-backwards",
+    "distillation-student-model-train",
+    "distillation-student-model-finetune",
     "distillation-parallel-src-chunk",
-    "distillation-parallel-src-translate",
-    "distillation-parallel-src-dechunk-translations",
     "distillation-parallel-src-extract-best",
     "distillation-parallel-src-translations-score",
     "distillation-mono-src-chunk",
-    "distillation-mono-src-translate",
-    "distillation-mono-src-dechunk-translations",
-    "corpus-merge-distillation",
-    "distillation-corpus-final-filtering",
     "distillation-corpus-build-shortlist",
-    "distillation-student-model-train",
-    "distillation-student-model-finetune",
     "distillation-student-model-quantize",
     "evaluate-student",
     "evaluate-finetuned-student",
@@ -429,12 +429,20 @@ def dataset_list(min_length=0):
 
 # --- the schema ---------------------------------------------------------------------------------------------
 
-marian_args_schema = Schema({str: Any(str, int, float, bool, [Any(str, int, float)])})
-
-mono_caps = {
+# Caps on the merged monolingual data: in total, and read from each dataset (the reference's shape).
+mono_caps_schema = {
     Optional("total", default=100_000_000): Integer(1),
     Optional("per-dataset", default=70_000_000): Integer(1),
 }
+
+
+def fraction_below_one(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise Invalid(f"must be a fraction from 0 to below 1, got {_describe(value)}")
+    return value
+
+
+marian_args_schema = Schema({str: Any(str, int, float, bool, [Any(str, int, float)])})
 
 experiment_schema = {
     Required("name"): experiment_name,
@@ -448,10 +456,16 @@ experiment_schema = {
     Optional("teacher-model", default="big"): OneOf(*TEACHER_PRESETS),
     Optional("teacher-ensemble", default=1): Integer(1, 8),
     Optional("student-model", default="base-memory"): OneOf(*STUDENT_PRESETS),
-    Optional("best-model", default="chrf"): OneOf(*BEST_MODEL_METRICS),
+    # The teachers' OpusTrainer curriculum: two-stage = pre-train on original + back-translated data, then
+    # fine-tune on the original; one-stage = both mixed until the end.
+    Optional("teacher-mode", default="two-stage"): OneOf(*TEACHER_MODES),
     # Monolingual data: a cap on each dataset (applied at import) and on the merged total, per side.
-    Optional("mono-max-sentences-src", default={}): mono_caps,
-    Optional("mono-max-sentences-trg", default={}): mono_caps,
+    Optional("mono-max-sentences-src", default={}): mono_caps_schema,
+    Optional("mono-max-sentences-trg", default={}): mono_caps_schema,
+    # Share of the distilled corpus (the pairs the backward model scores lowest) that is dropped. The reference
+    # hard-codes 5%.
+    Optional("cefilter-remove-fraction", default=0.05): fraction_below_one,
+    Optional("best-model", default="chrf"): OneOf(*BEST_MODEL_METRICS),
     # HPLT documents below this web-docs-scorer score (0-10) are skipped.
     Optional("hplt-min-doc-score", default={}): {
         Optional("mono-src", default=7.0): Number(0),
@@ -493,6 +507,8 @@ training_config_schema = Schema(
         # Settings only the Taskcluster engine reads (worker classes, upload buckets, split-chunks, ...).
         Optional("taskcluster", default={}): Schema(
             {
+                # Back-translation and distillation translate their corpus in this many chunks, one task each.
+                Optional("split-chunks", default=1): Integer(1, 1000),
                 # Worker class per kind (`default`: every other kind): spot instances are cheap but can be
                 # preempted (training resumes from the last checkpoint); standard ones are not.
                 Optional("worker-classes", default={"default": "gcp-spot"}): {str: OneOf(*WORKER_CLASSES)},

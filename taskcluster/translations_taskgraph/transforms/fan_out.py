@@ -1,6 +1,6 @@
 """Fan one task definition out per dataset, per ensemble member, or per member and test dataset.
 
-The fanned-out tasks get their `attributes` (dataset, provider, member, ...) set and every string field
+The fanned-out tasks get their `attributes` (dataset, provider, member, chunk, chunks, ...) set and every string field
 formatted with `{src}`, `{trg}`, `{dataset}`, `{dataset_slug}`, `{member}`, `{lang}`, `{stage}` ...
 """
 
@@ -22,7 +22,12 @@ fan_out_schema = Schema(
             Optional("teacher-ensemble"): bool,
             # One task per side (src, trg) that has monolingual datasets.
             Optional("mono-sides"): bool,
+            # One task per chunk of the corpus to translate (`taskcluster.split-chunks`).
+            Optional("chunks"): bool,
         },
+        # No task at all unless the config lists datasets of one of these categories (e.g. back-translation
+        # needs mono-trg data).
+        Optional("requires-datasets"): [Any("mono-src", "mono-trg")],
     },
     extra=ALLOW_EXTRA,
 )
@@ -58,6 +63,9 @@ def fan_out(config, tasks):
     run_config = training_config(config.params)
     for task in tasks:
         spec = task.pop("fan-out", {})
+        required = task.pop("requires-datasets", [])
+        if required and not any(run_config["datasets"][category] for category in required):
+            continue
         variants = [{}]
         if "datasets" in spec:
             variants = []
@@ -84,6 +92,9 @@ def fan_out(config, tasks):
         if spec.get("teacher-ensemble"):
             members = range(1, run_config["experiment"]["teacher-ensemble"] + 1)
             variants = [{**v, "member": m} for v in variants for m in members]
+        if spec.get("chunks"):
+            total = run_config["taskcluster"]["split-chunks"]
+            variants = [{**v, "chunk": c, "chunks": total} for v in variants for c in range(1, total + 1)]
         for variant in variants:
             new_task = copy.deepcopy(task)
             new_task.setdefault("attributes", {}).update(variant)

@@ -6,9 +6,9 @@ step is rendered into a `run-task` command with `fetches` for Taskcluster. Neith
 Argument values in a kind:
   - a string or number: passed as is;
   - `{config: experiment.spm-vocab-size}`: a value of the training config (a mapping is passed as JSON);
-  - `{from: KIND, match: [ATTR, ...], category: CAT, artifact: NAME, multiple: BOOL}`: the artifacts folder
-    (or one artifact) of the upstream task(s) of KIND whose attributes ATTR equal this task's (and, with
-    `category`, whose dataset is of that category);
+  - `{from: KIND, match: [ATTR, ...], category: CAT, artifact: NAME, multiple: BOOL, optional: BOOL}`: the
+    artifacts folder (or one artifact) of the upstream task(s) of KIND whose attributes ATTR equal this
+    task's (and, with `category`, whose dataset is of that category); `optional`: left out if none;
   - `{artifacts: true}`: this task's own artifacts folder.
 """
 
@@ -30,6 +30,8 @@ upstream_ref = {
     Optional("category"): Any(str, [str]),
     Optional("artifact"): str,
     Optional("multiple", default=False): bool,
+    # No such upstream task (e.g. no back-translations without mono-trg data): the argument is left out.
+    Optional("optional", default=False): bool,
 }
 arg_value = Any(
     str,
@@ -97,6 +99,8 @@ def _upstream_tasks(config, task, ref):
         and ("category" not in ref or _in_category(dep, ref["category"]))
     ]
     candidates.sort(key=lambda dep: dep.label)
+    if ref["optional"] and not candidates:
+        return candidates
     if not ref["multiple"] and len(candidates) != 1:
         raise Exception(
             f"{config.kind}-{task.get('name')}: expected exactly one {ref['from']} task matching {ref['match']}, "
@@ -121,6 +125,8 @@ def resolve_args(config, task, run_config):
                 {"task": dep.label, "artifact": value.get("artifact")}
                 for dep in _upstream_tasks(config, task, value)
             ]
+            if not refs:
+                continue
             value = refs if value["multiple"] else refs[0]
         elif isinstance(value, dict):
             value = {"artifacts": True}

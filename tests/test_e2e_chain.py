@@ -1,0 +1,82 @@
+"""The whole model chain through the local engine on the micro config (tests/configs/micro.yml): backward
+model, back-translation in chunks, an ensemble of two OpusTrainer teachers, distillation with the n-best pick,
+cross-entropy filtering, word alignments, the student with guided alignment and its fine-tuning, and the
+evaluations. Tiny models: the test checks the data flow and the artifacts, not quality."""
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT, read_corpus, start_localrun
+
+MICRO = REPO_ROOT / "tests" / "configs" / "micro.yml"
+# The word aligner comes from issue 8 part B; the alignment and student kinds join the graph with it.
+HAS_ALIGNER = (REPO_ROOT / "pipeline" / "alignments" / "align.py").exists() and (
+    REPO_ROOT / "taskcluster" / "kinds" / "distillation-student-model-train"
+).exists()
+
+
+def run(config: dict, tmp_path, timeout=1500) -> str:
+    path = tmp_path / "micro.yml"
+    path.write_text(yaml.safe_dump(config))
+    process = start_localrun(path, tmp_path / "runs", stderr=subprocess.PIPE)
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert process.returncode == 0, stdout[-5000:] + stderr[-5000:]
+    return stdout
+
+
+def artifacts(tmp_path, label):
+    return tmp_path / "runs" / "micro" / label / "artifacts"
+
+
+@pytest.mark.e2e
+def test_micro_chain_up_to_the_filtered_distilled_corpus(tmp_path):
+    """Every stage that needs no word aligner: backward model, back-translation, teachers, distillation."""
+    config = yaml.safe_load(MICRO.read_text())
+    config["target-stage"] = "distillation-corpus-final-filtering"
+    run(config, tmp_path)
+    mono_trg = read_corpus(artifacts(tmp_path, "corpus-merge-mono-trg-fr") / "corpus.fr.zst")
+    backtranslated = artifacts(tmp_path, "backtranslations-mono-trg-dechunk-translations-en-fr")
+    assert read_corpus(backtranslated / "corpus.fr.zst") == mono_trg
+    assert len(read_corpus(backtranslated / "corpus.en.zst")) == len(mono_trg) == 300
+    for member in (1, 2):
+        teacher = artifacts(tmp_path, f"train-teacher-en-fr-{member}")
+        curriculum = yaml.safe_load((teacher / "config.opustrainer.yml").read_text())
+        assert curriculum["stages"] == ["pretrain", "finetune"] and curriculum["seed"] == member
+        assert "backtranslated" in curriculum["datasets"]
+    parallel = artifacts(tmp_path, "distillation-parallel-src-dechunk-translations-en-fr")
+    merged = read_corpus(artifacts(tmp_path, "corpus-merge-parallel-en-fr") / "corpus.en.zst")
+    assert read_corpus(parallel / "corpus.en.zst") == merged
+    assert len(read_corpus(parallel / "corpus.fr.zst")) == len(merged)
+    filtered = artifacts(tmp_path, "distillation-corpus-final-filtering-en-fr")
+    stats = json.loads((filtered / "stats.json").read_text())
+    distilled = json.loads(
+        (artifacts(tmp_path, "corpus-merge-distillation-en-fr") / "stats.json").read_text()
+    )
+    assert stats["lines_in"] == distilled["lines_out"]
+    assert stats["removed"] == int(stats["lines_in"] * 0.1)
+    assert len(read_corpus(filtered / "corpus.fr.zst")) == stats["lines_out"]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(
+    not HAS_ALIGNER, reason="the word aligner and the student kinds are not on this branch yet"
+)
+def test_micro_chain_trains_and_finetunes_a_student(tmp_path):
+    stdout = run(yaml.safe_load(MICRO.read_text()), tmp_path)
+    student = artifacts(tmp_path, "distillation-student-model-train-en-fr")
+    finetuned = artifacts(tmp_path, "distillation-student-model-finetune-en-fr")
+    for folder in (student, finetuned):
+        assert (folder / "final.model.npz").stat().st_size > 10_000
+        log = (folder / "train.log").read_text()
+        assert "[config] guided-alignment: 2" in log and "[config] dec-cell: ssru" in log
+    assert "[config] quantize-bits: 8" in (finetuned / "train.log").read_text()
+    for label in (
+        "evaluate-backwards-fr-en-local_data_l10n_en_fr_dev",
+        "evaluate-teacher-ensemble-en-fr-local_data_l10n_en_fr_dev",
+    ):
+        metrics = json.loads((artifacts(tmp_path, label) / "metrics.json").read_text())
+        assert metrics["sentences"] > 0 and "chrf" in metrics
+    assert "distillation-student-model-finetune-en-fr" in stdout
