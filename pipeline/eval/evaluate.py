@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--model-dir", required=True, type=Path, nargs="+", help="model folder(s); several = an ensemble"
     )
+    parser.add_argument(
+        "--model-name",
+        help="the model's role, recorded in metrics.json for the report: teacher-1, teacher-ensemble, "
+        "student, student-finetuned, quantized, backward (default: the task that made the model)",
+    )
     parser.add_argument("--dataset-dir", required=True, type=Path)
     parser.add_argument("--dataset", required=True, help="the test set's name, recorded in metrics.json")
     parser.add_argument("--src", required=True)
@@ -78,6 +83,12 @@ def comet_score(checkpoint: Path | None, sources, hypotheses, references) -> tup
     gpus = 1 if os.environ.get("GPUS") else 0
     output = model.predict(data, batch_size=16, gpus=gpus, progress_bar=False)
     return round(float(output.system_score), 4), None
+
+
+def task_name(folder: Path) -> str:
+    """The task that made an artifacts folder: `runs/<experiment>/<task>/artifacts` locally,
+    `$MOZ_FETCHES_DIR/<task>` on Taskcluster."""
+    return folder.parent.name if folder.name == "artifacts" else folder.name
 
 
 def model_files(model_dir: Path) -> tuple[Path, list[Path]]:
@@ -168,6 +179,7 @@ def main(args):
         "dataset": args.dataset,
         # One folder: a string, as before ensembles; an ensemble: the list.
         "model_dir": model_dirs[0] if len(model_dirs) == 1 else model_dirs,
+        "model": args.model_name or " + ".join(task_name(d) for d in args.model_dir),
         "models": [p.name for p in models],
         "sentences": len(sources),
         **score(hypotheses, references),
