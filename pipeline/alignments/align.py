@@ -18,7 +18,7 @@ import shutil
 from multiprocessing import Pool
 from pathlib import Path
 
-from pipeline.common.io import atomic_path, read_lines, read_pairs, write_lines
+from pipeline.common.io import atomic_path, read_lines, read_pairs, remove_stale_temporaries, write_lines
 from pipeline.common.step import StepError, already_done, run_step, threads
 
 logger = logging.getLogger("align")
@@ -143,6 +143,7 @@ def main(args):
     out = args.output_dir
     if already_done(out, OUTPUTS):
         return
+    remove_stale_temporaries(out)
     cores = threads()
     if args.priors:
         check_priors(args.priors)

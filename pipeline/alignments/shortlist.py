@@ -18,7 +18,7 @@ import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from pipeline.common.io import atomic_path, read_lines, read_pairs, write_lines
+from pipeline.common.io import atomic_path, read_lines, read_pairs, remove_stale_temporaries, write_lines
 from pipeline.common.marian import run_marian
 from pipeline.common.step import StepError, already_done, run_step, threads
 
@@ -111,6 +111,7 @@ def main(args):
     binary_name = f"lex.{args.first}.{args.best}.s2t.bin"
     if already_done(out, ["lex.s2t.zst", binary_name]):
         return
+    remove_stale_temporaries(out)
     threads()
     if args.top_k < args.best:
         raise StepError(f"--top-k {args.top_k} keeps fewer pieces than the shortlist's --best {args.best}")

@@ -21,9 +21,14 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.common.io import atomic_path, read_json, write_json
+from pipeline.common.io import atomic_path, read_json, remove_stale_temporaries, write_json
 from pipeline.common.step import StepError, already_done, run_step
-from pipeline.export.marian_binary import parameter_statistics, read_items, retag_for_browsermt
+from pipeline.export.marian_binary import (
+    UPSTREAM_TO_BROWSERMT,
+    parameter_statistics,
+    read_items,
+    retag_for_browsermt,
+)
 
 logger = logging.getLogger("export")
 
@@ -102,6 +107,7 @@ def main(args):
     outputs = [*names.values(), *(n + ".gz" for n in names.values()), "metadata.json"]
     if already_done(out, outputs):
         return
+    remove_stale_temporaries(out)
     sources = {"model": args.model_dir / MODEL, "lex": args.model_dir / shortlist_name}
     sources["vocab"] = args.model_dir / "vocab.spm"
     for path in sources.values():
@@ -118,8 +124,10 @@ def main(args):
             raise StepError(f"{path} is not the metrics.json of an evaluation")
         metrics[data["dataset"]] = {k: data.get(k) for k in ("bleu", "chrf", "comet", "sentences")}
 
-    out.mkdir(parents=True, exist_ok=True)
     items = read_items(sources["model"].read_bytes(), str(sources["model"]))
+    if not any(item.type_id in UPSTREAM_TO_BROWSERMT for item in items):
+        raise StepError(f"{sources['model']}: no intgemm matrices to retag: is it an int8-quantized model?")
+    out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / names["model"]) as tmp:
         retagged = retag_for_browsermt(sources["model"], tmp)
     logger.info("retagged %d int8 matrices with the browsermt type ids", retagged)

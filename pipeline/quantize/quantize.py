@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.common.io import atomic_path
+from pipeline.common.io import atomic_path, remove_stale_temporaries
 from pipeline.common.marian import run_marian
 from pipeline.common.step import StepError, already_done, run_step, threads
 from pipeline.export.marian_binary import read_items
@@ -43,6 +43,7 @@ def main(args):
     outputs = [MODEL, DECODER, "vocab.spm", args.shortlist.name]
     if already_done(out, outputs):
         return
+    remove_stale_temporaries(out)
     threads()
     float_config_path = args.model_dir / "final.model.npz.decoder.yml"
     for path in (
