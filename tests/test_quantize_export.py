@@ -163,7 +163,7 @@ def test_evaluate_scores_every_kind_of_model(models, evaluations):
     assert quantized["chrf"] > student["chrf"] - 10
     assert quantized["models"] == ["final.model.intgemm8.bin"]
     assert evaluations["teacher-ensemble"]["models"] == ["final.model.npz", "final.model.npz"]
-    assert evaluations["teacher-ensemble"]["model_dir"] == [str(models["teacher"]), str(models["student"])]
+    assert evaluations["teacher-ensemble"]["model_dir"] == f"{models['teacher']}, {models['student']}"
     for metrics in evaluations.values():
         assert metrics["comet"] is None and "no COMET model" in metrics["comet_skipped"]
         speed = metrics["speed"]

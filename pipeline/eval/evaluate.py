@@ -149,16 +149,17 @@ def main(args):
                 **extra,
                 "input": str(source_file),
                 "output": str(hypotheses_file),
-                "log": str(Path(tmp) / "decode.log"),
+                "log": str(args.output_dir / "decode.log"),
                 "quiet-translation": True,
                 **device,
             }
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             try:
-                run_marian("decode", options, log_path=Path(tmp) / "decode.log")
+                run_marian("decode", options, log_path=args.output_dir / "decode.log")
             except StepError as error:
-                log = (Path(tmp) / "decode.log").read_text(errors="replace")[-2000:]
+                log_file = args.output_dir / "decode.log"
+                log = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
                 raise StepError(f"{error}:\n{log}") from None
             wall = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -174,11 +175,9 @@ def main(args):
     with write_lines(args.output_dir / outputs[0]) as out:
         for line in hypotheses:
             out.write(line)
-    model_dirs = [str(d) for d in args.model_dir]
     metrics = {
         "dataset": args.dataset,
-        # One folder: a string, as before ensembles; an ensemble: the list.
-        "model_dir": model_dirs[0] if len(model_dirs) == 1 else model_dirs,
+        "model_dir": ", ".join(map(str, args.model_dir)),
         "model": args.model_name or " + ".join(task_name(d) for d in args.model_dir),
         "models": [p.name for p in models],
         "sentences": len(sources),

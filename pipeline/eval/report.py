@@ -45,8 +45,7 @@ VALID_LINE = re.compile(r"\[valid\] Ep\. (\d+) : Up\. (\d+) : ([\w-]+) : ([0-9.e
 def model_name(evaluation: dict) -> str:
     if evaluation.get("model"):
         return evaluation["model"]
-    folders = evaluation["model_dir"]
-    return " + ".join(task_name(f) for f in (folders if isinstance(folders, list) else [folders]))
+    return " + ".join(task_name(f) for f in evaluation["model_dir"].split(", "))
 
 
 def training_curve(folder: Path) -> dict:
@@ -148,7 +147,7 @@ def main(args):
         [
             [
                 e["dataset"],
-                model_name(e) if e.get("model") or isinstance(e["model_dir"], list) else e["model_dir"],
+                model_name(e) if e.get("model") else e["model_dir"],
                 e["bleu"],
                 e["chrf"],
                 e["copy_source"]["bleu"],
