@@ -27,12 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--cleaned", nargs="+", type=Path, required=True, help="stats.json of each cleaning")
     parser.add_argument("--merged", type=Path, required=True, help="stats.json of the merged corpus")
     parser.add_argument("--devset", type=Path, required=True, help="stats.json of the merged devset")
+    # One flag per kind of evaluation, so that each kind can hand its tasks' files over; all are read alike.
     parser.add_argument(
-        "--evaluations", nargs="+", type=Path, required=True, help="metrics.json of each evaluation"
+        "--evaluations",
+        nargs="+",
+        type=Path,
+        required=True,
+        action="extend",
+        help="metrics.json of each evaluation",
     )
-    parser.add_argument(
-        "--training-dirs", nargs="*", type=Path, default=[], help="model folders with train.log and valid.log"
-    )
+    for kind in ("teacher-ensemble", "backward", "student", "quantized"):
+        parser.add_argument(
+            f"--{kind}-evaluations", dest="evaluations", nargs="*", type=Path, action="extend", default=[],
+            help=f"metrics.json of the {kind} evaluations",
+        )  # fmt: skip
+    for kind in ("training", "teacher", "backward", "student", "finetuned"):
+        parser.add_argument(
+            f"--{kind}-dirs", dest="training_dirs", nargs="*", type=Path, action="extend", default=[],
+            help="model folders with train.log and valid.log (training curves)",
+        )  # fmt: skip
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
