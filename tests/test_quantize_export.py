@@ -456,3 +456,17 @@ def test_report_shows_the_gaps_and_training_curves(models, evaluations, tmp_path
     assert "### Teacher -> student -> int8 on memorized" in markdown
     assert f"| quantized | {quantized['bleu']} | {quantized['chrf']} |" in markdown
     assert "### student" in markdown and "| 500 |" in markdown
+
+
+def test_speed_benchmark_compares_models_at_fixed_threads(models, tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_step(
+        "pipeline.eval.bench",
+        ["--dataset-dir", models["corpus"], "--src", "en", "--trg", "fr", "--threads", 1, "--repeats", 1,
+         "--models", f"ensemble={models['teacher']},{models['student']}", f"int8={models['quantized']}",
+         "--output", out],
+    )  # fmt: skip
+    assert "300 sentences" in result.stdout and "int8" in result.stdout
+    results = {r["model"]: r for r in json.loads(out.read_text())["results"]}
+    assert results["ensemble"]["ratio_to_first"] == 1.0 and results["int8"]["words_per_second"] > 0
+    assert results["int8"]["model_bytes"] < results["ensemble"]["model_bytes"]
