@@ -43,13 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser):
 def words_of_pieces(sp, line: str) -> tuple[list[str], list[int]]:
     """The pieces of a line and, for each, the index of the whitespace word it belongs to (a piece that is
     only the word-boundary marker belongs to the word it starts)."""
-    spans = [match.span() for match in WORD.finditer(line)]
-    word_at = [len(spans) - 1] * (len(line) + 1)
-    word = len(spans) - 1
-    for position in range(len(line), -1, -1):
-        while word > 0 and spans[word - 1][1] > position:
-            word -= 1
-        word_at[position] = word if spans and position < spans[word][1] else min(word + 1, len(spans) - 1)
+    ends = [match.end() for match in WORD.finditer(line)]
+    # word_at[p]: the word holding character p, or the next word if p is a space.
+    word_at, word = [], 0
+    for position in range(len(line) + 1):
+        while word < len(ends) - 1 and ends[word] <= position:
+            word += 1
+        word_at.append(word)
     pieces, words = [], []
     for piece in sp.encode(line, out_type="immutable_proto").pieces:
         pieces.append(piece.piece)
