@@ -58,7 +58,7 @@ VALID_LINE = re.compile(r"\[valid\] Ep\. (\d+) : Up\. (\d+) : ([\w-]+) : ([0-9.e
 def model_name(evaluation: dict) -> str:
     if evaluation.get("model"):
         return evaluation["model"]
-    return " + ".join(task_name(f) for f in evaluation["model_dir"].split(", "))
+    return " + ".join(task_name(Path(f)) for f in evaluation["model_dir"].split(", "))
 
 
 def training_curve(folder: Path) -> dict:
