@@ -436,7 +436,7 @@ def test_report_shows_the_gaps_and_training_curves(models, evaluations, tmp_path
             "--experiment", "x", "--src", "en", "--trg", "fr",
             "--imported", tmp_path / "imported.json", "--cleaned", tmp_path / "cleaned.json",
             "--merged", tmp_path / "merged.json", "--devset", tmp_path / "devset.json",
-            "--evaluations", *metrics, "--training-dirs", models["teacher"], models["student"], "--output-dir", out,
+            "--evaluations", *metrics, "--teacher-logs", models["teacher"] / "train.log", "--student-logs", models["student"] / "train.log", "--output-dir", out,
         ],
     )  # fmt: skip
     report = json.loads((out / "report.json").read_text())

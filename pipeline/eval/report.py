@@ -1,7 +1,7 @@
 """Write the one-page run summary: the data funnel, every model's scores, the gaps and training curves.
 
 Reads the `stats.json` of the import, cleaning and merge steps, the `metrics.json` of each evaluation and,
-with --training-dirs, the Marian `train.log`/`valid.log` of each trained model; writes
+with --*-logs, the Marian `train.log` of each trained model (training cost and validations); writes
 `<output-dir>/report.md` (for people) and `report.json` (for tools). On each test set, the quality and
 speed of the student and the int8 model are compared with the teacher ensemble's (or the best teacher's).
 """
@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser):
         )  # fmt: skip
     for kind in ("training", "teacher", "backward", "student", "finetuned"):
         parser.add_argument(
-            f"--{kind}-dirs", dest="training_dirs", nargs="*", type=Path, action="extend", default=[],
-            help="model folders with train.log and valid.log (training curves)",
+            f"--{kind}-logs", dest="training_logs", nargs="*", type=Path, action="extend", default=[],
+            help="Marian's train.log of each trained model (training curves; it holds the validations too)",
         )  # fmt: skip
     parser.add_argument("--output-dir", required=True, type=Path)
 
@@ -61,15 +61,17 @@ def model_name(evaluation: dict) -> str:
     return " + ".join(task_name(Path(f)) for f in evaluation["model_dir"].split(", "))
 
 
-def training_curve(folder: Path) -> dict:
-    """Cost and speed every disp-freq updates (train.log) and each validation metric (valid.log)."""
+def training_curve(log: Path) -> dict:
+    """Cost and speed every disp-freq updates and each validation metric, from Marian's train.log."""
+    if not log.is_file():
+        raise StepError(f"{log} does not exist: expected the train.log of a trained model")
     train, valid = [], {}
-    for name in ("train.log", "valid.log"):
-        if not (folder / name).exists():
-            raise StepError(f"{folder} has no {name}: not a trained model folder")
-    for line in (folder / "train.log").read_text(encoding="utf-8", errors="replace").splitlines():
-        match = TRAIN_LINE.search(line)
-        if match and "[valid]" not in line:
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if match := VALID_LINE.search(line):
+            epoch, update, metric, value = match.groups()
+            point = {"epoch": int(epoch), "update": int(update), "value": float(value)}
+            valid.setdefault(metric, []).append(point)
+        elif match := TRAIN_LINE.search(line):
             epoch, update, cost, speed = match.groups()
             train.append(
                 {
@@ -79,14 +81,7 @@ def training_curve(folder: Path) -> dict:
                     "words_per_second": float(speed),
                 }
             )
-    for line in (folder / "valid.log").read_text(encoding="utf-8", errors="replace").splitlines():
-        match = VALID_LINE.search(line)
-        if match:
-            epoch, update, metric, value = match.groups()
-            valid.setdefault(metric, []).append(
-                {"epoch": int(epoch), "update": int(update), "value": float(value)}
-            )
-    return {"model": task_name(folder), "train": train, "valid": valid}
+    return {"model": task_name(log.parent), "log": str(log), "train": train, "valid": valid}
 
 
 def gaps(evaluations: list[dict]) -> dict:
@@ -144,7 +139,7 @@ def main(args):
     cleaned = [read_json(p) for p in args.cleaned]
     merged, devset = read_json(args.merged), read_json(args.devset)
     evaluations = [{**read_json(p), "metrics_file": str(p)} for p in args.evaluations]
-    curves = [training_curve(folder) for folder in args.training_dirs]
+    curves = [training_curve(log) for log in args.training_logs]
     chain = gaps(evaluations)
 
     lines = [
