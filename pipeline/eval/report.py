@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser):
         type=Path,
         required=True,
         action="extend",
-        help="metrics.json of each evaluation",
+        help="metrics.json (or the folder) of each evaluation",
     )
     for kind in ("teacher-ensemble", "backward", "student", "quantized"):
         parser.add_argument(
@@ -53,6 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser):
 CHAIN = ["teacher-ensemble", "student", "student-finetuned", "quantized"]
 TRAIN_LINE = re.compile(r"Ep\. (\d+) : Up\. (\d+) : .*?Cost ([0-9.]+).*?([0-9.]+) words/s")
 VALID_LINE = re.compile(r"\[valid\] Ep\. (\d+) : Up\. (\d+) : ([\w-]+) : ([0-9.eE+-]+)")
+
+
+def read_evaluation(path: Path) -> dict:
+    """An evaluation's metrics.json (the file, or the evaluation's folder) with its speed.json if present."""
+    metrics_file = path / "metrics.json" if path.is_dir() else path
+    evaluation = {**read_json(metrics_file), "metrics_file": str(metrics_file)}
+    if (metrics_file.parent / "speed.json").exists():
+        evaluation["speed"] = read_json(metrics_file.parent / "speed.json")
+    return evaluation
 
 
 def model_name(evaluation: dict) -> str:
@@ -138,7 +147,7 @@ def main(args):
     imported = [read_json(p) for p in args.imported]
     cleaned = [read_json(p) for p in args.cleaned]
     merged, devset = read_json(args.merged), read_json(args.devset)
-    evaluations = [{**read_json(p), "metrics_file": str(p)} for p in args.evaluations]
+    evaluations = [read_evaluation(p) for p in args.evaluations]
     curves = [training_curve(log) for log in args.training_logs]
     chain = gaps(evaluations)
 
