@@ -223,7 +223,8 @@ def float_binary() -> bytes:
 def export_args(models, out, metrics=()):
     return [
         "--model-dir", models["quantized"], "--src", "en", "--trg", "fr", "--architecture", "tiny",
-        "--metrics", *metrics, "--training-config", json.dumps({"experiment": {"src": "en", "trg": "fr"}}),
+        "--metrics", *metrics, "--config-experiment", json.dumps({"name": "x", "src": "en", "trg": "fr"}),
+        "--config-datasets", json.dumps({"test": ["local_x"]}),
         "--output-dir", out,
     ]  # fmt: skip
 
@@ -278,7 +279,14 @@ def test_export_writes_firefox_files_and_metadata(models, exported):
         stats["parameters"]
         == stats["encoder_parameters"] + stats["decoder_parameters"] + stats["embeddings_parameters"]
     )
-    assert metadata["trainingConfigDigest"].startswith("sha256:")
+    sections = {
+        "experiment": {"name": "x", "src": "en", "trg": "fr"},
+        "datasets": {"test": ["local_x"]},
+        "marian-args": {},
+    }
+    canonical = json.dumps(sections, sort_keys=True, separators=(",", ":"))
+    assert metadata["trainingConfigDigest"] == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    assert metadata["experiment"] == "x"
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
     ).stdout.strip()

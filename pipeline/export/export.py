@@ -6,7 +6,7 @@ Firefox's model registry uses, each file plain and gzipped (`.gz`, as the regist
 `model.<src><trg>.intgemm8.bin` (int8 matrices retagged with the browsermt type ids, which Firefox loads
 under `gemm-precision: int8shiftAll`), `lex.<first>.<best>.<src><trg>.s2t.bin`, `vocab.<src><trg>.spm`;
 and `metadata.json`: languages, architecture, precision, parameter counts, each file's size and sha256,
-the metrics, the digest of the training config and the source commit.
+the metrics, the digest of the training config (--config-* sections) and the source commit.
 """
 
 import argparse
@@ -34,6 +34,7 @@ logger = logging.getLogger("export")
 
 MODEL = "final.model.intgemm8.bin"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ["experiment", "datasets", "marian-args"]
 
 
 def add_arguments(parser: argparse.ArgumentParser):
@@ -42,9 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--trg", required=True)
     parser.add_argument("--architecture", required=True, help="the student preset, e.g. tiny, base")
     parser.add_argument("--metrics", nargs="*", type=Path, default=[], help="metrics.json of its evaluations")
-    parser.add_argument(
-        "--training-config", default="{}", help="JSON of the training config (its digest goes in metadata)"
-    )
+    # The training config's sections as JSON (the engines pass them from the config); metadata.json
+    # records their digest, so that a model can be traced to the settings that made it.
+    for section in SECTIONS:
+        parser.add_argument(f"--config-{section}", default="{}", help=f"JSON of the config's `{section}`")
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
@@ -113,10 +115,13 @@ def main(args):
     for path in sources.values():
         if not path.exists():
             raise StepError(f"input file {path} does not exist")
-    try:
-        training_config = json.loads(args.training_config)
-    except json.JSONDecodeError as error:
-        raise StepError(f"--training-config is not valid JSON: {error}") from None
+    training_config = {}
+    for section in SECTIONS:
+        text = getattr(args, f"config_{section.replace('-', '_')}")
+        try:
+            training_config[section] = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise StepError(f"--config-{section} is not valid JSON: {error}") from None
     metrics = {}
     for path in args.metrics:
         data = read_json(path)
@@ -158,7 +163,9 @@ def main(args):
             k: v for k, v in decoder.items() if k not in ("models", "vocabs", "shortlist", "relative-paths")
         },
         "metrics": metrics,
+        # sha256 of the sections' canonical JSON (sorted keys, no spaces).
         "trainingConfigDigest": "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+        "experiment": training_config["experiment"].get("name"),
         "source": source_commit(),
     }
     write_json(out / "metadata.json", metadata)
