@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from bergamot import bergamot_package, bergamot_translate
 from test_alignments import kill_when
 
 from conftest import REPO_ROOT, run_step, sample_pairs, tree_digest, write_corpus
@@ -26,8 +27,6 @@ EVALUATE = "pipeline.eval.evaluate"
 EXPORT = "pipeline.export.export"
 REPORT = "pipeline.eval.report"
 
-BERGAMOT_VERSION = "0.4.9"
-NODE_SCRIPT = REPO_ROOT / "pipeline" / "export" / "bergamot_translate.js"
 SMALL = {"dim-emb": 128, "transformer-dim-ffn": 256, "enc-depth": 2, "mini-batch": 32, "disp-freq": 100}
 # The student presets' decoder: one SSRU layer (Firefox's students).
 SSRU = {"transformer-decoder-autoreg": "rnn", "dec-cell": "ssru", "dec-depth": 1}
@@ -343,42 +342,7 @@ def test_export_rerun_after_kill_9_gives_the_same_outputs(models, exported, tmp_
 
 @pytest.fixture(scope="module")
 def bergamot():
-    """The npm package of bergamot-translator (the WebAssembly engine Firefox uses), installed once into a
-    cache folder (BERGAMOT_NPM_DIR, default ~/.cache/translations-pipeline/)."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node/npm are not installed: cannot load the export in bergamot-translator")
-    cache = Path(
-        os.environ.get("BERGAMOT_NPM_DIR")
-        or Path.home() / ".cache" / "translations-pipeline" / f"bergamot-translator-{BERGAMOT_VERSION}"
-    )
-    package = cache / "node_modules" / "@browsermt" / "bergamot-translator"
-    if not (package / "worker" / "bergamot-translator-worker.wasm").exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "install", "--prefix", str(cache), "--no-audit", "--no-fund",
-             f"@browsermt/bergamot-translator@{BERGAMOT_VERSION}"],
-            check=True, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-    return package
-
-
-def bergamot_translate(package, lines, model, vocab, shortlist=None):
-    command = [
-        "node",
-        str(NODE_SCRIPT),
-        "--package",
-        str(package),
-        "--model",
-        str(model),
-        "--vocab",
-        str(vocab),
-    ]
-    if shortlist:
-        command += ["--shortlist", str(shortlist)]
-    result = subprocess.run(
-        command, input="".join(f"{line}\n" for line in lines), capture_output=True, text=True, timeout=600
-    )
-    return result
+    return bergamot_package()
 
 
 def pymarian_decode(config, lines):
