@@ -1,5 +1,6 @@
 """Word alignments (eflomal) and the lexical shortlist on small real data: outputs, bad input, kill -9."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -32,18 +33,21 @@ def check_alignments(path, pairs):
 
 
 def kill_when(module, args, condition, timeout=300):
-    """Starts a step, SIGKILLs it as soon as condition() holds; returns its exit status (-9 if killed)."""
+    """Starts a step in its own process group and SIGKILLs the group (the step and its eflomal or Marian
+    child, as a worker losing the task would) as soon as condition() holds; returns the step's exit status
+    (-9 if killed)."""
     process = subprocess.Popen(
         [sys.executable, "-m", module, *map(str, args)],
         cwd=REPO_ROOT,
         env=step_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
         if condition():
-            process.send_signal(signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
             break
         time.sleep(0.002)
     return process.wait()

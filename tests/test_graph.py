@@ -46,7 +46,10 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
     mono_chunks = [f"distillation-mono-src-translate-en-fr-{c}-2" for c in (1, 2)]
     filtered = "distillation-corpus-final-filtering-en-fr"
     student, finetuned = "distillation-student-model-train-en-fr", "distillation-student-model-finetune-en-fr"
-    shortlist, quantized = "distillation-corpus-build-shortlist-en-fr", "distillation-student-model-quantize-en-fr"
+    shortlist, quantized = (
+        "distillation-corpus-build-shortlist-en-fr",
+        "distillation-student-model-quantize-en-fr",
+    )
     expected = {
         f"dataset-{TINY_TRAIN}-en-fr": set(),
         f"dataset-{TINY_DEV}-en-fr": set(),
