@@ -452,3 +452,20 @@ def test_speed_benchmark_compares_models_at_fixed_threads(models, tmp_path):
     results = {r["model"]: r for r in json.loads(out.read_text())["results"]}
     assert results["ensemble"]["ratio_to_first"] == 1.0 and results["int8"]["words_per_second"] > 0
     assert results["int8"]["model_bytes"] < results["ensemble"]["model_bytes"]
+
+
+def test_quantize_refuses_dimensions_int8_cannot_run(models, tmp_path):
+    # 32-dim matrices convert, but Marian then crashes loading them (intgemm works on 64-row tiles).
+    narrow = train(
+        tmp_path, "narrow", models["corpus"], models["vocab"],
+        {**SMALL, "dim-emb": 32, "transformer-dim-ffn": 64, "after": "1u", "valid-freq": 1},
+    )  # fmt: skip
+    out = tmp_path / "out"
+    result = run_step(
+        QUANTIZE,
+        ["--model-dir", narrow, "--shortlist", models["shortlist"], "--output-dir", out],
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "cannot run in int8" in result.stderr and "multiples of 64" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()

@@ -9,6 +9,7 @@ int8 matrices as upstream Marian tags them; pipeline.export retags them for Fire
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -38,6 +39,26 @@ def copy(source: Path, destination: Path):
         shutil.copyfile(source, tmp)
 
 
+def convert(model: Path, converted: Path) -> list:
+    """marian-conv to intgemm8; returns the converted model's items once they are known to load."""
+    converted.unlink(missing_ok=True)
+    run_marian("convert", {"from": str(model), "to": str(converted), "gemm-type": "intgemm8"})
+    items = read_items(converted.read_bytes(), str(converted))
+    quantized = [item for item in items if item.type_id in (0x10001, 0x4101)]
+    if not quantized:
+        raise StepError(f"marian-conv left no int8 matrices in {converted}")
+    # Marian converts any shape but then crashes loading it (intgemm's tiles): refuse such a model here.
+    misfits = [i for i in quantized if len(i.shape) != 2 or i.shape[0] % 64 or i.shape[1] % 8]
+    if misfits:
+        shapes = ", ".join(f"{i.name} {'x'.join(map(str, i.shape))}" for i in misfits[:4])
+        raise StepError(
+            f"the model cannot run in int8: Marian's intgemm needs matrices of (multiple of 64) x (multiple "
+            f"of 8), but {len(misfits)} are not ({shapes}); train the student with dim-emb and "
+            "transformer-dim-ffn multiples of 64"
+        )
+    return items
+
+
 def main(args):
     out = args.output_dir
     outputs = [MODEL, DECODER, "vocab.spm", args.shortlist.name]
@@ -59,16 +80,14 @@ def main(args):
     work = out / ".work"
     work.mkdir(parents=True, exist_ok=True)
     converted = work / MODEL  # marian-conv picks the format from the `.bin` ending
-    converted.unlink(missing_ok=True)
-    run_marian(
-        "convert",
-        {"from": str(args.model_dir / "final.model.npz"), "to": str(converted), "gemm-type": "intgemm8"},
-    )
-    items = read_items(converted.read_bytes(), str(converted))
-    quantized = sum(1 for item in items if item.type_id in (0x10001, 0x4101))
-    if quantized == 0:
-        raise StepError(f"marian-conv left no int8 matrices in {converted}")
-    logger.info("%d of %d matrices quantized to int8", quantized, len(items))
+    try:
+        items = convert(args.model_dir / "final.model.npz", converted)
+    except StepError:
+        shutil.rmtree(work)  # a model that cannot be quantized: leave nothing behind
+        with contextlib.suppress(OSError):
+            out.rmdir()
+        raise
+    logger.info("%d of %d matrices quantized to int8", sum(i.type_id == 0x10001 for i in items), len(items))
 
     copy(args.model_dir / "vocab.spm", out / "vocab.spm")
     copy(args.shortlist, out / args.shortlist.name)
