@@ -201,3 +201,10 @@ def remove_stale_temporaries(folder: str | Path) -> None:
     if folder.is_dir():
         for stale in folder.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
+
+
+def task_name(folder: str | Path) -> str:
+    """The task that made an artifacts folder: `runs/<experiment>/<task>/artifacts` locally,
+    `$MOZ_FETCHES_DIR/<task>` on Taskcluster."""
+    folder = Path(folder)
+    return folder.parent.name if folder.name == "artifacts" else folder.name

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.common.io import atomic_path, read_lines, read_pairs, write_json, write_lines
+from pipeline.common.io import atomic_path, read_lines, read_pairs, task_name, write_json, write_lines
 from pipeline.common.marian import device_options, parse_marian_args, run_marian
 from pipeline.common.step import StepError, already_done, run_step
 
@@ -84,12 +84,6 @@ def comet_score(checkpoint: Path | None, sources, hypotheses, references) -> tup
     gpus = 1 if os.environ.get("GPUS") else 0
     output = model.predict(data, batch_size=16, gpus=gpus, progress_bar=False)
     return round(float(output.system_score), 4), None
-
-
-def task_name(folder: Path) -> str:
-    """The task that made an artifacts folder: `runs/<experiment>/<task>/artifacts` locally,
-    `$MOZ_FETCHES_DIR/<task>` on Taskcluster."""
-    return folder.parent.name if folder.name == "artifacts" else folder.name
 
 
 def model_files(model_dir: Path) -> tuple[Path, list[Path]]:

@@ -12,9 +12,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.common.io import atomic_path, read_json, write_json
+from pipeline.common.io import atomic_path, read_json, task_name, write_json
 from pipeline.common.step import StepError, already_done, run_step
-from pipeline.eval.evaluate import task_name
 
 logger = logging.getLogger("report")
 
