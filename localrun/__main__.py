@@ -119,7 +119,7 @@ def write_dag(plan: dict, run_dir: Path, destination: Path) -> None:
 
 
 def summarize(plan: dict, run_dir: Path) -> None:
-    """Where the model, the metrics and the report are, with the scores."""
+    """Where the models, the metrics, the export for Firefox and the report are, with the scores."""
     for label in plan["order"]:
         task = plan["tasks"][label]
         artifacts = run_dir / label / "artifacts"
@@ -130,6 +130,8 @@ def summarize(plan: dict, run_dir: Path) -> None:
             print(
                 f"  metrics: {artifacts / 'metrics.json'}  (BLEU {metrics['bleu']}, chrF {metrics['chrf']} on {metrics['dataset']})"
             )
+        if task["kind"] == "export" and (artifacts / "metadata.json").exists():
+            print(f"  export:  {artifacts}  (Firefox's files and metadata.json)")
         if task["kind"] == "report" and (artifacts / "report.md").exists():
             print(f"  report:  {artifacts / 'report.md'}")
 

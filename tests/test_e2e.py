@@ -21,7 +21,8 @@ def test_tiny_config_trains_a_model_that_beats_copying_the_source(tmp_path):
     # The teacher alone, as before the model chain: no back-translations (tests/test_e2e_chain.py runs the
     # whole chain on the micro config).
     config["datasets"]["mono-src"] = config["datasets"]["mono-trg"] = []
-    config["target-stage"] = "report"
+    # The report reads every model's evaluation (student, int8): it is checked on the micro chain instead.
+    config["target-stage"] = "evaluate-teacher"
     config["marian-args"]["training-teacher"].update(
         {"after": f"{E2E_UPDATES}u", "valid-freq": 1000, "save-freq": 1000}
     )
@@ -44,7 +45,3 @@ def test_tiny_config_trains_a_model_that_beats_copying_the_source(tmp_path):
     assert metrics["copy_source"]["chrf"] == pytest.approx(COPY_SOURCE_CHRF, abs=0.1)
     assert metrics["chrf"] > COPY_SOURCE_CHRF, metrics
     assert f"metrics: {metrics_file}" in stdout
-
-    report = (run_dir / "report-en-fr" / "artifacts" / "report.md").read_text()
-    assert f"| {metrics['bleu']} | {metrics['chrf']} |" in report
-    assert f"report:  {run_dir / 'report-en-fr' / 'artifacts' / 'report.md'}" in stdout

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 import yaml
+from last_mile import check_last_mile
 
 from conftest import REPO_ROOT, read_corpus, start_localrun
 
@@ -80,3 +81,5 @@ def test_micro_chain_trains_and_finetunes_a_student(tmp_path):
         metrics = json.loads((artifacts(tmp_path, label) / "metrics.json").read_text())
         assert metrics["sentences"] > 0 and "chrf" in metrics
     assert "distillation-student-model-finetune-en-fr" in stdout
+    # Shortlist, int8, evaluations, export (loaded in bergamot-translator under node) and the report.
+    check_last_mile(tmp_path / "runs" / "micro", "local_data_l10n_en_fr_dev")

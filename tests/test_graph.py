@@ -46,6 +46,11 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
     parallel_chunks = [f"distillation-parallel-src-translate-en-fr-{c}-2" for c in (1, 2)]
     mono_chunks = [f"distillation-mono-src-translate-en-fr-{c}-2" for c in (1, 2)]
     filtered = "distillation-corpus-final-filtering-en-fr"
+    student, finetuned = "distillation-student-model-train-en-fr", "distillation-student-model-finetune-en-fr"
+    shortlist, quantized = (
+        "distillation-corpus-build-shortlist-en-fr",
+        "distillation-student-model-quantize-en-fr",
+    )
     expected = {
         f"dataset-{TINY_TRAIN}-en-fr": set(),
         f"dataset-{TINY_DEV}-en-fr": set(),
@@ -58,6 +63,7 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         "corpus-merge-mono-src-en": {f"dataset-{TINY_MONO}-en", merged},
         "corpus-merge-mono-trg-fr": {f"dataset-{TINY_MONO}-fr", merged},
         vocab: {merged},
+        "corpus-align-parallel-en-fr": {merged},
         backward: {merged, devset, vocab},
         f"evaluate-backwards-fr-en-{TINY_TEST}": {backward, f"dataset-{TINY_TEST}-en-fr"},
         **{chunk: {backward, "corpus-merge-mono-trg-fr"} for chunk in bt_chunks},
@@ -79,6 +85,26 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
             "distillation-mono-src-dechunk-translations-en-fr",
         },
         filtered: {"corpus-merge-distillation-en-fr", backward},
+        "corpus-align-distillation-en-fr": {filtered, "corpus-align-parallel-en-fr"},
+        "distillation-student-model-train-en-fr": {
+            filtered,
+            "corpus-align-distillation-en-fr",
+            devset,
+            vocab,
+        },
+        "distillation-student-model-finetune-en-fr": {
+            filtered,
+            "corpus-align-distillation-en-fr",
+            devset,
+            vocab,
+            "distillation-student-model-train-en-fr",
+        },
+        f"evaluate-student-en-fr-{TINY_TEST}": {student, f"dataset-{TINY_TEST}-en-fr"},
+        f"evaluate-finetuned-student-en-fr-{TINY_TEST}": {finetuned, f"dataset-{TINY_TEST}-en-fr"},
+        shortlist: {filtered, "corpus-align-distillation-en-fr", vocab},
+        quantized: {finetuned, shortlist},
+        f"evaluate-quantized-en-fr-{TINY_TEST}": {quantized, f"dataset-{TINY_TEST}-en-fr"},
+        "export-en-fr": {quantized, f"evaluate-quantized-en-fr-{TINY_TEST}"},
         "report-en-fr": {
             f"dataset-{TINY_TRAIN}-en-fr",
             f"dataset-{TINY_DEV}-en-fr",
@@ -88,11 +114,16 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
             f"corpus-clean-parallel-{TINY_TRAIN}-en-fr",
             merged,
             devset,
+            teacher,
+            backward,
+            student,
+            finetuned,
             f"evaluate-teacher-en-fr-1-{TINY_TEST}",
-            f"dataset-{TINY_MONO}",
-            f"corpus-clean-mono-{TINY_MONO}",
-            "corpus-merge-mono-trg-fr",
-            f"corpus-clean-parallel-bicleaner-ai-{TINY_TRAIN}-en-fr",
+            f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}",
+            f"evaluate-backwards-fr-en-{TINY_TEST}",
+            f"evaluate-student-en-fr-{TINY_TEST}",
+            f"evaluate-finetuned-student-en-fr-{TINY_TEST}",
+            f"evaluate-quantized-en-fr-{TINY_TEST}",
         },
         "docker-image-base": set(),
         "docker-image-train": set(),
@@ -256,13 +287,8 @@ def test_parameters_refuse_an_invalid_training_config():
 def test_local_plan_drops_taskcluster_only_tasks_and_orders_dependencies(tiny_graph):
     plan = build_plan(tiny_graph)
     assert "docker-image-base" not in plan["tasks"]
-    # The leaves: the report, the evaluations it does not read yet, and the filtered distilled corpus.
-    assert sorted(plan["targets"]) == [
-        "distillation-corpus-final-filtering-en-fr",
-        f"evaluate-backwards-fr-en-{TINY_TEST}",
-        f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}",
-        "report-en-fr",
-    ]
+    # The leaves: the export for Firefox and the report (which reads every evaluation).
+    assert sorted(plan["targets"]) == ["export-en-fr", "report-en-fr"]
     position = {label: index for index, label in enumerate(plan["order"])}
     for label, task in plan["tasks"].items():
         for dep in task["dependencies"]:
@@ -288,6 +314,7 @@ def test_plan_digests_change_with_the_config_downstream_only():
         "train-teacher-en-fr-1",
         "report-en-fr",
         "distillation-parallel-src-translate-en-fr-1-2",
+        "distillation-student-model-train-en-fr",
     } <= changed
     assert not changed & {
         "corpus-merge-parallel-en-fr",

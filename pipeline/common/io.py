@@ -197,3 +197,19 @@ def read_json(path: str | Path):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StepError(f"input file {path} does not exist") from None
+
+
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Deletes the temporary files that `atomic_path` leaves behind when a step is killed (`kill -9`
+    skips its clean-up), so that a retry's outputs are exactly those of an uninterrupted run."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def task_name(folder: str | Path) -> str:
+    """The task that made an artifacts folder: `runs/<experiment>/<task>/artifacts` locally,
+    `$MOZ_FETCHES_DIR/<task>` on Taskcluster."""
+    folder = Path(folder)
+    return folder.parent.name if folder.name == "artifacts" else folder.name

@@ -1,31 +1,56 @@
-"""Translate a test set with a trained model and score it with sacrebleu (BLEU and chrF).
+"""Translate a test set with a trained model (or an ensemble) and score it: BLEU, chrF, COMET, speed, size.
 
-Reads `<model-dir>/final.model.npz.decoder.yml` (with the model and vocabulary beside it; several
---model-dir folders decode as an ensemble, with the first one's decoding options) and the test set
-`<dataset-dir>/corpus.<src|trg>.zst`. Writes `<output-dir>/translation.<trg>.zst` and `metrics.json`:
-BLEU and chrF of the model, and, as a floor any model must beat, of copying the source unchanged.
+Each --model-dir holds a model with its decoding config: `final.model.npz.decoder.yml` (a trained model)
+or `final.model.intgemm8.bin.decoder.yml` (an int8-quantized one, which decodes with its lexical
+shortlist). Several --model-dir decode as an ensemble of equal weights with the first one's options.
+Reads the test set `<dataset-dir>/corpus.<src|trg>.zst`. Writes `<output-dir>/translation.<trg>.zst` and
+`metrics.json`: BLEU and chrF (sacrebleu), COMET when a COMET model is at hand locally (--comet-model or
+COMET_MODEL; otherwise `comet` is null and `comet_skipped` says why), model size in bytes, and, as a floor
+any model must beat, the scores of copying the source unchanged; and `speed.json`: translation speed in
+source words per second at the THREADS granted (wall clock and CPU time, model loading included), apart
+because timings differ from run to run.
 Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 """
 
 import argparse
 import logging
+import os
+import resource
 import tempfile
+import time
 from pathlib import Path
 
-from pipeline.common.io import atomic_path, read_lines, read_pairs, write_json, write_lines
+import yaml
+
+from pipeline.common.io import atomic_path, read_lines, read_pairs, task_name, write_json, write_lines
 from pipeline.common.marian import device_options, parse_marian_args, run_marian
 from pipeline.common.step import StepError, already_done, run_step
 
 logger = logging.getLogger("evaluate")
 
+DECODER_CONFIGS = ["final.model.npz.decoder.yml", "final.model.intgemm8.bin.decoder.yml"]
+
 
 def add_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("--model-dir", required=True, type=Path, nargs="+", help="several: an ensemble")
+    parser.add_argument(
+        "--model-dir", required=True, type=Path, nargs="+", help="model folder(s); several = an ensemble"
+    )
+    parser.add_argument(
+        "--model-name",
+        help="the model's role, recorded in metrics.json for the report: teacher-1, teacher-ensemble, "
+        "student, student-finetuned, quantized, backward (default: the task that made the model)",
+    )
     parser.add_argument("--dataset-dir", required=True, type=Path)
     parser.add_argument("--dataset", required=True, help="the test set's name, recorded in metrics.json")
     parser.add_argument("--src", required=True)
     parser.add_argument("--trg", required=True)
     parser.add_argument("--marian-args", default="{}", help="JSON mapping of extra Marian decoding options")
+    parser.add_argument(
+        "--comet-model",
+        type=Path,
+        default=os.environ.get("COMET_MODEL") or None,
+        help="a local COMET checkpoint (model.ckpt) to score with; default: $COMET_MODEL",
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
@@ -43,15 +68,64 @@ def score(hypotheses: list[str], references: list[str]) -> dict:
     }
 
 
+def comet_score(checkpoint: Path | None, sources, hypotheses, references) -> tuple[float | None, str | None]:
+    """(score, None), or (None, why it was skipped): COMET needs the `unbabel-comet` package and a
+    checkpoint on disk; this never downloads one."""
+    if checkpoint is None:
+        return None, "no COMET model given (--comet-model or COMET_MODEL)"
+    if not checkpoint.exists():
+        return None, f"COMET model {checkpoint} does not exist"
+    try:
+        from comet import load_from_checkpoint
+    except ImportError:
+        return None, "the unbabel-comet package is not installed"
+    model = load_from_checkpoint(str(checkpoint))
+    data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
+    gpus = 1 if os.environ.get("GPUS") else 0
+    output = model.predict(data, batch_size=16, gpus=gpus, progress_bar=False)
+    return round(float(output.system_score), 4), None
+
+
+def model_files(model_dir: Path) -> tuple[Path, list[Path]]:
+    """The decoding config of a model folder and the model files it names."""
+    configs = [model_dir / name for name in DECODER_CONFIGS if (model_dir / name).exists()]
+    if len(configs) != 1:
+        raise StepError(
+            f"no trained model in {model_dir} (expected one of {', '.join(DECODER_CONFIGS)})"
+            if not configs
+            else f"{model_dir} holds several models: {', '.join(p.name for p in configs)}"
+        )
+    config = yaml.safe_load(configs[0].read_text(encoding="utf-8")) or {}
+    models = [model_dir / name for name in config.get("models", [])]
+    missing = [str(p) for p in models if not p.exists()]
+    if not models or missing:
+        raise StepError(f"{configs[0]} names model files that do not exist: {missing or 'none'}")
+    return configs[0], models
+
+
+def decoding_options(model_dirs: list[Path]) -> tuple[dict, list[Path]]:
+    configs, models = [], []
+    for model_dir in model_dirs:
+        config, files = model_files(model_dir)
+        configs.append(config)
+        models += files
+    options = {"config": str(configs[0].resolve())}
+    if len(model_dirs) > 1:
+        vocabs = {(d / "vocab.spm").read_bytes() if (d / "vocab.spm").exists() else None for d in model_dirs}
+        if len(vocabs) != 1:
+            raise StepError("the models of an ensemble must share their vocabulary (vocab.spm)")
+        options["models"] = [str(p.resolve()) for p in models]
+        options["weights"] = [1] * len(models)
+    return options, models
+
+
 def main(args):
-    outputs = [f"translation.{args.trg}.zst", "metrics.json"]
+    outputs = [f"translation.{args.trg}.zst", "metrics.json", "speed.json"]
     if already_done(args.output_dir, outputs):
         return
-    for model_dir in args.model_dir:
-        if not (model_dir / "final.model.npz.decoder.yml").exists():
-            raise StepError(f"no trained model in {model_dir} (missing final.model.npz.decoder.yml)")
-    config = args.model_dir[0] / "final.model.npz.decoder.yml"
+    options, models = decoding_options(args.model_dir)
     extra = parse_marian_args(args.marian_args)
+    device = device_options()
     pairs = list(
         read_pairs(args.dataset_dir / f"corpus.{args.src}.zst", args.dataset_dir / f"corpus.{args.trg}.zst")
     )
@@ -66,19 +140,32 @@ def main(args):
         source_file.write_text("\n".join(sources) + "\n", encoding="utf-8")
         with atomic_path(Path(tmp) / f"hypotheses.{args.trg}") as hypotheses_file:
             options = {
-                "config": str(config.resolve()),
+                **options,
                 **extra,
-                "models": [str((d / "final.model.npz").resolve()) for d in args.model_dir],
                 "input": str(source_file),
                 "output": str(hypotheses_file),
                 "log": str(args.output_dir / "decode.log"),
                 "quiet-translation": True,
-                **device_options(),
+                **device,
             }
-            run_marian("decode", options, log_path=args.output_dir / "decode.log")
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            try:
+                run_marian("decode", options, log_path=args.output_dir / "decode.log")
+            except StepError as error:
+                log_file = args.output_dir / "decode.log"
+                log = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+                raise StepError(f"{error}:\n{log}") from None
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
             hypotheses = list(read_lines(hypotheses_file))
     if len(hypotheses) != len(sources):
         raise StepError(f"Marian returned {len(hypotheses)} translations for {len(sources)} sentences")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    words = sum(len(s.split()) for s in sources)
+    comet, comet_skipped = comet_score(args.comet_model, sources, hypotheses, references)
+    if comet_skipped:
+        logger.info("COMET skipped: %s", comet_skipped)
 
     with write_lines(args.output_dir / outputs[0]) as out:
         for line in hypotheses:
@@ -86,12 +173,35 @@ def main(args):
     metrics = {
         "dataset": args.dataset,
         "model_dir": ", ".join(map(str, args.model_dir)),
+        "model": args.model_name or " + ".join(task_name(d) for d in args.model_dir),
+        "models": [p.name for p in models],
         "sentences": len(sources),
         **score(hypotheses, references),
+        "comet": comet,
+        "comet_skipped": comet_skipped,
+        "model_bytes": sum(p.stat().st_size for p in models),
         "copy_source": {k: v for k, v in score(sources, references).items() if k != "signatures"},
     }
     write_json(args.output_dir / "metrics.json", metrics)
-    logger.info("%s: BLEU %.2f chrF %.2f", args.dataset, metrics["bleu"], metrics["chrf"])
+    # Timings differ from run to run: apart, so that metrics.json is reproducible.
+    speed = {
+        "source_words": words,
+        "threads": device.get("cpu-threads"),
+        "gpus": device.get("devices"),
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "words_per_second": round(words / wall, 1) if wall > 0 else None,
+        "words_per_cpu_second": round(words / cpu, 1) if cpu > 0 else None,
+    }
+    write_json(args.output_dir / "speed.json", speed)
+    logger.info(
+        "%s: BLEU %.2f chrF %.2f, %.0f words/s on %s threads",
+        args.dataset,
+        metrics["bleu"],
+        metrics["chrf"],
+        speed["words_per_second"] or 0,
+        speed["threads"],
+    )
 
 
 if __name__ == "__main__":
