@@ -9,8 +9,7 @@ import yaml
 
 from localrun.plan import build_plan
 from translations_taskgraph.render import build_parameters, generator_for
-from translations_taskgraph.training_config import dataset_slug
-from translations_taskgraph.training_config import STAGES
+from translations_taskgraph.training_config import STAGES, dataset_slug
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
