@@ -130,6 +130,36 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         "tests-lint": set(),
         "tests-unit": set(),
     }
+    # The data half: bicleaner-ai (threshold 0: a pass-through), the devtest and test sets decontaminating the
+    # merges, every monolingual dataset cleaned before its side's merge, and the funnel in the report.
+    bicleaned = f"corpus-clean-parallel-bicleaner-ai-{TINY_TRAIN}-en-fr"
+    evaluation_sets = {f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"}
+    ui_text = "local_data_l10n_en_fr_mono-fr"
+    clean_mono = {
+        "en": {f"corpus-clean-mono-{TINY_MONO}-en"},
+        "fr": {f"corpus-clean-mono-{TINY_MONO}-fr", f"corpus-clean-mono-{ui_text}"},
+    }
+    expected.update(
+        {
+            bicleaned: {f"corpus-clean-parallel-{TINY_TRAIN}-en-fr"},
+            merged: {bicleaned, *evaluation_sets},
+            devset: evaluation_sets,
+            f"dataset-{ui_text}": set(),
+            f"corpus-clean-mono-{TINY_MONO}-en": {f"dataset-{TINY_MONO}-en"},
+            f"corpus-clean-mono-{TINY_MONO}-fr": {f"dataset-{TINY_MONO}-fr"},
+            f"corpus-clean-mono-{ui_text}": {f"dataset-{ui_text}"},
+            "corpus-merge-mono-src-en": {*clean_mono["en"], merged, *evaluation_sets},
+            "corpus-merge-mono-trg-fr": {*clean_mono["fr"], merged, *evaluation_sets},
+        }
+    )
+    expected["report-en-fr"] |= {
+        bicleaned,
+        f"dataset-{ui_text}",
+        *clean_mono["en"],
+        *clean_mono["fr"],
+        "corpus-merge-mono-src-en",
+        "corpus-merge-mono-trg-fr",
+    }
     assert set(tiny_graph.tasks) == set(expected)
     for label, dependencies in expected.items():
         assert deps(tiny_graph, label) == dependencies, label
@@ -249,6 +279,7 @@ def test_dataset_names_are_quoted_in_commands():
                 f"dataset-{TINY_TEST}-en-fr",
                 f"dataset-{TINY_MONO}-en",
                 f"dataset-{TINY_MONO}-fr",
+                "dataset-local_data_l10n_en_fr_mono-fr",
             },
         ),
         (

@@ -54,7 +54,11 @@ def test_a_continued_vocab_downloads_and_leaves_out_the_vocab_training():
         "build-vocab-en-fr",
         "corpus-merge-parallel-en-fr",
         "corpus-clean-parallel-local_data_l10n_en_fr_parallel-en-fr",
+        "corpus-clean-parallel-bicleaner-ai-local_data_l10n_en_fr_parallel-en-fr",
         "dataset-local_data_l10n_en_fr_parallel-en-fr",
+        # the devtest and test sets decontaminate the corpus
+        "dataset-local_data_l10n_en_fr_dev-en-fr",
+        "dataset-local_data_l10n_en_fr_test-en-fr",
     }
     assert set(after) == {"build-vocab-en-fr"}
     step = after["build-vocab-en-fr"].attributes["step"]

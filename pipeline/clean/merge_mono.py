@@ -45,7 +45,9 @@ def main(args):
             raise StepError(f"the parallel corpus {parallel} does not exist")
         merger.exclude(lines_of(parallel))
     for folder in args.input_dirs:
-        merger.add_dataset(dataset_name(folder), lines_of(folder / outputs[0]))
+        # Blank lines carry nothing to translate (cleaning drops them; a dataset fed in directly may hold some).
+        lines = (row for row in lines_of(folder / outputs[0]) if row[0].strip())
+        merger.add_dataset(dataset_name(folder), lines)
     count = write_rows([args.output_dir / outputs[0]], merger.rows(args.max_sentences))
     if count == 0:
         (args.output_dir / outputs[0]).unlink()
