@@ -401,3 +401,68 @@ def test_a_rerun_keeps_the_log_of_the_failed_attempt(tmp_path):
     killed = (run_dir / "merge" / "task.2.log").read_text()
     assert "ended without a result" in killed
     assert "attempt 3" in (run_dir / "merge" / "task.log").read_text()
+
+
+# The reference pipeline's config format ------------------------------------------------------------------
+
+REFERENCE_STYLE = """
+experiment:
+  name: baseline
+  src: en
+  trg: fr
+  best-model: chrf
+  use-opuscleaner: "true"
+  opuscleaner-mode: "custom"
+  bicleaner:
+    default-threshold: 0.5
+    dataset-thresholds:
+      opus_Books_v1: 0.0
+  mono-max-sentences-src: 500_000_000
+  mono-max-sentences-trg:
+    total: 200_000_000
+    per-dataset: 100_000_000
+  spm-sample-size: 10_000_000
+  spm-vocab-size: 32000
+  teacher-ensemble: 2
+  teacher-mode: "two-stage"
+  teacher-decoder: ctranslate2
+  student-model: base-memory
+datasets:
+  devtest: [flores_dev, flores_aug-mix_dev]
+  test: [flores_devtest, sacrebleu_wmt14]
+  train: [opus_Books/v1, mtdata_Statmt-news_commentary-16-eng-fra]
+  mono-src: [news-crawl_news.2021, hplt_mono/v2.0]
+  mono-trg: [news-crawl_news.2021]
+marian-args:
+  decoding-backward: {beam-size: '12', mini-batch-words: '2000'}
+  training-teacher: {early-stopping: '20'}
+target-stage: all-pipeline
+previous-group-ids: []
+wandb-publication: true
+continuation:
+  models:
+    backwards: {url: "https://example.org/model", mode: use, type: default}
+taskcluster:
+  split-chunks: 20
+  worker-classes: {default: gcp-spot}
+"""
+
+
+def test_a_config_in_the_reference_format_fails_only_on_what_is_not_built_yet():
+    message = refusal(parse_training_config(REFERENCE_STYLE))
+    lines = message.splitlines()[1:]
+    assert lines and all("not supported yet" in line for line in lines), message
+    for key in ("teacher-decoder", "wandb-publication", "continuation.models.backwards", "aug-", "HPLT"):
+        assert key in message
+
+
+def test_the_reference_format_validates_once_the_unbuilt_settings_are_gone():
+    text = REFERENCE_STYLE.replace("teacher-decoder: ctranslate2", "teacher-decoder: marian")
+    text = text.replace("wandb-publication: true", "wandb-publication: false")
+    text = text.replace(", flores_aug-mix_dev", "").replace(", hplt_mono/v2.0", ", hplt_mono/v3.0")
+    text = text.split("continuation:")[0] + "taskcluster:" + text.split("taskcluster:")[1]
+    config = validate_training_config(parse_training_config(text))
+    assert config["experiment"]["use-opuscleaner"] is True
+    assert config["experiment"]["mono-max-sentences-src"]["total"] == 500_000_000
+    assert config["experiment"]["spm-vocab-size"] == 32000
+    assert "previous-group-ids" not in config

@@ -377,6 +377,10 @@ def parse_dataset(name: str) -> tuple[str, str]:
         raise Invalid(
             f"dataset {name!r} has unknown provider {provider!r}; known: {', '.join(DATASET_PROVIDERS)}"
         )
+    if rest.startswith("aug-"):
+        raise Invalid(f"not supported yet: augmented evaluation datasets (aug-..._) ({name})")
+    if provider == "hplt" and re.match(r"^mono/v\d+(\.\d+)*$", rest) and rest != "mono/v3.0":
+        raise Invalid(f"not supported yet: HPLT versions other than mono/v3.0 ({name})")
     if provider == "url" and not re.match(r"^https?://", rest):
         raise Invalid(f"url dataset {name!r} must be url_http(s)://... with [LANG] where the language goes")
     if provider in DATASET_NAME_SHAPES:
@@ -591,6 +595,45 @@ def _drop_duplicate_datasets(config: dict) -> dict:
     return {**config, "datasets": datasets}
 
 
+def _reference_shapes(config: dict, problems: list) -> dict:
+    """Reads the reference's older or looser value shapes as ours: `use-opuscleaner: "true"` (a string),
+    `mono-max-sentences-src: 500_000_000` (the total alone), `previous-group-ids: []` (none)."""
+    config = dict(config)
+    experiment = config.get("experiment")
+    if isinstance(experiment, dict):
+        experiment = dict(experiment)
+        if experiment.get("use-opuscleaner") in ("true", "false"):
+            experiment["use-opuscleaner"] = experiment["use-opuscleaner"] == "true"
+        for side in ("src", "trg"):
+            key = f"mono-max-sentences-{side}"
+            value = experiment.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                experiment[key] = {"total": value, "per-dataset": value}
+        config["experiment"] = experiment
+    if config.get("previous-group-ids") == []:
+        config.pop("previous-group-ids")
+    continuation = config.get("continuation")
+    models = continuation.get("models") if isinstance(continuation, dict) else None
+    if isinstance(models, dict):
+        models = dict(models)
+        for role in [r for r in models if r != "teacher"]:
+            problems.append(
+                (f"continuation.models.{role}", f"not supported yet: continuing the {role} model")
+            )
+            models.pop(role)
+        teacher = models.get("teacher")
+        if isinstance(teacher, dict) and teacher.get("mode", "use") != "use":
+            problems.append(
+                (
+                    "continuation.models.teacher.mode",
+                    f"not supported yet: mode {teacher['mode']!r} (only use)",
+                )
+            )
+            models["teacher"] = {**teacher, "mode": "use"}
+        config["continuation"] = {**continuation, "models": models}
+    return config
+
+
 def _remove_unsupported(config: dict, problems: list) -> dict:
     """Takes out the reference's settings we do not implement: accepted no-op values silently, others with a
     "not supported yet" line each."""
@@ -706,7 +749,11 @@ def _group_unsupported_providers(problems: list) -> list:
     """One line per provider we do not import yet, rather than one per dataset."""
     by_provider, others = {}, []
     for key, message in problems:
-        match = re.match(r"not supported yet: (dataset provider '[^']+'|monolingual \S+ datasets)", message)
+        match = re.match(
+            r"not supported yet: (dataset provider '[^']+'|monolingual \S+ datasets|augmented evaluation "
+            r"datasets \(aug-\.\.\._\)|HPLT versions other than mono/v3.0)",
+            message,
+        )
         if match:
             by_provider.setdefault(match.group(1), []).append(key)
         else:
@@ -724,6 +771,7 @@ def validate_training_config(config: dict) -> dict:
     problems = []
     continues_from_corpora = bool(_get(config, ("continuation", "corpora")))
     config = _apply_aliases(config, problems)
+    config = _reference_shapes(config, problems)
     config = _remove_unsupported(config, problems)
     config = _drop_duplicate_datasets(config)
     validated = None
