@@ -13,10 +13,6 @@ from last_mile import check_last_mile
 from conftest import REPO_ROOT, read_corpus, start_localrun
 
 MICRO = REPO_ROOT / "tests" / "configs" / "micro.yml"
-# The word aligner comes from issue 8 part B; the alignment and student kinds join the graph with it.
-HAS_ALIGNER = (REPO_ROOT / "pipeline" / "alignments" / "align.py").exists() and (
-    REPO_ROOT / "taskcluster" / "kinds" / "distillation-student-model-train"
-).exists()
 
 
 def run(config: dict, tmp_path, timeout=1500) -> str:
@@ -32,12 +28,8 @@ def artifacts(tmp_path, label):
     return tmp_path / "runs" / "micro" / label / "artifacts"
 
 
-@pytest.mark.e2e
-def test_micro_chain_up_to_the_filtered_distilled_corpus(tmp_path):
-    """Every stage that needs no word aligner: backward model, back-translation, teachers, distillation."""
-    config = yaml.safe_load(MICRO.read_text())
-    config["target-stage"] = "distillation-corpus-final-filtering"
-    run(config, tmp_path)
+def check_distilled_corpus(tmp_path):
+    """Backward model, back-translation, teachers, distillation and the cross-entropy filter."""
     mono_trg = read_corpus(artifacts(tmp_path, "corpus-merge-mono-trg-fr") / "corpus.fr.zst")
     backtranslated = artifacts(tmp_path, "backtranslations-mono-trg-dechunk-translations-en-fr")
     assert read_corpus(backtranslated / "corpus.fr.zst") == mono_trg
@@ -62,11 +54,10 @@ def test_micro_chain_up_to_the_filtered_distilled_corpus(tmp_path):
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(
-    not HAS_ALIGNER, reason="the word aligner and the student kinds are not on this branch yet"
-)
 def test_micro_chain_trains_and_finetunes_a_student(tmp_path):
+    """The whole chain in one run (CI time): the distilled corpus, then the student and its last mile."""
     stdout = run(yaml.safe_load(MICRO.read_text()), tmp_path)
+    check_distilled_corpus(tmp_path)
     student = artifacts(tmp_path, "distillation-student-model-train-en-fr")
     finetuned = artifacts(tmp_path, "distillation-student-model-finetune-en-fr")
     for folder in (student, finetuned):
@@ -75,11 +66,11 @@ def test_micro_chain_trains_and_finetunes_a_student(tmp_path):
         assert "[config] guided-alignment: 2" in log and "[config] dec-cell: ssru" in log
     assert "[config] quantize-bits: 8" in (finetuned / "train.log").read_text()
     for label in (
-        "evaluate-backwards-fr-en-local_data_l10n_en_fr_dev",
-        "evaluate-teacher-ensemble-en-fr-local_data_l10n_en_fr_dev",
+        "evaluate-backwards-fr-en-local_data_l10n_en_fr_test",
+        "evaluate-teacher-ensemble-en-fr-local_data_l10n_en_fr_test",
     ):
         metrics = json.loads((artifacts(tmp_path, label) / "metrics.json").read_text())
         assert metrics["sentences"] > 0 and "chrf" in metrics
     assert "distillation-student-model-finetune-en-fr" in stdout
     # Shortlist, int8, evaluations, export (loaded in bergamot-translator under node) and the report.
-    check_last_mile(tmp_path / "runs" / "micro", "local_data_l10n_en_fr_dev")
+    check_last_mile(tmp_path / "runs" / "micro", "local_data_l10n_en_fr_test")

@@ -116,7 +116,7 @@ def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_pat
     }
     code, output = finish(start_localrun(quick_config, runs))
     assert code == 0, output
-    assert "Nothing to do: all 7 tasks of quick are already done." in output
+    assert "Nothing to do: all 9 tasks of quick are already done." in output
     assert "Snakemake" not in output
     for path, mtime in mtimes.items():
         if path.name not in ("plan.json", ".run.lock"):
@@ -135,6 +135,10 @@ def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
     assert set(first) == {
         "dataset-local_data_l10n_en_fr_train-en-fr",
         "corpus-clean-parallel-local_data_l10n_en_fr_train-en-fr",
+        "corpus-clean-parallel-bicleaner-ai-local_data_l10n_en_fr_train-en-fr",
+        # the devtest and test sets decontaminate the corpus
+        "dataset-local_data_l10n_en_fr_dev-en-fr",
+        "dataset-local_data_l10n_en_fr_test-en-fr",
         "corpus-merge-parallel-en-fr",
         "build-vocab-en-fr",
     }

@@ -466,3 +466,9 @@ def test_the_reference_format_validates_once_the_unbuilt_settings_are_gone():
     assert config["experiment"]["mono-max-sentences-src"]["total"] == 500_000_000
     assert config["experiment"]["spm-vocab-size"] == 32000
     assert "previous-group-ids" not in config
+
+
+def test_the_devtest_dataset_cannot_also_be_the_test_set():
+    # The devset is decontaminated against the test sets: it would come out empty.
+    message = refusal(config_with(**{"datasets.test": ["local_data/l10n-en-fr/dev"]}))
+    assert "datasets.test.0: 'local_data/l10n-en-fr/dev' is also the devtest dataset" in message

@@ -734,6 +734,13 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
                         f"{name!r} and {other[0]!r} ({other[1]}) differ only in punctuation: they would share a task label",
                     )
                 )
+            if category == "test" and name in seen_in.get("devtest", set()):
+                problems.append(
+                    (
+                        key,
+                        f"{name!r} is also the devtest dataset: decontamination against the test sets would empty the devset",
+                    )
+                )
             if category in ("devtest", "test") and name in seen_in.get("train", set()):
                 problems.append(
                     (
