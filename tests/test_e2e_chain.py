@@ -33,7 +33,8 @@ def check_distilled_corpus(tmp_path):
     mono_trg = read_corpus(artifacts(tmp_path, "corpus-merge-mono-trg-fr") / "corpus.fr.zst")
     backtranslated = artifacts(tmp_path, "backtranslations-mono-trg-dechunk-translations-en-fr")
     assert read_corpus(backtranslated / "corpus.fr.zst") == mono_trg
-    assert len(read_corpus(backtranslated / "corpus.en.zst")) == len(mono_trg) == 300
+    # 300 lines read, fewer after cleaning, dedupe and decontamination.
+    assert len(read_corpus(backtranslated / "corpus.en.zst")) == len(mono_trg) > 250
     for member in (1, 2):
         teacher = artifacts(tmp_path, f"train-teacher-en-fr-{member}")
         curriculum = yaml.safe_load((teacher / "config.opustrainer.yml").read_text())
