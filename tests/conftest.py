@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,26 @@ def run_step(
     if check and result.returncode != 0:
         raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def kill_step_after(module: str, args: list, seconds: float, env: dict | None = None) -> bool:
+    """Starts a step in its own process group and SIGKILLs the whole group after `seconds`, as a worker or an
+    engine losing the task would. Returns False if the step had finished before."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=REPO_ROOT,
+        env=env or step_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        process.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True
 
 
 def start_localrun(config_path, runs_dir, *extra, **popen) -> subprocess.Popen:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_local_engine import QUICK_CONFIG
 
-from conftest import REPO_ROOT, finish, read_corpus, start_localrun, step_env, write_corpus
+from conftest import REPO_ROOT, finish, kill_step_after, read_corpus, start_localrun, step_env, write_corpus
 
 pytestmark = pytest.mark.faults
 
@@ -37,26 +38,6 @@ def run(module: str, args: list, env=None) -> subprocess.CompletedProcess:
     )
     assert result.returncode == 0, f"{module} failed:\n{result.stderr[-3000:]}"
     return result
-
-
-def kill_at(module: str, args: list, after: float, env=None) -> bool:
-    """Starts the step in its own process group and SIGKILLs the whole group after `after` seconds (as a
-    worker or an engine losing the task would). Returns False if the step had finished before."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *map(str, args)],
-        cwd=REPO_ROOT,
-        env=env or step_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        process.wait(timeout=after)
-        return False
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return True
 
 
 def outputs_of(folder: Path, names: list[str]) -> dict[str, bytes]:
@@ -128,7 +109,7 @@ def test_a_killed_step_reruns_to_identical_outputs(step, seed, workdir, referenc
     out = workdir / f"killed-{step}-{seed}"
     rng = random.Random(f"{step}-{seed}")
     after = rng.uniform(0.1, 0.9) * references[step]
-    killed = kill_at(module, expand(args, workdir, out), after)
+    killed = kill_step_after(module, expand(args, workdir, out), after)
     run(module, expand(args, workdir, out))
     assert outputs_of(out, outputs) == outputs_of(workdir / f"ref-{step}", outputs), (
         f"{step} killed after {after:.2f}s (killed: {killed}) then rerun differs"
@@ -189,7 +170,7 @@ def test_a_killed_evaluation_reruns_to_identical_outputs(seed, workdir, trained_
         (workdir / "evaluate-seconds").write_text(str(references_duration))
     duration = float((workdir / "evaluate-seconds").read_text())
     out = workdir / f"killed-evaluate-{seed}"
-    kill_at(
+    kill_step_after(
         "pipeline.eval.evaluate",
         evaluate_args(workdir, model, out),
         random.Random(seed).uniform(0.1, 0.9) * duration,
@@ -199,24 +180,13 @@ def test_a_killed_evaluation_reruns_to_identical_outputs(seed, workdir, trained_
     assert outputs_of(out, names) == outputs_of(reference, names)
 
 
+# The local engine's quick config, stopped once the data is ready.
 FULL_RUN = {
-    "experiment": {
-        "name": "faults",
-        "src": "en",
-        "trg": "fr",
-        "spm-vocab-size": 1000,
-        "spm-sample-size": 4000,
-        "corpus-max-sentences": 3000,
-        "dev-max-sentences": 40,
-        "teacher-model": "tiny",
-    },
-    "datasets": {
-        "train": ["local_data/l10n-en-fr/train"],
-        "devtest": ["local_data/l10n-en-fr/dev"],
-        "test": ["local_data/l10n-en-fr/test"],
-    },
+    **QUICK_CONFIG,
+    "experiment": {**QUICK_CONFIG["experiment"], "name": "faults"},
     "target-stage": "build-vocab",
 }
+del FULL_RUN["marian-args"]
 
 
 def data_outputs(run_dir: Path) -> dict[str, bytes]:

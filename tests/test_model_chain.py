@@ -14,7 +14,16 @@ import pytest
 import yaml
 from test_steps import assert_fails_cleanly
 
-from conftest import REPO_ROOT, read_corpus, run_step, sample_pairs, step_env, tree_digest, write_corpus
+from conftest import (
+    REPO_ROOT,
+    kill_step_after,
+    read_corpus,
+    run_step,
+    sample_pairs,
+    step_env,
+    tree_digest,
+    write_corpus,
+)
 
 TRAIN = "pipeline.train.train"
 TRANSLATE = "pipeline.translate.translate"
@@ -465,18 +474,6 @@ def test_ensemble_evaluation(data, model, tmp_path):
     assert "--models" in (out / "decode.log").read_text()
 
 
-def kill_after(module, args, seconds: float) -> bool:
-    """SIGKILLs the step's process group after `seconds`; False if it had finished before."""
-    process = start(module, args)
-    try:
-        process.wait(timeout=seconds)
-        return False
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return True
-
-
 @pytest.mark.parametrize("seconds", [0.3, 0.6, 0.9])
 def test_collect_and_mono_merge_after_kill_9_give_the_same_outputs(tmp_path, seconds):
     lines = [f"line {i} " + "mot " * (i % 7) for i in range(60_000)]
@@ -496,7 +493,7 @@ def test_collect_and_mono_merge_after_kill_9_give_the_same_outputs(tmp_path, sec
     for module, args in steps.items():
         clean, killed = tmp_path / f"{module}-clean", tmp_path / f"{module}-killed"
         run_step(module, [*args, "--output-dir", clean])
-        kill_after(module, [*args, "--output-dir", killed], seconds)
+        kill_step_after(module, [*args, "--output-dir", killed], seconds)
         run_step(module, [*args, "--output-dir", killed])
         # A kill can leave a hidden temporary (.NAME.*.tmp) beside the outputs; the outputs are what count.
         names = sorted(p.name for p in clean.iterdir())
