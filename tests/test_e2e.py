@@ -10,7 +10,7 @@ import yaml
 from conftest import REPO_ROOT, start_localrun
 
 COPY_SOURCE_CHRF = 31.2
-# Updates of the CI run (about 16 minutes on 2 cores); the demo (configs/tiny.yml) trains for 2,500.
+# Updates of the CI run (about 16 minutes on 2 cores); the demo (configs/tiny.yml) trains for 4 epochs.
 E2E_UPDATES = 2000
 
 

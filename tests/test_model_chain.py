@@ -148,6 +148,43 @@ def test_curricula_follow_the_teacher_mode_and_the_data():
     )
 
 
+def test_epochs_end_the_curriculum_and_are_taken_out_of_the_marian_options():
+    from pathlib import Path
+
+    from pipeline.common.step import StepError
+    from pipeline.train.train import build_curriculum, epochs_from_options
+
+    options = {"after": "4e", "valid-freq": 500}
+    assert epochs_from_options(options) == 4 and options == {"valid-freq": 500}
+    assert epochs_from_options({"after-epochs": 2}) == 2
+    updates = {"after": "300u"}
+    assert epochs_from_options(updates) is None and updates == {"after": "300u"}
+    for bad in ({"after-epochs": 0}, {"after-epochs": "x"}, {"after": "2e,300u"}):
+        with pytest.raises(StepError, match="after"):
+            epochs_from_options(bad)
+    both = {"original": Path("o.tsv"), "backtranslated": Path("b.tsv")}
+    two = build_curriculum("teacher", "two-stage", both, False, Path("v"), 1, True, epochs=3)
+    assert two["pretrain"][-1] == "until backtranslated 2"  # the pre-training stage keeps its own length
+    assert two["finetune"] == ["original 1.0", "until original 3"]
+
+
+def test_training_sized_in_epochs_ends_with_the_data_and_validates_its_last_updates(data, tmp_path):
+    out = tmp_path / "backward"
+    options = {**MICRO, "after": "2e", "valid-freq": 1000, "save-freq": 1000, "mini-batch": 50}
+    run_step(TRAIN, [
+        "--model-type", "backward", "--architecture", "tiny", "--src", "fr", "--trg", "en",
+        "--train-dir", data / "corpus", "--devset-dir", data / "devset", "--vocab", data / "vocab" / "vocab.spm",
+        "--marian-args", json.dumps(options), "--output-dir", out,
+    ])  # fmt: skip
+    assert "until original 2" in (out / "config.opustrainer.yml").read_text()
+    # 300 pairs twice in batches of 50: about 12 updates, and a validation at the end although valid-freq
+    # (1000) was never reached, so the best checkpoint holds the trained model.
+    progress = yaml.safe_load((out / "model.npz.progress.yml").read_text())
+    assert 10 <= progress["batches"] <= 14, progress["batches"]
+    assert "[valid]" in (out / "valid.log").read_text()
+    assert (out / "final.model.npz").exists()
+
+
 def test_student_trains_with_guided_alignment_then_finetunes(data, model):
     out = data / "student"
     args = train_args(data, out, "student", extra=["--alignments", data / "corpus" / "corpus.aln.zst"])

@@ -17,6 +17,7 @@ Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 
 import argparse
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,26 @@ def has_letter_case(tsv: Path, lines: int = 1000) -> bool:
     return False
 
 
+def epochs_from_options(options: dict) -> int | None:
+    """Takes a number of epochs (`after: 4e` or `after-epochs: 4`) out of the Marian options.
+
+    Marian reads OpusTrainer's stream from stdin, one endless epoch to it, so only the curriculum can count
+    epochs: they become the last stage's `until original N`, and OpusTrainer ends the stream there.
+    """
+    epochs = options.pop("after-epochs", None)
+    after = options.get("after")
+    if isinstance(after, str) and re.fullmatch(r"\d+e", after.strip()):
+        epochs = int(after.strip()[:-1])
+        del options["after"]
+    elif isinstance(after, str) and re.search(r"\d+e\b", after):
+        raise StepError(f"after: {after!r}: give epochs alone (`after: 4e`), they end the curriculum")
+    if epochs is None:
+        return None
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise StepError(f"after-epochs: {epochs!r} is not a positive number of epochs")
+    return epochs
+
+
 def build_curriculum(
     model_type: str,
     teacher_mode: str,
@@ -126,8 +147,13 @@ def build_curriculum(
     vocab: Path,
     seed: int,
     cased: bool,
+    epochs: int | None = None,
 ) -> dict:
-    """The OpusTrainer config: the curriculum template with its datasets, modifiers and seed filled in."""
+    """The OpusTrainer config: the curriculum template with its datasets, modifiers and seed filled in.
+
+    With `epochs`, the last stage ends after that many passes over its dataset instead of running until
+    Marian stops (early stopping or an update limit).
+    """
     name = f"{model_type}.{teacher_mode}.yml" if model_type == "teacher" else f"{model_type}.yml"
     template = load_yaml(CONFIGS / "opustrainer" / name, "OpusTrainer curriculum")
     stages = []
@@ -140,6 +166,10 @@ def build_curriculum(
             logger.info("curriculum stage %s dropped: no %s dataset", stage, until)
             continue
         stages.append((stage, mix))
+    if epochs is not None:
+        stage, mix = stages[-1]
+        until_dataset = mix[-1].split()[1]
+        stages[-1] = (stage, [*mix[:-1], f"until {until_dataset} {epochs}"])
     modifiers = []
     for entry in template.get("modifiers") or []:
         (kind,) = [key for key in entry if key in MODIFIER_ORDER]
@@ -201,6 +231,7 @@ def main(args):
     if args.pretrained_model:
         options.update(load_yaml(CONFIGS / "finetune" / f"{args.model_type}.yml", "fine-tuning preset"))
     options.update(parse_marian_args(args.marian_args))
+    epochs = epochs_from_options(options)
     devices = device_options()
     require_file(args.vocab)
     if args.model_type == "student" and not args.alignments:
@@ -238,6 +269,7 @@ def main(args):
         vocab.resolve(),
         args.seed,
         has_letter_case(datasets["original"]),
+        epochs,
     )
     opustrainer_config = out / "config.opustrainer.yml"
     with atomic_path(opustrainer_config) as tmp:
