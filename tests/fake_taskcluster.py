@@ -1,10 +1,13 @@
 """A fake Taskcluster API on 127.0.0.1 (stdlib ThreadingHTTPServer) for the offline Taskcluster tests.
 
-It answers the calls the decision task, the actions, `task train` and the training resume make: queue
-(create/get tasks, statuses, task-group listings, artifacts behind a 303 redirect like the real queue),
+It answers the calls the decision task, the actions, `task train`, the checkpoint publishing and the training
+resume make: queue (create/get tasks, statuses, task-group listings, artifacts behind a 303 redirect like the
+real queue, `object` artifacts created with the object service's upload and finish calls),
 index (find one, find many), auth (current scopes) and hooks (trigger). Every request is recorded.
 """
 
+import base64
+import hashlib
 import json
 import re
 import threading
@@ -32,6 +35,7 @@ class FakeTaskcluster:
         self.hooks: list[dict] = []  # triggered hooks
         self.requests: list[tuple[str, str]] = []
         self.fail: set[str] = set()  # path prefixes answered with HTTP 500
+        self.uploads: dict[str, dict] = {}  # uploadId -> object upload in progress (name, data, finished)
         self.root_url = None
 
     # -- seeding ------------------------------------------------------------------------------------
@@ -75,6 +79,11 @@ class FakeTaskcluster:
             ("GET", r"/api/queue/v1/task/([^/]+)/runs/(\d+)/artifacts/(.+)", self._get_artifact),
             ("GET", r"/api/queue/v1/task/([^/]+)/artifacts/(.+)", self._get_latest_artifact),
             ("GET", r"/storage/([^/]+)/(\d+)/(.+)", self._storage),
+            ("POST", r"/api/queue/v1/task/([^/]+)/runs/(\d+)/artifacts/(.+)", self._create_artifact),
+            ("PUT", r"/api/queue/v1/task/([^/]+)/runs/(\d+)/artifacts/(.+)", self._finish_artifact),
+            ("PUT", r"/api/object/v1/upload/(.+)", self._create_upload),
+            ("PUT", r"/object-data/([^/]+)", self._put_object_data),
+            ("POST", r"/api/object/v1/finish-upload/(.+)", self._finish_upload),
             ("GET", r"/api/index/v1/task/(.+)", self._find_task),
             ("POST", r"/api/index/v1/tasks/indexes", self._find_tasks),
             ("GET", r"/api/auth/v1/scopes/current", self._current_scopes),
@@ -140,6 +149,49 @@ class FakeTaskcluster:
             return 404, {"code": "ResourceNotFound", "message": f"no object {name}"}, {}
         return 200, self.artifacts[(task_id, int(run_id), name)], {}
 
+    # -- object artifacts: createArtifact, the object service upload, finishArtifact ---------------------
+    def _create_artifact(self, task_id, run_id, name, body):
+        if body.get("storageType") != "object" or "expires" not in body:
+            return 400, {"code": "InputValidationError", "message": f"unexpected artifact {body}"}, {}
+        upload_id = f"upload{len(self.uploads):04d}"
+        self.uploads[upload_id] = {"artifact": (task_id, int(run_id), name), "data": None, "finished": False}
+        credentials = {"clientId": f"task-client/{task_id}/{run_id}", "accessToken": "fake"}
+        answer = {"storageType": "object", "name": f"t/{task_id}/{run_id}/{name}", "projectId": "none",
+                  "uploadId": upload_id, "expires": body["expires"], "credentials": credentials}  # fmt: skip
+        return 200, answer, {}
+
+    def _create_upload(self, name, body):
+        upload = self.uploads.get(body.get("uploadId"))
+        if upload is None:
+            return 400, {"code": "InputValidationError", "message": "unknown uploadId"}, {}
+        methods = body["proposedUploadMethods"]
+        if "dataInline" in methods:
+            upload["data"] = base64.b64decode(methods["dataInline"]["objectData"])
+            method = {"dataInline": True}
+        else:
+            url = f"{self.root_url}/object-data/{body['uploadId']}"
+            method = {"putUrl": {"url": url, "expires": body["expires"], "headers": {}}}
+        return 200, {"projectId": body["projectId"], "uploadId": body["uploadId"],
+                     "expires": body["expires"], "uploadMethod": method}, {}  # fmt: skip
+
+    def _put_object_data(self, upload_id, body):
+        self.uploads[upload_id]["data"] = body
+        return 200, {}, {}
+
+    def _finish_upload(self, name, body):
+        upload = self.uploads[body["uploadId"]]
+        if upload["data"] is None or hashlib.sha256(upload["data"]).hexdigest() != body["hashes"]["sha256"]:
+            return 400, {"code": "InputValidationError", "message": "hashes do not match the data"}, {}
+        upload["finished"] = True
+        return 200, {}, {}
+
+    def _finish_artifact(self, task_id, run_id, name, body):
+        upload = self.uploads.get(body.get("uploadId"))
+        if upload is None or not upload["finished"] or upload["artifact"] != (task_id, int(run_id), name):
+            return 409, {"code": "RequestConflict", "message": "the upload is not finished"}, {}
+        self.artifacts[upload["artifact"]] = upload["data"]
+        return 200, {}, {}
+
     def _find_task(self, namespace, body):
         if namespace not in self.index:
             return 404, {"code": "ResourceNotFound", "message": f"{namespace} not indexed"}, {}
@@ -171,9 +223,15 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeTaskcluster
 
     def _answer(self, method):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        body = json.loads(raw) if raw else None
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raw = self._read_chunked()  # aiohttp streams object uploads
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = raw  # object data PUT to an upload URL
         status, answer, headers = self.fake.handle(method, self.path, body)
         data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         self.send_response(status)
@@ -185,6 +243,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _read_chunked(self) -> bytes:
+        data = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return data
+            data += self.rfile.read(size)
+            self.rfile.readline()
 
     def do_GET(self):
         self._answer("GET")

@@ -138,3 +138,13 @@ def test_workers_classes_retries_and_resources():
     for label, task in graph.tasks.items():
         if "step" in task.attributes:
             assert set(task.task["payload"]["onExitStatus"]["retry"]) >= {17, 75, 128}, label
+    # Trainings publish their checkpoints while they run, through the proxy (run-task gives it to every
+    # docker-worker task; the step asks for it wherever it runs).
+    with_proxy = {
+        label
+        for label, task in graph.tasks.items()
+        if task.task["payload"].get("features", {}).get("taskclusterProxy")
+    }
+    trainings = {label for label, task in graph.tasks.items() if task.attributes.get("step", {}).get(
+        "module") == "pipeline.train.train"}  # fmt: skip
+    assert len(trainings) == 5 and trainings <= with_proxy

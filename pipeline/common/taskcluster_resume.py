@@ -12,10 +12,10 @@ status the task definitions retry on (taskcluster/translations_taskgraph/transfo
 """
 
 import fnmatch
+import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 import urllib.error
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pipeline.common.io import atomic_path
 from pipeline.common.step import StepError
+from pipeline.common.taskcluster_checkpoints import MANIFEST, PROGRESS_FILE, latest_checkpoint, updates_of
 
 logger = logging.getLogger("resume")
 
@@ -77,9 +78,49 @@ def _list_artifacts(root: str, task_id: str, run_id: int, backoff: float) -> lis
             return names
 
 
+def _download(url: str, target: Path, backoff: float) -> str:
+    """Downloads url into target atomically; returns the sha256 of what was written."""
+    response = open_url(url, backoff)
+    if response is None:
+        raise RequestFailed(f"GET {url}: listed but not found")
+    digest = hashlib.sha256()
+    with response, atomic_path(target) as tmp, open(tmp, "wb") as out:
+        for block in iter(lambda: response.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()
+
+
+def _read(url: str, backoff: float) -> bytes:
+    response = open_url(url, backoff)
+    if response is None:
+        raise RequestFailed(f"GET {url}: listed but not found")
+    with response:
+        return response.read()
+
+
+def _fetch_published_checkpoint(
+    output_dir: Path, artifacts_url: str, folder: str, patterns: Sequence[str], backoff: float
+) -> list[str]:
+    """Downloads a checkpoint published during a run (taskcluster_checkpoints.py), checked against its
+    manifest; a file that does not match is an error, never a checkpoint to train on."""
+    manifest = json.loads(_read(f"{artifacts_url}/{urllib.parse.quote(folder + MANIFEST)}", backoff))
+    names = [name for name in manifest["files"] if any(fnmatch.fnmatch(name, p) for p in patterns)]
+    for name in names:
+        target = output_dir / name
+        sha256 = _download(f"{artifacts_url}/{urllib.parse.quote(folder + name)}", target, backoff)
+        if sha256 != manifest["files"][name]["sha256"]:
+            target.unlink()
+            raise RequestFailed(f"{folder}{name}: its sha256 differs from the manifest's")
+    return [folder + name for name in names]
+
+
 def fetch_previous_run(output_dir: Path, patterns: Sequence[str], backoff: float = 1.0) -> int | None:
     """Downloads the artifacts matching `patterns` (names relative to public/build/) of the latest earlier run
-    that has any into `output_dir`; files already there are kept. Returns that run's id, or None."""
+    that has any into `output_dir`; files already there are kept. Returns that run's id, or None.
+
+    A checkpoint the run published while it trained (public/checkpoints/<updates>/) is taken instead when
+    it is newer than the one in the run's final upload, or when that upload is missing (a preempted run)."""
     run_id = os.environ.get("RUN_ID", "0")
     try:
         run_id = int(run_id)
@@ -93,12 +134,31 @@ def fetch_previous_run(output_dir: Path, patterns: Sequence[str], backoff: float
     root = root_url()
     try:
         for previous in range(run_id - 1, -1, -1):
+            names = _list_artifacts(root, task_id, previous, backoff)
             wanted = [
                 name
-                for name in _list_artifacts(root, task_id, previous, backoff)
+                for name in names
                 if name.startswith(ARTIFACT_PREFIX)
                 and any(fnmatch.fnmatch(name[len(ARTIFACT_PREFIX) :], p) for p in patterns)
             ]
+            artifacts_url = f"{root}/api/queue/v1/task/{task_id}/runs/{previous}/artifacts"
+            published = latest_checkpoint(names)
+            if published:
+                final_progress = ARTIFACT_PREFIX + PROGRESS_FILE
+                final_updates = (
+                    updates_of(_read(f"{artifacts_url}/{urllib.parse.quote(final_progress)}", backoff))
+                    if final_progress in names
+                    else -1
+                )
+                if published[0] > final_updates:
+                    fetched = _fetch_published_checkpoint(
+                        output_dir, artifacts_url, published[1], patterns, backoff
+                    )
+                    logger.info(
+                        "resuming from the checkpoint run %d of task %s published at update %d: %s",
+                        previous, task_id, published[0], ", ".join(fetched),
+                    )  # fmt: skip
+                    return previous
             if not wanted:
                 logger.info("run %d of task %s left nothing to resume from", previous, task_id)
                 continue
@@ -107,14 +167,7 @@ def fetch_previous_run(output_dir: Path, patterns: Sequence[str], backoff: float
                 target = output_dir / relative
                 if target.exists():
                     continue
-                url = (
-                    f"{root}/api/queue/v1/task/{task_id}/runs/{previous}/artifacts/{urllib.parse.quote(name)}"
-                )
-                response = open_url(url, backoff)
-                if response is None:
-                    raise RequestFailed(f"GET {url}: listed but not found")
-                with response, atomic_path(target) as tmp, open(tmp, "wb") as out:
-                    shutil.copyfileobj(response, out)
+                _download(f"{artifacts_url}/{urllib.parse.quote(name)}", target, backoff)
             logger.info("resuming from run %d of task %s: %s", previous, task_id, ", ".join(sorted(wanted)))
             return previous
     except RequestFailed as error:

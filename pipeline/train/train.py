@@ -11,7 +11,9 @@ The architecture preset is `configs/model/<model-type>.<architecture>.yml` (plus
 checkpoint by --best-metric), `final.model.npz.decoder.yml` (paths relative to itself), `vocab.spm`,
 `train.log`, `valid.log`, `config.opustrainer.yml`.
 
-A killed run resumes: Marian from `model.npz` and its optimizer state, OpusTrainer from its state file.
+A killed run resumes: Marian from `model.npz` and its optimizer state, OpusTrainer from its state file. On
+Taskcluster the checkpoints are also published while training (pipeline/common/taskcluster_checkpoints.py),
+so that a retried run continues from there even when the worker was preempted.
 Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 """
 
@@ -29,12 +31,15 @@ import yaml
 from pipeline.common.io import atomic_path, read_lines
 from pipeline.common.marian import device_options, marian_command, parse_marian_args, to_args
 from pipeline.common.step import StepError, already_done, run_step, threads
+from pipeline.common.taskcluster_checkpoints import CheckpointPublisher
 from pipeline.common.taskcluster_resume import fetch_previous_run
 
 logger = logging.getLogger("train")
 
 CONFIGS = Path(__file__).parent / "configs"
 PRESETS = CONFIGS / "model"
+# What a retried Taskcluster run needs to continue: published while training, fetched on the next run.
+CHECKPOINT_FILES = ["model.npz*", "config.opustrainer.yml.state", "train.log", "valid.log"]
 OUTPUTS = ["final.model.npz", "final.model.npz.decoder.yml", "vocab.spm", "train.log", "valid.log"]
 DECODING_KEYS = ["beam-size", "normalize", "max-length-factor", "word-penalty", "mini-batch", "maxi-batch"]
 # Modifiers that only make sense for a source language whose script has letter case.
@@ -226,7 +231,7 @@ def main(args):
         return
     # A retried Taskcluster run (RUN_ID > 0) continues from the checkpoint an earlier run uploaded.
     # OpusTrainer's state file holds the data position that goes with the checkpoint.
-    fetch_previous_run(out, ["model.npz*", "config.opustrainer.yml.state", "train.log", "valid.log"])
+    fetch_previous_run(out, CHECKPOINT_FILES)
     options = load_preset(args.model_type, args.architecture)
     if args.pretrained_model:
         options.update(load_yaml(CONFIGS / "finetune" / f"{args.model_type}.yml", "fine-tuning preset"))
@@ -325,7 +330,8 @@ def main(args):
         *to_args(options),
     ]  # fmt: skip
     logger.info("running: %s", " ".join(command))
-    result = subprocess.run(command)
+    with CheckpointPublisher(out, CHECKPOINT_FILES):
+        result = subprocess.run(command)
     if result.returncode != 0:
         raise StepError(
             f"training failed with exit status {result.returncode}; see {out / 'train.log'} "

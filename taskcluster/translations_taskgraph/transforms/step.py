@@ -58,6 +58,9 @@ step_schema = Schema(
             # Files of the repository the step reads (filter configs, ...): their digests join the step, so
             # that editing one re-runs the task on both engines.
             Optional("repo-inputs", default=[]): [str],
+            # A training that publishes its checkpoints while it runs (pipeline/common/taskcluster_checkpoints.py)
+            # needs the Taskcluster proxy to create artifacts of its own run.
+            Optional("publishes-checkpoints", default=False): bool,
         },
         Optional("worker-type"): str,
     },
@@ -248,6 +251,8 @@ def add_taskcluster_run(config, tasks):
         worker.setdefault(
             "artifacts", [{"name": "public/build", "path": "/builds/worker/artifacts", "type": "directory"}]
         )
+        if step["publishes-checkpoints"]:
+            worker["taskcluster-proxy"] = True
         # Retried on a new run: a failed Taskcluster request, a temporary failure, a failed clone.
         worker.setdefault("retry-exit-status", list(RETRY_EXIT_STATUSES))
         env = worker.setdefault("env", {})
