@@ -10,13 +10,12 @@ sees a line as both sides of a pair (so the parallel filters apply; language ID 
 
 import argparse
 import logging
-import multiprocessing
 from collections import Counter
 from pathlib import Path
 
 from pipeline.clean import filters as filtering
 from pipeline.clean import runner
-from pipeline.common.io import atomic_path, read_json, read_lines, write_json, write_lines
+from pipeline.common.io import read_json, read_lines, write_lines
 from pipeline.common.step import StepError, already_done, run_step, threads
 
 logger = logging.getLogger("clean-mono")
@@ -62,45 +61,23 @@ def main(args):
     runner.init_filters(steps, args.lang, args.lang, {})  # fails early; forked workers inherit it
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
     pairs = ((line, line) for line in read_lines(args.input_dir / outputs[0]))
-    batches = runner.batches(pairs, runner.BATCH)
-    pool = None
-    if cores > 1:
-        pool = multiprocessing.get_context("fork").Pool(cores)
-        results = runner.ordered_map(pool, runner.clean_batch, batches, 2 * cores)
-    else:
-        results = map(runner.clean_batch, batches)
     removed, lengths, seen = Counter(), Counter(), 0
-    try:
-        with write_lines(args.output_dir / outputs[0]) as out:
-            for kept, batch_removed, batch_lengths in results:
-                seen += len(kept) + sum(batch_removed.values())
-                removed.update(batch_removed)
-                lengths.update({b: n for (side, b), n in batch_lengths.items() if side == "src"})
-                for line, _ in kept:
-                    out.write(line)
-    finally:
-        if pool is not None:
-            pool.terminate()
-    with atomic_path(args.output_dir / "filters.json") as tmp:
-        tmp.write_text(config_path.read_text(encoding="utf-8"), encoding="utf-8")
+    with runner.cleaned_batches(pairs, cores) as results, write_lines(args.output_dir / outputs[0]) as out:
+        for kept, batch_removed, batch_lengths in results:
+            seen += len(kept) + sum(batch_removed.values())
+            removed.update(batch_removed)
+            lengths.update(batch_lengths)
+            for line, _ in kept:
+                out.write(line)
     stats = {
         "dataset": args.dataset,
         "lang": args.lang,
-        "filters": str(config_path.relative_to(args.filters_dir))
-        if config_path.is_relative_to(args.filters_dir)
-        else str(config_path),
         "lines_in": seen,
         "lines_out": out.count,
         "removed": dict(removed),
-        "lengths": {args.lang: {str(b): n for b, n in sorted(lengths.items())}},
+        "lengths": {args.lang: runner.length_histogram(lengths, "src")},
     }
-    if out.count == 0:
-        stats["warning"] = f"no line of {seen} survived cleaning"
-        logger.warning(
-            "dataset %s: no line of %d survived cleaning (removed: %s)", args.dataset, seen, dict(removed)
-        )
-    write_json(args.output_dir / "stats.json", stats)
-    logger.info("kept %d of %d lines; removed %s", out.count, seen, dict(removed))
+    runner.write_results(args.output_dir, config_path, args.filters_dir, stats, "line")
 
 
 if __name__ == "__main__":

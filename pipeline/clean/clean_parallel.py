@@ -15,13 +15,12 @@ THREADS is. A dataset that cleaning empties gets a warning and empty outputs (th
 
 import argparse
 import logging
-import multiprocessing
 from collections import Counter
 from pathlib import Path
 
 from pipeline.clean import filters as filtering
 from pipeline.clean import runner
-from pipeline.common.io import atomic_path, read_json, read_pairs, write_json, write_lines
+from pipeline.common.io import read_json, read_pairs, write_lines
 from pipeline.common.step import already_done, run_step, threads
 
 logger = logging.getLogger("clean")
@@ -78,53 +77,26 @@ def main(args):
     removed, lengths = Counter(), Counter()
     seen = 0
     pairs = read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1])
-    pool = None
-    if cores > 1:
-        pool = multiprocessing.get_context("fork").Pool(cores)
-        results = runner.ordered_map(pool, runner.clean_batch, runner.batches(pairs, runner.BATCH), 2 * cores)
-    else:
-        results = map(runner.clean_batch, runner.batches(pairs, runner.BATCH))
-    try:
-        with (
-            write_lines(args.output_dir / outputs[0]) as src_out,
-            write_lines(args.output_dir / outputs[1]) as trg_out,
-        ):
-            for kept, batch_removed, batch_lengths in results:
-                seen += len(kept) + sum(batch_removed.values())
-                removed.update(batch_removed)
-                lengths.update(batch_lengths)
-                for src, trg in kept:
-                    src_out.write(src)
-                    trg_out.write(trg)
-    finally:
-        if pool is not None:
-            pool.terminate()
-    with atomic_path(args.output_dir / "filters.json") as tmp:
-        tmp.write_text(config_path.read_text(encoding="utf-8"), encoding="utf-8")
+    with (
+        runner.cleaned_batches(pairs, cores) as results,
+        write_lines(args.output_dir / outputs[0]) as src_out,
+        write_lines(args.output_dir / outputs[1]) as trg_out,
+    ):
+        for kept, batch_removed, batch_lengths in results:
+            seen += len(kept) + sum(batch_removed.values())
+            removed.update(batch_removed)
+            lengths.update(batch_lengths)
+            for src, trg in kept:
+                src_out.write(src)
+                trg_out.write(trg)
     stats = {
         "dataset": dataset,
-        "filters": str(config_path.relative_to(args.filters_dir))
-        if config_path.is_relative_to(args.filters_dir)
-        else str(config_path),
         "lines_in": seen,
         "lines_out": src_out.count,
         "removed": dict(removed),
-        "lengths": {
-            side: {
-                str(b): lengths[(side, b)]
-                for b in [*runner.LENGTH_BINS, runner.LENGTH_BINS[-1] + 1]
-                if lengths[(side, b)]
-            }
-            for side in ("src", "trg")
-        },
+        "lengths": {side: runner.length_histogram(lengths, side) for side in ("src", "trg")},
     }
-    if src_out.count == 0:
-        stats["warning"] = f"no pair of {seen} survived cleaning"
-        logger.warning(
-            "dataset %s: no pair of %d survived cleaning (removed: %s)", dataset, seen, dict(removed)
-        )
-    write_json(args.output_dir / "stats.json", stats)
-    logger.info("kept %d of %d pairs; removed %s", src_out.count, seen, dict(removed))
+    runner.write_results(args.output_dir, config_path, args.filters_dir, stats, "pair")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,19 @@
 """What the parallel and the monolingual cleaning steps share: the filter configs' folder, batching, the pool
 of forked workers (each inherits the filters built once in the parent) and the length histograms."""
 
+import logging
+import multiprocessing
 import re
 from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
 from pipeline.clean import filters as filtering
+from pipeline.common.io import atomic_path, write_json
+
+logger = logging.getLogger("clean")
 
 BATCH = 5000
 DEFAULT_FILTERS_DIR = Path(__file__).resolve().parent / "opuscleaner" / "configs"
@@ -58,3 +65,38 @@ def ordered_map(pool, function, batches, window: int):
 def batches(pairs, size):
     while batch := list(islice(pairs, size)):
         yield batch
+
+
+@contextmanager
+def cleaned_batches(pairs: Iterable, cores: int) -> Iterator[Iterator]:
+    """The (kept, removed, lengths) of each batch of `pairs`, in order: from `cores` forked workers (which
+    inherit the filters init_filters built), or in this process for one core."""
+    if cores <= 1:
+        yield map(clean_batch, batches(pairs, BATCH))
+        return
+    pool = multiprocessing.get_context("fork").Pool(cores)
+    try:
+        yield ordered_map(pool, clean_batch, batches(pairs, BATCH), 2 * cores)
+    finally:
+        pool.terminate()
+
+
+def length_histogram(lengths: Counter, side: str) -> dict[str, int]:
+    return {str(b): lengths[(side, b)] for b in [*LENGTH_BINS, LENGTH_BINS[-1] + 1] if lengths[(side, b)]}
+
+
+def write_results(output_dir: Path, config_path: Path, filters_dir: Path, stats: dict, unit: str):
+    """The filter config used (filters.json) and the counts (stats.json), with a warning when cleaning left
+    nothing: the merge accounts for an empty dataset, later stages never see it silently."""
+    with atomic_path(output_dir / "filters.json") as tmp:
+        tmp.write_text(config_path.read_text(encoding="utf-8"), encoding="utf-8")
+    filters = config_path.relative_to(filters_dir) if config_path.is_relative_to(filters_dir) else config_path
+    stats = {"dataset": stats.pop("dataset"), "filters": str(filters), **stats}
+    seen, removed = stats["lines_in"], stats["removed"]
+    if stats["lines_out"] == 0:
+        stats["warning"] = f"no {unit} of {seen} survived cleaning"
+        logger.warning(
+            "dataset %s: no %s of %d survived cleaning (removed: %s)", stats["dataset"], unit, seen, removed
+        )
+    write_json(output_dir / "stats.json", stats)
+    logger.info("kept %d of %d %ss; removed %s", stats["lines_out"], seen, unit, removed)

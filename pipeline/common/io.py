@@ -6,6 +6,7 @@ complete, so a killed step never leaves a file that a retry would trust.
 
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -213,3 +214,12 @@ def task_name(folder: str | Path) -> str:
     `$MOZ_FETCHES_DIR/<task>` on Taskcluster."""
     folder = Path(folder)
     return folder.parent.name if folder.name == "artifacts" else folder.name
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

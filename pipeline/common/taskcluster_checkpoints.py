@@ -17,7 +17,6 @@ finishArtifact), through the `taskcluster` client. A failed upload is logged and
 checkpoint: publishing never fails the training.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatch
 from pathlib import Path
+
+from pipeline.common.io import sha256_file
 
 logger = logging.getLogger("checkpoints")
 
@@ -53,14 +54,6 @@ def zip_is_complete(path: Path) -> bool:
             return archive.testzip() is None
     except (zipfile.BadZipFile, OSError):
         return False
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _checkpoint_state(output_dir: Path) -> dict[str, tuple[int, int]]:
@@ -147,7 +140,7 @@ def publish(staging: Path, updates: int, task_id: str, run_id: int, queue, expir
         if path.name == MANIFEST:
             continue
         upload_artifact(queue, task_id, run_id, folder + path.name, path, expires)
-        manifest["files"][path.name] = {"size": path.stat().st_size, "sha256": sha256_of(path)}
+        manifest["files"][path.name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     upload_artifact(queue, task_id, run_id, folder + MANIFEST, staging / MANIFEST, expires)
     return folder + MANIFEST

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.common.io import atomic_path, read_json, remove_stale_temporaries, write_json
+from pipeline.common.io import atomic_path, read_json, remove_stale_temporaries, sha256_file, write_json
 from pipeline.common.step import StepError, already_done, run_step
 from pipeline.export.marian_binary import (
     UPSTREAM_TO_BROWSERMT,
@@ -48,14 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser):
     for section in SECTIONS:
         parser.add_argument(f"--config-{section}", default="{}", help=f"JSON of the config's `{section}`")
     parser.add_argument("--output-dir", required=True, type=Path)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_commit() -> dict:
@@ -144,10 +136,10 @@ def main(args):
         gzip_copy(out / name, out / f"{name}.gz")
         files[name] = {
             "bytes": (out / name).stat().st_size,
-            "sha256": sha256(out / name),
+            "sha256": sha256_file(out / name),
             "gzip": {"name": f"{name}.gz", "bytes": (out / f"{name}.gz").stat().st_size},
         }
-        files[name]["gzip"]["sha256"] = sha256(out / f"{name}.gz")
+        files[name]["gzip"]["sha256"] = sha256_file(out / f"{name}.gz")
     canonical = json.dumps(training_config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     metadata = {
         "sourceLanguage": args.src,
