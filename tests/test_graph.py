@@ -67,11 +67,17 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         f"evaluate-backwards-fr-en-{TINY_TEST}": {backward, f"dataset-{TINY_TEST}-en-fr"},
         **{chunk: {backward, "corpus-merge-mono-trg-fr"} for chunk in bt_chunks},
         "backtranslations-mono-trg-dechunk-translations-en-fr": {*bt_chunks, "corpus-merge-mono-trg-fr"},
+        "corpus-align-backtranslations-en-fr": {
+            "backtranslations-mono-trg-dechunk-translations-en-fr",
+            "corpus-align-parallel-en-fr",
+        },
         teacher: {
             merged,
             devset,
             vocab,
             "backtranslations-mono-trg-dechunk-translations-en-fr",
+            "corpus-align-parallel-en-fr",
+            "corpus-align-backtranslations-en-fr",
         },
         f"evaluate-teacher-en-fr-1-{TINY_TEST}": {teacher, f"dataset-{TINY_TEST}-en-fr"},
         f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}": {teacher, f"dataset-{TINY_TEST}-en-fr"},

@@ -59,8 +59,8 @@ def test_dry_run_prints_the_plan_and_runs_nothing(quick_config, tmp_path):
     code, output = finish(start_localrun(quick_config, runs, "--dry-run", "--dag", str(tmp_path / "dag.dot")))
     assert code == 0, output
     # the test set is imported before the merge (it decontaminates the corpus), and bicleaner-ai with its
-    # default threshold 0 copies the cleaned corpus through
-    assert "Plan: 9 tasks" in output
+    # default threshold 0 copies the cleaned corpus through; the teacher's curriculum gets word alignments
+    assert "Plan: 10 tasks" in output
     assert "[pending] train-teacher-en-fr-1" in output
     assert output.index("build-vocab-en-fr") < output.index("train-teacher-en-fr-1  (stage")
     assert '"build-vocab-en-fr" -> "train-teacher-en-fr-1"' in (tmp_path / "dag.dot").read_text()
