@@ -35,6 +35,7 @@ OFFLINE_STRATEGIES = {"index-search": OptimizationStrategy()}
 # A dataset whose size cannot be known offline (opus, url) is assumed to hold this many sentence pairs.
 ASSUMED_PAIRS_PER_REMOTE_DATASET = 5_000_000
 ASSUMED_PAIRS_PER_MONO_DATASET = 10_000_000
+ASSUMED_SENTENCES_PER_EVALUATION_DATASET = 3_000  # WMT test sets, FLORES dev/devtest: 1,000 to 3,000
 # Training throughput, sentence pairs per second per GPU, and the epochs an early-stopped run takes.
 TRAIN_PAIRS_PER_GPU_SECOND = {"tiny": 6000, "base": 2000, "big": 600}
 EPOCHS_UNTIL_EARLY_STOP = {"tiny": 6, "base": 8, "big": 8}
@@ -89,6 +90,8 @@ def estimate(config: dict, graph: dict, worker_gpus: dict[str, int]) -> dict:
                 count = (
                     ASSUMED_PAIRS_PER_MONO_DATASET
                     if category.startswith("mono")
+                    else ASSUMED_SENTENCES_PER_EVALUATION_DATASET
+                    if category in ("devtest", "test")
                     else ASSUMED_PAIRS_PER_REMOTE_DATASET
                 )
                 notes.append(f"{name}: size unknown offline, assumed {count:,} sentences")
