@@ -1,15 +1,11 @@
 """The OpusCleaner-format filter pipeline: each filter, the layered configs, batched language ID, the step."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import REPO_ROOT, read_corpus, run_step, sample_pairs, step_env, write_corpus
+from conftest import REPO_ROOT, kill_step_after, read_corpus, run_step, sample_pairs, step_env, write_corpus
 from pipeline.clean import filters
 from pipeline.clean.langid import BatchLanguageID
 from pipeline.common.step import StepError
@@ -222,25 +218,9 @@ def test_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     write_corpus(folder / "corpus.fr.zst", [t for _, t in pairs] * 3)
     clean(folder, tmp_path / "reference", threads="2")
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        CLEAN,
-        "--input-dir",
-        str(folder),
-        "--src",
-        "en",
-        "--trg",
-        "fr",
-        "--output-dir",
-        str(out),
-    ]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=step_env(THREADS="2"), stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    time.sleep(3)
-    os.killpg(process.pid, signal.SIGKILL)  # the step and its worker processes
-    process.wait()
+    args = ["--input-dir", folder, "--src", "en", "--trg", "fr", "--output-dir", out]
+    assert kill_step_after(CLEAN, args, 3, env=step_env(THREADS="2"))  # the step and its worker processes
+    assert not (out / "stats.json").exists()
     assert not (out / "stats.json").exists()
     clean(folder, out, threads="2")
     for name in ("corpus.en.zst", "corpus.fr.zst", "stats.json"):
@@ -299,23 +279,8 @@ def test_mono_cleaning_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     write_corpus(tmp_path / "in" / "corpus.fr.zst", lines)
     clean_mono(tmp_path / "in", tmp_path / "reference", threads="2")
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        CLEAN_MONO,
-        "--input-dir",
-        str(tmp_path / "in"),
-        "--lang",
-        "fr",
-        "--output-dir",
-        str(out),
-    ]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=step_env(THREADS="2"), stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    time.sleep(2.5)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    args = ["--input-dir", tmp_path / "in", "--lang", "fr", "--output-dir", out]
+    assert kill_step_after(CLEAN_MONO, args, 2.5, env=step_env(THREADS="2"))
     clean_mono(tmp_path / "in", out, threads="2")
     for name in ("corpus.fr.zst", "stats.json"):
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
