@@ -39,6 +39,15 @@ def run_step(
     return result
 
 
+def build_vocab(corpus_dir, out, size: int, sample_size: int | None = None, src="en", trg="fr"):
+    """A SentencePiece vocabulary of a test corpus, by the step script; returns the vocab.spm path."""
+    args = ["--corpus-dir", corpus_dir, "--src", src, "--trg", trg, "--vocab-size", size, "--output-dir", out]
+    if sample_size:
+        args += ["--sample-size", sample_size]
+    run_step("pipeline.train.spm_vocab", args)
+    return out / "vocab.spm"
+
+
 def kill_step_after(module: str, args: list, seconds: float, env: dict | None = None) -> bool:
     """Starts a step in its own process group and SIGKILLs the whole group after `seconds`, as a worker or an
     engine losing the task would. Returns False if the step had finished before."""

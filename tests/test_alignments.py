@@ -8,11 +8,19 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, read_corpus, run_step, sample_pairs, step_env, tree_digest, write_corpus
+from conftest import (
+    REPO_ROOT,
+    build_vocab,
+    read_corpus,
+    run_step,
+    sample_pairs,
+    step_env,
+    tree_digest,
+    write_corpus,
+)
 
 ALIGN = "pipeline.alignments.align"
 SHORTLIST = "pipeline.alignments.shortlist"
-VOCAB = "pipeline.train.spm_vocab"
 
 
 def corpus_dir(tmp_path, pairs, name="corpus"):
@@ -62,10 +70,7 @@ def aligned(tmp_path_factory):
     out = tmp_path / "aln"
     run_step(ALIGN, ["--corpus-dir", corpus, "--src", "en", "--trg", "fr", "--output-dir", out])
     vocab = tmp_path / "vocab"
-    run_step(
-        VOCAB,
-        ["--corpus-dir", corpus, "--src", "en", "--trg", "fr", "--vocab-size", 400, "--output-dir", vocab],
-    )
+    build_vocab(corpus, vocab, 400)
     return {"pairs": pairs, "corpus": corpus, "aln": out, "vocab": vocab / "vocab.spm", "tmp": tmp_path}
 
 

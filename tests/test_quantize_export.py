@@ -18,9 +18,8 @@ import yaml
 from bergamot import bergamot_package, bergamot_translate
 from test_alignments import kill_when
 
-from conftest import REPO_ROOT, read_corpus, run_step, sample_pairs, tree_digest, write_corpus
+from conftest import REPO_ROOT, build_vocab, read_corpus, run_step, sample_pairs, tree_digest, write_corpus
 
-VOCAB = "pipeline.train.spm_vocab"
 ALIGN = "pipeline.alignments.align"
 SHORTLIST = "pipeline.alignments.shortlist"
 QUANTIZE = "pipeline.quantize.quantize"
@@ -78,21 +77,7 @@ def models(tmp_path_factory):
     corpus = tmp / "corpus"
     write_corpus(corpus / "corpus.en.zst", [s for s, _ in pairs])
     write_corpus(corpus / "corpus.fr.zst", [t for _, t in pairs])
-    run_step(
-        VOCAB,
-        [
-            "--corpus-dir",
-            corpus,
-            "--src",
-            "en",
-            "--trg",
-            "fr",
-            "--vocab-size",
-            400,
-            "--output-dir",
-            tmp / "vocab",
-        ],
-    )
+    build_vocab(corpus, tmp / "vocab", 400)
     vocab = tmp / "vocab" / "vocab.spm"
     fast = {"learn-rate": 0.003, "lr-warmup": 100, "label-smoothing": 0, "valid-freq": 250, "save-freq": 250}
     student = train(tmp, "student", corpus, vocab, {**SMALL, **SSRU, **fast, "after": "500u"})

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fake_taskcluster import FakeTaskcluster, serve
 
-from conftest import REPO_ROOT, run_step, sample_pairs, step_env, write_corpus
+from conftest import REPO_ROOT, build_vocab, run_step, sample_pairs, step_env, write_corpus
 from pipeline.common.taskcluster_resume import EXIT_TASKCLUSTER_REQUEST_FAILED
 
 TASK_ID = "TrainTask0000000000000"
@@ -178,23 +178,7 @@ def test_a_retried_training_run_continues_from_the_uploaded_checkpoint(tmp_path)
         write_corpus(folder / "corpus.en.zst", [s for s, _ in rows])
         write_corpus(folder / "corpus.fr.zst", [t for _, t in rows])
     vocab = tmp_path / "vocab"
-    run_step(
-        "pipeline.train.spm_vocab",
-        [
-            "--corpus-dir",
-            corpus,
-            "--src",
-            "en",
-            "--trg",
-            "fr",
-            "--vocab-size",
-            "512",
-            "--sample-size",
-            "500",
-            "--output-dir",
-            vocab,
-        ],
-    )
+    build_vocab(corpus, vocab, 512, sample_size=500)
 
     def train(out, updates, env):
         marian_args = {"after": f"{updates}u", "valid-freq": 4, "save-freq": 4, "disp-freq": 2}
@@ -297,10 +281,7 @@ def test_a_training_killed_like_a_preempted_worker_continues_from_its_published_
         write_corpus(folder / "corpus.en.zst", [s for s, _ in rows])
         write_corpus(folder / "corpus.fr.zst", [t for _, t in rows])
     vocab = tmp_path / "vocab"
-    run_step("pipeline.train.spm_vocab", [
-        "--corpus-dir", corpus, "--src", "en", "--trg", "fr", "--vocab-size", "512", "--sample-size", "500",
-        "--output-dir", vocab,
-    ])  # fmt: skip
+    build_vocab(corpus, vocab, 512, sample_size=500)
     micro = {"dim-emb": 32, "transformer-dim-ffn": 64, "enc-depth": 1, "dec-depth": 1, "mini-batch": 8,
              "mini-batch-fit": False, "maxi-batch": 10, "valid-mini-batch": 16}  # fmt: skip
 
