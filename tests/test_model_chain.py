@@ -168,6 +168,19 @@ def test_epochs_end_the_curriculum_and_are_taken_out_of_the_marian_options():
     assert two["finetune"] == ["original 1.0", "until original 3"]
 
 
+def test_a_short_run_with_long_exponential_smoothing_is_warned_about():
+    from pipeline.train.train import check_smoothing, planned_updates
+
+    student = {"exponential-smoothing": True, "mini-batch-fit": False, "mini-batch": 64}
+    updates = planned_updates(student, 4, 32_000)
+    assert updates == 2000
+    warning = check_smoothing(student, updates)
+    assert "averages over ~10,000 updates" in warning and "about 2,000" in warning
+    assert check_smoothing({**student, "exponential-smoothing": 0}, updates) is None
+    assert check_smoothing(student, planned_updates({"after": "50000u"}, None, 0)) is None
+    assert planned_updates({"mini-batch-fit": True}, 4, 32_000) is None  # unknown: no warning
+
+
 def test_training_sized_in_epochs_ends_with_the_data_and_validates_its_last_updates(data, tmp_path):
     out = tmp_path / "backward"
     options = {**MICRO, "after": "2e", "valid-freq": 1000, "save-freq": 1000, "mini-batch": 50}

@@ -144,6 +144,32 @@ def epochs_from_options(options: dict) -> int | None:
     return epochs
 
 
+def planned_updates(options: dict, epochs: int | None, pairs: int) -> int | None:
+    """About how many updates the run will make, where the options say: `after: Nu`, or epochs of a corpus
+    in fixed-size batches; None when Marian fits its batches to memory and no update limit is set."""
+    after = options.get("after")
+    if isinstance(after, str) and re.fullmatch(r"\d+u", after.strip()):
+        return int(after.strip()[:-1])
+    if epochs and not options.get("mini-batch-fit") and options.get("mini-batch"):
+        return epochs * pairs // int(options["mini-batch"])
+    return None
+
+
+def check_smoothing(options: dict, updates: int | None) -> str | None:
+    """Exponential smoothing with factor f averages the weights over ~1/f updates; a much shorter run saves
+    and validates weights still close to their random start. Returns the warning, if any."""
+    factor = options.get("exponential-smoothing")
+    if factor is True:
+        factor = 1e-4  # Marian's value for the bare flag
+    if not factor or not updates or updates * float(factor) >= 1:
+        return None
+    return (
+        f"exponential-smoothing {factor} averages over ~{round(1 / float(factor)):,} updates but this run "
+        f"makes about {updates:,}: the saved model would stay close to its initialization; set "
+        f"exponential-smoothing: 0 (or a factor of at least {1 / updates:.0e}) in this stage's marian-args"
+    )
+
+
 def build_curriculum(
     model_type: str,
     teacher_mode: str,
@@ -256,6 +282,10 @@ def main(args):
         src, trg = folder / f"corpus.{args.src}.zst", folder / f"corpus.{args.trg}.zst"
         lines = write_tsv(datasets[name], src, trg, alignments)
         logger.info("%s: %d pairs", name, lines)
+        if name == "original" and (
+            warning := check_smoothing(options, planned_updates(options, epochs, lines))
+        ):
+            logger.warning(warning)
     devset = work / "devset.tsv"
     write_tsv(devset, args.devset_dir / f"corpus.{args.src}.zst", args.devset_dir / f"corpus.{args.trg}.zst")
     vocab = out / "vocab.spm"
