@@ -47,7 +47,9 @@ def write_lines(path: Path, lines: list[str]):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trg", required=True, help="gettext language folder, e.g. de, es, pt_BR")
     parser.add_argument("--output-dir", required=True, type=Path)
     parser.add_argument("--locale-dir", type=Path, action="append", help="default: /usr/share/locale")
