@@ -1,3 +1,4 @@
+import contextlib
 import gzip
 import hashlib
 import os
@@ -70,15 +71,28 @@ def kill_step_after(module: str, args: list, seconds: float, env: dict | None = 
 
 def start_localrun(config_path, runs_dir, *extra, **popen) -> subprocess.Popen:
     """Starts the local engine on a config, as the README's `task run-local` does; output is captured
-    (stderr merged into stdout unless `stderr=` says otherwise)."""
+    (stderr merged into stdout unless `stderr=` says otherwise). Its own session: `communicate` kills the whole
+    engine when a test gives up on it."""
     command = [sys.executable, "-m", "localrun", "--config", str(config_path), "--runs-dir", str(runs_dir)]
-    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, **popen}
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "start_new_session": True, **popen}
     return subprocess.Popen([*command, *extra], cwd=REPO_ROOT, text=True, **popen)
+
+
+def communicate(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """process.communicate, but a timeout or a test interrupted (pytest-timeout) kills the engine's whole
+    process group: an orphaned training would slow every later test."""
+    try:
+        return process.communicate(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
 
 
 def finish(process: subprocess.Popen, timeout: float = 900) -> tuple[int, str]:
     """Waits for a process started with merged output; returns its exit status and output."""
-    output, _ = process.communicate(timeout=timeout)
+    output, _ = communicate(process, timeout)
     return process.returncode, output
 
 

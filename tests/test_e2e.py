@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, start_localrun
+from conftest import REPO_ROOT, communicate, start_localrun
 
 COPY_SOURCE_CHRF = 31.2
 # Updates of the CI run (about 16 minutes on 2 cores); the demo (configs/tiny.yml) trains for 4 epochs.
@@ -30,7 +30,7 @@ def test_tiny_config_trains_a_model_that_beats_copying_the_source(tmp_path):
     config_path.write_text(yaml.safe_dump(config))
 
     process = start_localrun(config_path, tmp_path / "runs", stderr=subprocess.PIPE)
-    stdout, stderr = process.communicate(timeout=3600)
+    stdout, stderr = communicate(process, 3600)
     assert process.returncode == 0, stdout[-5000:] + stderr[-5000:]
     run_dir = tmp_path / "runs" / "e2e"
     model_dir = run_dir / "train-teacher-en-fr-1" / "artifacts"

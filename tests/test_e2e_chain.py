@@ -10,7 +10,7 @@ import pytest
 import yaml
 from last_mile import check_last_mile
 
-from conftest import REPO_ROOT, read_corpus, start_localrun
+from conftest import REPO_ROOT, communicate, read_corpus, start_localrun
 
 MICRO = REPO_ROOT / "tests" / "configs" / "micro.yml"
 
@@ -19,7 +19,7 @@ def run(config: dict, tmp_path, timeout=1500) -> str:
     path = tmp_path / "micro.yml"
     path.write_text(yaml.safe_dump(config))
     process = start_localrun(path, tmp_path / "runs", stderr=subprocess.PIPE)
-    stdout, stderr = process.communicate(timeout=timeout)
+    stdout, stderr = communicate(process, timeout)
     assert process.returncode == 0, stdout[-5000:] + stderr[-5000:]
     return stdout
 
