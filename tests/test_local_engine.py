@@ -116,7 +116,7 @@ def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_pat
     }
     code, output = finish(start_localrun(quick_config, runs))
     assert code == 0, output
-    assert "Nothing to do: all 9 tasks of quick are already done." in output
+    assert "Nothing to do: all 10 tasks of quick are already done." in output
     assert "Snakemake" not in output
     for path, mtime in mtimes.items():
         if path.name not in ("plan.json", ".run.lock"):
