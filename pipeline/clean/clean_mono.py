@@ -61,14 +61,12 @@ def main(args):
     runner.init_filters(steps, args.lang, args.lang, {})  # fails early; forked workers inherit it
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
     pairs = ((line, line) for line in read_lines(args.input_dir / outputs[0]))
-    removed, lengths, seen = Counter(), Counter(), 0
+    totals = {"seen": 0, "removed": Counter(), "lengths": Counter()}
     with runner.cleaned_batches(pairs, cores) as results, write_lines(args.output_dir / outputs[0]) as out:
-        for kept, batch_removed, batch_lengths in results:
-            seen += len(kept) + sum(batch_removed.values())
-            removed.update(batch_removed)
-            lengths.update(batch_lengths)
+        for kept in runner.counted(results, totals):
             for line, _ in kept:
                 out.write(line)
+    seen, removed, lengths = totals["seen"], totals["removed"], totals["lengths"]
     stats = {
         "dataset": args.dataset,
         "lang": args.lang,

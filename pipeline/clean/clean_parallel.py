@@ -74,21 +74,18 @@ def main(args):
     runner.init_filters(steps, args.src, args.trg, overrides)
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
 
-    removed, lengths = Counter(), Counter()
-    seen = 0
+    totals = {"seen": 0, "removed": Counter(), "lengths": Counter()}
     pairs = read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1])
     with (
         runner.cleaned_batches(pairs, cores) as results,
         write_lines(args.output_dir / outputs[0]) as src_out,
         write_lines(args.output_dir / outputs[1]) as trg_out,
     ):
-        for kept, batch_removed, batch_lengths in results:
-            seen += len(kept) + sum(batch_removed.values())
-            removed.update(batch_removed)
-            lengths.update(batch_lengths)
+        for kept in runner.counted(results, totals):
             for src, trg in kept:
                 src_out.write(src)
                 trg_out.write(trg)
+    seen, removed, lengths = totals["seen"], totals["removed"], totals["lengths"]
     stats = {
         "dataset": dataset,
         "lines_in": seen,

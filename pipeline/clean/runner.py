@@ -81,6 +81,15 @@ def cleaned_batches(pairs: Iterable, cores: int) -> Iterator[Iterator]:
         pool.terminate()
 
 
+def counted(results: Iterable, totals: dict) -> Iterator[list]:
+    """The kept pairs of each cleaned batch, adding its counts to `totals` (seen, removed, lengths)."""
+    for kept, removed, lengths in results:
+        totals["seen"] += len(kept) + sum(removed.values())
+        totals["removed"].update(removed)
+        totals["lengths"].update(lengths)
+        yield kept
+
+
 def length_histogram(lengths: Counter, side: str) -> dict[str, int]:
     return {str(b): lengths[(side, b)] for b in [*LENGTH_BINS, LENGTH_BINS[-1] + 1] if lengths[(side, b)]}
 
