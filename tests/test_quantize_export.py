@@ -323,6 +323,32 @@ def test_export_refuses_bad_input(models, tmp_path):
     assert "Traceback" not in result.stderr and not out.exists()
 
 
+def test_export_refuses_a_pre_norm_model_that_firefox_translates_into_garbage(models, tmp_path):
+    # Measured with bergamot-translator 0.4.9: a pre-norm student loads and translates unrelated text.
+    pre_norm = {
+        "transformer-preprocess": "n",
+        "transformer-postprocess": "da",
+        "transformer-postprocess-top": "n",
+    }
+    student = train(
+        tmp_path, "pre-norm", models["corpus"], models["vocab"],
+        {**SMALL, **SSRU, **pre_norm, "dim-emb": 64, "after": "10u", "valid-freq": 10, "save-freq": 10},
+    )  # fmt: skip
+    quantized = tmp_path / "quantized"
+    run_step(
+        QUANTIZE, ["--model-dir", student, "--shortlist", models["shortlist"], "--output-dir", quantized]
+    )
+    out = tmp_path / "out"
+    result = run_step(
+        EXPORT, [*export_args(models, out)[:1], quantized, *export_args(models, out)[2:]], check=False
+    )
+    assert result.returncode == 1, result.stderr
+    assert (
+        "a pre-norm transformer (transformer-preprocess: n, transformer-postprocess-top: n)" in result.stderr
+    )
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
 def test_retag_refuses_a_truncated_or_float_model(models, tmp_path):
     from pipeline.common.step import StepError
     from pipeline.export.marian_binary import retag_for_browsermt

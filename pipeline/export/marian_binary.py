@@ -13,6 +13,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from pipeline.common.step import StepError
 
 BINARY_FILE_VERSION = 1
@@ -32,6 +34,7 @@ class Item:
     shape: tuple[int, ...]
     data_length: int
     header_offset: int
+    data_offset: int
 
     @property
     def elements(self) -> int:
@@ -70,12 +73,24 @@ def read_items(data: bytes, where: str = "model") -> list[Item]:
         raise StepError(
             f"{where}: truncated or not a Marian binary model ({len(data)} bytes, {total} expected)"
         )
-    return [
-        Item(name, type_id, tuple(shape), data_length, header_offset)
-        for (header_offset, _, type_id, _, data_length), name, shape in zip(
-            headers, names, shapes, strict=True
-        )
-    ]
+    items = []
+    for (header_offset, _, type_id, _, data_length), name, shape in zip(headers, names, shapes, strict=True):
+        items.append(Item(name, type_id, tuple(shape), data_length, header_offset, offset))
+        offset += data_length
+    return items
+
+
+def embedded_config(data: bytes, items: list[Item], where: str = "model") -> dict:
+    """The training options Marian stores in the model (`special:model.yml`): the architecture a decoder
+    rebuilds the graph from."""
+    for item in items:
+        if item.name == "special:model.yml":
+            text = data[item.data_offset : item.data_offset + item.data_length].rstrip(b"\0")
+            try:
+                return yaml.safe_load(text.decode("utf-8")) or {}
+            except (UnicodeDecodeError, yaml.YAMLError) as error:
+                raise StepError(f"{where}: unreadable special:model.yml ({error})") from None
+    return {}
 
 
 def retag_for_browsermt(source: Path, destination: Path) -> int:
