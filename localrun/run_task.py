@@ -90,6 +90,21 @@ def main(argv=None):
     return returncode
 
 
+def set_aside_earlier_definition(task_dir: Path) -> None:
+    """The task's definition changed since its artifacts were made: they cannot be resumed from, but they may
+    be a finished training, so they are moved to previous/ (replacing what an older change left there)."""
+    previous = task_dir / "previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    previous.mkdir()
+    for name in ("artifacts", "task.json", "done.json"):
+        if (task_dir / name).exists():
+            os.replace(task_dir / name, previous / name)
+    print(
+        f"{task_dir.name}: definition changed; the earlier definition's artifacts are in {previous}",
+        flush=True,
+    )
+
+
 def run(args):
     plan = json.loads(args.plan.read_text())
     task = plan["tasks"][args.label]
@@ -102,12 +117,7 @@ def run(args):
         return 0
     started = task_dir / "task.json"
     if started.exists() and json.loads(started.read_text()).get("digest") != task["digest"]:
-        # The task's definition changed since its artifacts were made: they cannot be resumed from.
-        print(
-            f"{args.label}: definition changed, removing the artifacts of the earlier definition", flush=True
-        )
-        shutil.rmtree(task_dir / "artifacts", ignore_errors=True)
-        done.unlink(missing_ok=True)
+        set_aside_earlier_definition(task_dir)
     with atomic_path(started) as tmp:
         tmp.write_text(json.dumps({"digest": task["digest"], "step": task["step"]}, indent=1))
 
