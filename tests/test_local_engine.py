@@ -160,7 +160,8 @@ def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
     assert sentencepiece.SentencePieceProcessor(model_file=str(vocab)).get_piece_size() == 800
     # The earlier definition's outputs (a finished training, say) are set aside, not deleted.
     previous = runs / "quick" / "build-vocab-en-fr" / "previous"
-    assert f"definition changed; the earlier definition's artifacts are in {previous.resolve()}" in output
+    task_log = (runs / "quick" / "build-vocab-en-fr" / "task.log").read_text()
+    assert f"definition changed; the earlier definition's artifacts are in {previous.resolve()}" in task_log
     earlier_digest = json.loads(first["build-vocab-en-fr"])["digest"]
     assert json.loads((previous / "task.json").read_text())["digest"] == earlier_digest
     earlier_vocab = str(previous / "artifacts" / "vocab.spm")
