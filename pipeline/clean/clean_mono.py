@@ -10,7 +10,6 @@ sees a line as both sides of a pair (so the parallel filters apply; language ID 
 
 import argparse
 import logging
-from collections import Counter
 from pathlib import Path
 
 from pipeline.clean import filters as filtering
@@ -61,19 +60,18 @@ def main(args):
     runner.init_filters(steps, args.lang, args.lang, {})  # fails early; forked workers inherit it
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
     pairs = ((line, line) for line in read_lines(args.input_dir / outputs[0]))
-    totals = {"seen": 0, "removed": Counter(), "lengths": Counter()}
+    counts = runner.CleaningCounts()
     with runner.cleaned_batches(pairs, cores) as results, write_lines(args.output_dir / outputs[0]) as out:
-        for kept in runner.counted(results, totals):
+        for kept in runner.counted(results, counts):
             for line, _ in kept:
                 out.write(line)
-    seen, removed, lengths = totals["seen"], totals["removed"], totals["lengths"]
     stats = {
         "dataset": args.dataset,
         "lang": args.lang,
-        "lines_in": seen,
+        "lines_in": counts.seen,
         "lines_out": out.count,
-        "removed": dict(removed),
-        "lengths": {args.lang: runner.length_histogram(lengths, "src")},
+        "removed": dict(counts.removed),
+        "lengths": {args.lang: runner.length_histogram(counts.lengths, "src")},
     }
     runner.write_results(args.output_dir, config_path, args.filters_dir, stats, "line")
 

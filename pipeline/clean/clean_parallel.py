@@ -15,7 +15,6 @@ THREADS is. A dataset that cleaning empties gets a warning and empty outputs (th
 
 import argparse
 import logging
-from collections import Counter
 from pathlib import Path
 
 from pipeline.clean import filters as filtering
@@ -74,24 +73,23 @@ def main(args):
     runner.init_filters(steps, args.src, args.trg, overrides)
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
 
-    totals = {"seen": 0, "removed": Counter(), "lengths": Counter()}
+    counts = runner.CleaningCounts()
     pairs = read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1])
     with (
         runner.cleaned_batches(pairs, cores) as results,
         write_lines(args.output_dir / outputs[0]) as src_out,
         write_lines(args.output_dir / outputs[1]) as trg_out,
     ):
-        for kept in runner.counted(results, totals):
+        for kept in runner.counted(results, counts):
             for src, trg in kept:
                 src_out.write(src)
                 trg_out.write(trg)
-    seen, removed, lengths = totals["seen"], totals["removed"], totals["lengths"]
     stats = {
         "dataset": dataset,
-        "lines_in": seen,
+        "lines_in": counts.seen,
         "lines_out": src_out.count,
-        "removed": dict(removed),
-        "lengths": {side: runner.length_histogram(lengths, side) for side in ("src", "trg")},
+        "removed": dict(counts.removed),
+        "lengths": {side: runner.length_histogram(counts.lengths, side) for side in ("src", "trg")},
     }
     runner.write_results(args.output_dir, config_path, args.filters_dir, stats, "pair")
 

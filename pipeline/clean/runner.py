@@ -7,6 +7,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -81,12 +82,19 @@ def cleaned_batches(pairs: Iterable, cores: int) -> Iterator[Iterator]:
         pool.terminate()
 
 
-def counted(results: Iterable, totals: dict) -> Iterator[list]:
-    """The kept pairs of each cleaned batch, adding its counts to `totals` (seen, removed, lengths)."""
+@dataclass
+class CleaningCounts:
+    seen: int = 0
+    removed: Counter = field(default_factory=Counter)  # by filter
+    lengths: Counter = field(default_factory=Counter)  # by (side, length bin) of the kept pairs
+
+
+def counted(results: Iterable, counts: CleaningCounts) -> Iterator[list]:
+    """The kept pairs of each cleaned batch, adding its counts to `counts`."""
     for kept, removed, lengths in results:
-        totals["seen"] += len(kept) + sum(removed.values())
-        totals["removed"].update(removed)
-        totals["lengths"].update(lengths)
+        counts.seen += len(kept) + sum(removed.values())
+        counts.removed.update(removed)
+        counts.lengths.update(lengths)
         yield kept
 
 
