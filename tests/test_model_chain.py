@@ -24,6 +24,7 @@ from conftest import (
     tree_digest,
     write_corpus,
 )
+from pipeline.common.marian import decoding_batch_options
 
 TRAIN = "pipeline.train.train"
 TRANSLATE = "pipeline.translate.translate"
@@ -117,6 +118,8 @@ def test_teacher_trains_through_opustrainer_with_backtranslations(data, model):
     assert "spm_vocab_src" not in curriculum["modifiers"][-1]  # the teacher drops the alignments
     log = (model / "train.log").read_text()
     assert "--train-sets stdin" in log and "--sync-sgd" in log
+    decoder = yaml.safe_load((model / "final.model.npz.decoder.yml").read_text())
+    assert not {"mini-batch", "maxi-batch"} & set(decoder)  # training batches say nothing about decoding
     outputs = tree_digest(model)
     assert "nothing to do" in run_step(TRAIN, train_args(data, model)).stderr
     assert tree_digest(model) == outputs
@@ -521,7 +524,26 @@ def test_ensemble_evaluation(data, model, tmp_path):
                         "--src", "en", "--trg", "fr", "--output-dir", out])  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model_dir"] == f"{model}, {model}" and metrics["sentences"] == 20
-    assert "--models" in (out / "decode.log").read_text()
+    log = (out / "decode.log").read_text()
+    assert "--models" in log
+    assert "--mini-batch 8 --maxi-batch 1000 --maxi-batch-sort src" in log  # the CPU decoding batches
+
+
+def test_decoding_batches_follow_the_device_and_yield_to_the_users_options(monkeypatch):
+    monkeypatch.delenv("GPUS", raising=False)
+    assert decoding_batch_options({}) == {"mini-batch": 8, "maxi-batch": 1000, "maxi-batch-sort": "src"}
+    assert decoding_batch_options({"maxi-batch": 50}) == {"mini-batch": 8, "maxi-batch-sort": "src"}
+    # Any batch size of the user's replaces all of ours, so that theirs is the one Marian batches by.
+    assert decoding_batch_options({"mini-batch-words": 4000}) == {
+        "maxi-batch": 1000,
+        "maxi-batch-sort": "src",
+    }
+    monkeypatch.setenv("GPUS", "0 1")
+    assert decoding_batch_options({}) == {
+        "mini-batch-words": 5000,
+        "maxi-batch": 10000,
+        "maxi-batch-sort": "src",
+    }
 
 
 @pytest.mark.parametrize("seconds", [0.3, 0.6, 0.9])

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from pipeline.common.io import read_pairs
-from pipeline.common.marian import marian_command, to_args
+from pipeline.common.marian import decoding_batch_options, marian_command, to_args
 from pipeline.common.step import StepError, run_step
 from pipeline.eval.evaluate import decoding_options
 
@@ -69,6 +69,7 @@ def main(args):
             if not folders:
                 raise StepError(f"--models takes NAME=DIR[,DIR...], got {spec!r}")
             options, models = decoding_options([Path(f) for f in folders.split(",")])
+            options.update(decoding_batch_options({}))
             options.update({"cpu-threads": args.threads, "workspace": 2000, "quiet-translation": True})
             runs = [decode_once(options, source) for _ in range(args.repeats)]
             wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)

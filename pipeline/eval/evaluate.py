@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.common.io import atomic_path, read_lines, read_pairs, task_name, write_json, write_lines
-from pipeline.common.marian import device_options, parse_marian_args, run_marian
+from pipeline.common.marian import decoding_batch_options, device_options, parse_marian_args, run_marian
 from pipeline.common.step import StepError, already_done, run_step
 
 logger = logging.getLogger("evaluate")
@@ -141,6 +141,7 @@ def main(args):
         with atomic_path(Path(tmp) / f"hypotheses.{args.trg}") as hypotheses_file:
             options = {
                 **options,
+                **decoding_batch_options(extra),
                 **extra,
                 "input": str(source_file),
                 "output": str(hypotheses_file),

@@ -41,7 +41,8 @@ PRESETS = CONFIGS / "model"
 # What a retried Taskcluster run needs to continue: published while training, fetched on the next run.
 CHECKPOINT_FILES = ["model.npz*", "config.opustrainer.yml.state", "train.log", "valid.log"]
 OUTPUTS = ["final.model.npz", "final.model.npz.decoder.yml", "vocab.spm", "train.log", "valid.log"]
-DECODING_KEYS = ["beam-size", "normalize", "max-length-factor", "word-penalty", "mini-batch", "maxi-batch"]
+# Batch sizes are not among them: decoding batches by device (common.marian.decoding_batch_options).
+DECODING_KEYS = ["beam-size", "normalize", "max-length-factor", "word-penalty"]
 # Modifiers that only make sense for a source language whose script has letter case.
 CASE_MODIFIERS = {"UpperCase", "TitleCase", "Typos"}
 # OpusTrainer needs the Tags modifier last (it re-maps the alignments the others would invalidate).

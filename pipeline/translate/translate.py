@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.common.io import atomic_path, read_lines, write_json, write_lines
-from pipeline.common.marian import device_options, parse_marian_args, run_marian
+from pipeline.common.marian import decoding_batch_options, device_options, parse_marian_args, run_marian
 from pipeline.common.step import StepError, already_done, run_step
 
 logger = logging.getLogger("translate")
@@ -135,7 +135,11 @@ def main(args):
     logger.info("chunk %d/%d: %d of %d lines", args.chunk, args.chunks, len(sources), total)
 
     # The first model's decoder config (beam size, normalization) applies to the ensemble.
-    options = {"config": str((args.model_dirs[0] / "final.model.npz.decoder.yml").resolve()), **extra}
+    options = {
+        "config": str((args.model_dirs[0] / "final.model.npz.decoder.yml").resolve()),
+        **decoding_batch_options(extra),
+        **extra,
+    }
     work = out / "parts"
     work.mkdir(parents=True, exist_ok=True)
     translations = []
