@@ -136,14 +136,19 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         "tests-lint": set(),
         "tests-unit": set(),
     }
-    # The data half: bicleaner-ai (threshold 0: a pass-through), the devtest and test sets decontaminating the
-    # merges, every monolingual dataset cleaned before its side's merge, and the funnel in the report.
+    # The data half: bicleaner-ai and monocleaner (threshold 0: pass-throughs, no model fetched), the devtest and
+    # test sets decontaminating the merges, every monolingual dataset cleaned before its side's merge, and the
+    # funnel in the report.
     bicleaned = f"corpus-clean-parallel-bicleaner-ai-{TINY_TRAIN}-en-fr"
     evaluation_sets = {f"dataset-{TINY_DEV}-en-fr", f"dataset-{TINY_TEST}-en-fr"}
     ui_text = "local_data_l10n_en_fr_mono-fr"
     clean_mono = {
         "en": {f"corpus-clean-mono-{TINY_MONO}-en"},
         "fr": {f"corpus-clean-mono-{TINY_MONO}-fr", f"corpus-clean-mono-{ui_text}"},
+    }
+    monocleaned = {
+        lang: {label.replace("corpus-clean-mono-", "corpus-clean-mono-monocleaner-") for label in labels}
+        for lang, labels in clean_mono.items()
     }
     expected.update(
         {
@@ -154,8 +159,13 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
             f"corpus-clean-mono-{TINY_MONO}-en": {f"dataset-{TINY_MONO}-en"},
             f"corpus-clean-mono-{TINY_MONO}-fr": {f"dataset-{TINY_MONO}-fr"},
             f"corpus-clean-mono-{ui_text}": {f"dataset-{ui_text}"},
-            "corpus-merge-mono-src-en": {*clean_mono["en"], merged, *evaluation_sets},
-            "corpus-merge-mono-trg-fr": {*clean_mono["fr"], merged, *evaluation_sets},
+            **{
+                monocleaner: {monocleaner.replace("-monocleaner-", "-")}
+                for labels in monocleaned.values()
+                for monocleaner in labels
+            },
+            "corpus-merge-mono-src-en": {*monocleaned["en"], merged, *evaluation_sets},
+            "corpus-merge-mono-trg-fr": {*monocleaned["fr"], merged, *evaluation_sets},
         }
     )
     expected["report-en-fr"] |= {
@@ -163,6 +173,8 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         f"dataset-{ui_text}",
         *clean_mono["en"],
         *clean_mono["fr"],
+        *monocleaned["en"],
+        *monocleaned["fr"],
         "corpus-merge-mono-src-en",
         "corpus-merge-mono-trg-fr",
     }
@@ -201,6 +213,19 @@ def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
         uses_model = float(threshold) > 0
         assert (fetch in task.dependencies.values()) == uses_model, name
         assert (task.task["workerType"] == "b-linux-gpu") == uses_model, name
+    # monocleaner: HPLT filtered on both sides (a pack per language), news-crawl copied through.
+    for side, lang in (("src", "en"), ("trg", "fr")):
+        fetch = f"corpus-clean-mono-fetch-monocleaner-model-{lang}"
+        assert fetch in labels
+        for name in config["datasets"][f"mono-{side}"]:
+            task = full_graph.tasks[f"corpus-clean-mono-monocleaner-{dataset_slug(name)}-{lang}"]
+            threshold = float(dict(task.attributes["step"]["args"])["--threshold"])
+            assert (threshold > 0) == (name.startswith("hplt_") or "News-Commentary" in name), (name, lang)
+            assert (fetch in task.dependencies.values()) == (threshold > 0), (name, lang)
+        merge = deps(full_graph, f"corpus-merge-mono-{side}-{lang}")
+        assert sum(d.startswith("corpus-clean-mono-monocleaner-") for d in merge) == len(
+            config["datasets"][f"mono-{side}"]
+        )
     members = config["experiment"]["teacher-ensemble"]
     for member in range(1, members + 1):
         assert f"train-teacher-en-fr-{member}" in labels

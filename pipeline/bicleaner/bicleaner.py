@@ -10,13 +10,12 @@ fetch task (bicleaner-pack.tar.zst, pack.json). Pairs are scored in blocks of --
 import argparse
 import logging
 import shutil
-from collections import Counter
-from itertools import islice
 from pathlib import Path
 
-from pipeline.bicleaner.download_pack import extract_pack
 from pipeline.bicleaner.scorers import load_scorer
 from pipeline.common.io import read_json, read_pairs, write_json, write_lines
+from pipeline.common.packs import extract_pack
+from pipeline.common.score_filter import filter_by_score
 from pipeline.common.step import StepError, already_done, run_step, threads
 
 logger = logging.getLogger("bicleaner")
@@ -57,42 +56,28 @@ def main(args):
         pack_info = read_json(args.pack / "pack.json")
         pack_dir = extract_pack(args.pack / "bicleaner-pack.tar.zst", work)
         scorer = load_scorer(args.scorer, pack_dir, bool(pack_info.get("swapped")), cores)
-    seen = kept = 0
-    histogram = Counter()
     with (
         write_lines(args.output_dir / outputs[0]) as src_out,
         write_lines(args.output_dir / outputs[1]) as trg_out,
         write_lines(args.output_dir / outputs[2]) as scores_out,
     ):
-        while block := list(islice(pairs, args.block_size)):
-            scores = scorer.score(block) if scorer else [1.0] * len(block)
-            if len(scores) != len(block):
-                raise StepError(f"the scorer returned {len(scores)} scores for {len(block)} pairs")
-            for (src, trg), score in zip(block, scores, strict=True):
-                if not 0 <= score <= 1:
-                    raise StepError(
-                        f"the scorer returned {score} for line {seen + 1}: scores are between 0 and 1"
-                    )
-                seen += 1
-                scores_out.write(f"{score:.3f}")
-                histogram[min(int(score * 10), 9)] += 1
-                if scorer is None or score > args.threshold:
-                    src_out.write(src)
-                    trg_out.write(trg)
-                    kept += 1
+
+        def keep(pair):
+            src_out.write(pair[0])
+            trg_out.write(pair[1])
+
+        counts = filter_by_score(
+            pairs, scorer.score if scorer else None, args.threshold, args.block_size, keep, scores_out.write
+        )
     stats = {
         "dataset": dataset,
         "threshold": args.threshold,
         "scored": scorer is not None,
-        "lines_in": seen,
-        "removed": seen - kept,
-        "lines_out": kept,
-        "score_histogram": {
-            f"{b / 10:.1f}-{(b + 1) / 10:.1f}": histogram[b] for b in range(10) if histogram[b]
-        },
+        **counts.as_stats(),
     }
     write_json(args.output_dir / "stats.json", stats)
     shutil.rmtree(work, ignore_errors=True)
+    kept, seen = counts.lines_out, counts.lines_in
     logger.info("bicleaner: kept %d of %d pairs of %s (threshold %s)", kept, seen, dataset, args.threshold)
     if kept == 0 and seen:
         logger.warning("dataset %s: bicleaner removed every pair (threshold %s)", dataset, args.threshold)

@@ -8,17 +8,13 @@ the columns must be swapped.
 """
 
 import argparse
-import gzip
-import io
 import logging
 import os
-import tarfile
 from pathlib import Path
 
-import zstandard
-
 from pipeline.common.download import DownloadError, download
-from pipeline.common.io import atomic_path, write_json
+from pipeline.common.io import write_json
+from pipeline.common.packs import pack_metadata, store_pack
 from pipeline.common.step import StepError, already_done, run_step
 
 logger = logging.getLogger("bicleaner-pack")
@@ -43,19 +39,6 @@ def base_url() -> str:
     return os.environ.get(MIRROR_VARIABLE, SERVER).rstrip("/")
 
 
-def metadata_of(archive: Path) -> str:
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:
-                if member.isfile() and Path(member.name).name == "metadata.yaml":
-                    return tar.extractfile(member).read().decode("utf-8", "replace")
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise StepError(f"the bicleaner-ai pack {archive.name} is not a valid tarball: {error}") from None
-    raise StepError(
-        f"the bicleaner-ai pack {archive.name} has no metadata.yaml: it is not a bicleaner-ai model"
-    )
-
-
 def main(args):
     outputs = ["bicleaner-pack.tar.zst", "pack.json"]
     if already_done(args.output_dir, outputs):
@@ -76,15 +59,8 @@ def main(args):
             logger.info("no pack at %s", url)
     else:
         raise StepError(f"no bicleaner-ai pack for {args.src}-{args.trg}: tried {', '.join(tried)}")
-    metadata = metadata_of(archive)
-    with (
-        atomic_path(args.output_dir / outputs[0]) as tmp,
-        open(tmp, "wb") as out,
-        gzip.open(archive) as tar_stream,
-        zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False) as zst,
-    ):
-        while block := tar_stream.read(1 << 20):
-            zst.write(block)
+    metadata = pack_metadata(archive, "bicleaner-ai")
+    store_pack(archive, args.output_dir / outputs[0])
     write_json(
         args.output_dir / outputs[1],
         {"pack": name, "url": url, "swapped": swapped, "src": args.src, "trg": args.trg,
@@ -94,18 +70,6 @@ def main(args):
         path.unlink()
     work.rmdir()
     logger.info("bicleaner-ai pack %s (columns swapped: %s)", name, swapped)
-
-
-def extract_pack(pack: Path, destination: Path) -> Path:
-    """Unpacks a stored pack; returns the folder holding metadata.yaml."""
-    with open(pack, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as stream:
-        data = io.BytesIO(stream.read())
-    with tarfile.open(fileobj=data, mode="r:") as tar:
-        tar.extractall(destination, filter="data")
-    found = sorted(destination.rglob("metadata.yaml"))
-    if not found:
-        raise StepError(f"{pack} holds no metadata.yaml")
-    return found[0].parent
 
 
 if __name__ == "__main__":

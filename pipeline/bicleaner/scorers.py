@@ -5,12 +5,12 @@ the GPU workers' image, not in this project's lock) on a TSV block and reads the
 A scorer is named `module:Class` (`--scorer`), so a worker image may bring another implementation.
 """
 
-import importlib
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+from pipeline.common.score_filter import load_class
 from pipeline.common.step import StepError
 
 
@@ -45,9 +45,4 @@ class BicleanerAI:
 
 
 def load_scorer(spec: str, pack_dir: Path, swapped: bool, threads: int):
-    module, _, name = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        raise StepError(f"scorer {spec!r} cannot be loaded: {error}") from None
-    return cls(pack_dir, swapped, threads)
+    return load_class(spec)(pack_dir, swapped, threads)

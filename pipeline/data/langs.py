@@ -67,7 +67,7 @@ def source_code(source: str, code: str) -> str:
     if (source, code) in EXCEPTIONS:
         return EXCEPTIONS[(source, code)]
     base, script = _split(code)
-    if source in ("opus", "sacrebleu", "news-crawl", "url", "local"):
+    if source in ("opus", "sacrebleu", "news-crawl", "monocleaner", "url", "local"):
         return code if source in ("url", "local") else base
     if source == "mtdata":
         return _iso3(base)

@@ -1,5 +1,5 @@
 """The data funnel: for each dataset, how many lines were imported, removed by each cleaning filter, by
-bicleaner, by deduplication, by test-set decontamination and by the cap, and how many were kept; with the
+bicleaner or monocleaner, by deduplication, by test-set decontamination and by the cap, and how many were kept; with the
 length histograms of the kept lines. Built from the `stats.json` of the import, clean and merge steps, written
 as JSON and as an SVG chart, and shown as a section of the run report (pipeline/eval/report.py calls
 `write_funnel` and `funnel_section`).
@@ -14,6 +14,7 @@ from pipeline.common.io import atomic_path, write_json
 STAGES = [
     ("cleaning", "#e07b39"),
     ("bicleaner", "#c44e52"),
+    ("monocleaner", "#b5a642"),
     ("duplicates", "#8172b3"),
     ("in parallel corpus", "#937860"),
     ("decontamination", "#da8bc3"),
@@ -32,11 +33,19 @@ def _by_dataset(stats: list[dict]) -> dict:
 
 
 def build_funnel(
-    imported: list[dict], cleaned: list[dict], merged: list[dict], bicleaned: list[dict] = ()
+    imported: list[dict],
+    cleaned: list[dict],
+    merged: list[dict],
+    bicleaned: list[dict] = (),
+    monocleaned: list[dict] = (),
 ) -> dict:
     """{"datasets": [row per dataset], "totals": {...}}; `merged` holds the stats.json of each merge (parallel
     corpus, mono per side) whose `datasets` list carries the per-dataset dedupe/decontamination/cap counts."""
-    cleaned_by, bicleaned_by = _by_dataset(cleaned), _by_dataset(bicleaned)
+    cleaned_by, bicleaned_by, monocleaned_by = (
+        _by_dataset(cleaned),
+        _by_dataset(bicleaned),
+        _by_dataset(monocleaned),
+    )
     merged_by = {}
     for merge in merged:
         for entry in merge.get("datasets", []):
@@ -58,6 +67,7 @@ def build_funnel(
             "cleaning": sum((clean or {}).get("removed", {}).values()),
             "cleaning_by_filter": dict((clean or {}).get("removed", {})),
             "bicleaner": bicleaner.get("removed", 0),
+            "monocleaner": monocleaned_by.get(key, {}).get("removed", 0),
             "duplicates": merge.get("duplicates_exact", 0) + merge.get("duplicates_normalized", 0),
             "duplicates_exact": merge.get("duplicates_exact", 0),
             "duplicates_normalized": merge.get("duplicates_normalized", 0),

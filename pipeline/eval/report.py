@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser):
         "--mono-cleaned", nargs="*", type=Path, default=[], help="stats.json of each mono cleaning"
     )
     parser.add_argument(
+        "--monocleaned", nargs="*", type=Path, default=[], help="stats.json of each monocleaner step"
+    )
+    parser.add_argument(
         "--mono-merged", nargs="*", type=Path, default=[], help="stats.json of each mono merge"
     )
     for kind in ("teacher-ensemble", "backward", "student", "quantized"):
@@ -238,6 +241,7 @@ def main(args):
         cleaned + [read_json(p) for p in args.mono_cleaned],
         [merged] + [read_json(p) for p in args.mono_merged],
         [read_json(p) for p in args.bicleaned],
+        [read_json(p) for p in args.monocleaned],
     )
     write_funnel(args.output_dir, funnel)
     lines += funnel_section(funnel)

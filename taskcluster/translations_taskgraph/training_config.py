@@ -43,6 +43,8 @@ STAGES = [
     "corpus-clean-mono",
     "corpus-clean-parallel-fetch-bicleaner-model",
     "corpus-clean-parallel-bicleaner-ai",
+    "corpus-clean-mono-fetch-monocleaner-model",
+    "corpus-clean-mono-monocleaner",
     "corpus-merge-parallel",
     "corpus-merge-devset",
     "corpus-merge-mono",
@@ -167,14 +169,6 @@ class ConfigError(ValueError):
     """A training config that cannot be run; the message names the offending key."""
 
 
-def _no_op_thresholds(value) -> bool:
-    """`{default-threshold: 0, dataset-thresholds: {...: 0}}`: a cleaner configured to remove nothing."""
-    if not isinstance(value, dict):
-        return False
-    thresholds = [value.get("default-threshold", 0), *(value.get("dataset-thresholds") or {}).values()]
-    return all(isinstance(t, (int, float)) and not isinstance(t, bool) and t == 0 for t in thresholds)
-
-
 def _is_false(value) -> bool:
     return value in (False, "false", "False", "no")
 
@@ -185,10 +179,6 @@ NOT_SUPPORTED_YET = {
     ("experiment", "teacher-decoder"): (lambda v: v == "marian", "teacher decoding with CTranslate2"),
     ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
     ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
-    ("experiment", "monocleaner"): (
-        lambda v: isinstance(v, dict) and all(_no_op_thresholds(x) for x in v.values()),
-        "monocleaner fluency filtering",
-    ),
     ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
     ("experiment", "pretrained-models"): (lambda v: not v, "training from pretrained models"),
     ("experiment", "archive-corpora"): (lambda v: not v, "archiving the corpora"),
@@ -302,6 +292,17 @@ def _at_most_one(value):
 def bicleaner_threshold(config: dict, dataset: str) -> float:
     """The bicleaner-ai threshold of a dataset: its own (by name or task-label form), else the default."""
     settings = config["experiment"]["bicleaner"]
+    thresholds = settings["dataset-thresholds"]
+    for key in (dataset, dataset_slug(dataset)):
+        if key in thresholds:
+            return thresholds[key]
+    return settings["default-threshold"]
+
+
+def monocleaner_threshold(config: dict, side: str, dataset: str) -> float:
+    """The monocleaner threshold of a monolingual dataset of side `src` or `trg`: its own (by name or
+    task-label form), else the side's default."""
+    settings = config["experiment"]["monocleaner"][f"mono-{side}"]
     thresholds = settings["dataset-thresholds"]
     for key in (dataset, dataset_slug(dataset)):
         if key in thresholds:
@@ -484,6 +485,15 @@ experiment_schema = {
     Optional("bicleaner", default={}): {
         Optional("default-threshold", default=0.0): All(Number(0), _at_most_one),
         Optional("dataset-thresholds", default={}): {str: All(Number(0), _at_most_one)},
+    },
+    # monocleaner (fluency of monolingual sentences), per side: sentences scoring at most the threshold are
+    # removed; 0 skips a dataset (no model needed).
+    Optional("monocleaner", default={}): {
+        Optional(f"mono-{side}", default={}): {
+            Optional("default-threshold", default=0.0): All(Number(0), _at_most_one),
+            Optional("dataset-thresholds", default={}): {str: All(Number(0), _at_most_one)},
+        }
+        for side in ("src", "trg")
     },
     Optional("opuscleaner-mode", default="defaults"): OneOf("defaults", "custom"),
     Optional("cleaning", default={}): {
@@ -749,6 +759,45 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
                     )
                 )
             seen_in.setdefault(category, set()).add(name)
+    for key, message in _threshold_keys_name_datasets(experiment, datasets):
+        # A warning, not a refusal: the reference's own configs key thresholds by datasets they comment out.
+        # Once per process: every kind of the graph validates the config again.
+        if (key, message) not in _WARNED:
+            _WARNED.add((key, message))
+            logger.warning("%s: %s", key, message)
+    return problems
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _threshold_keys_name_datasets(experiment: dict, datasets: dict) -> list[tuple[str, str]]:
+    """A bicleaner or monocleaner threshold keyed by a dataset the config does not list: a typo would leave the
+    dataset at the default threshold."""
+    problems = []
+    scorers = [("bicleaner", experiment.get("bicleaner"), "train")]
+    monocleaner = experiment.get("monocleaner") if isinstance(experiment.get("monocleaner"), dict) else {}
+    scorers += [
+        (f"monocleaner.mono-{side}", monocleaner.get(f"mono-{side}"), f"mono-{side}")
+        for side in ("src", "trg")
+    ]
+    for path, settings, category in scorers:
+        thresholds = settings.get("dataset-thresholds") if isinstance(settings, dict) else None
+        names = datasets.get(category) if isinstance(datasets.get(category), list) else []
+        if not isinstance(thresholds, dict):
+            continue
+        known = {n for n in names if isinstance(n, str)} | {
+            dataset_slug(n) for n in names if isinstance(n, str)
+        }
+        for key in thresholds:
+            if key not in known:
+                problems.append(
+                    (
+                        f"experiment.{path}.dataset-thresholds.{key}",
+                        f"names no dataset of datasets.{category} (by name or task-label form, e.g. "
+                        f"{dataset_slug(names[0]) if names else 'opus_ParaCrawl_v9'})",
+                    )
+                )
     return problems
 
 

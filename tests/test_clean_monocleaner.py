@@ -1,0 +1,277 @@
+"""monocleaner: the model-pack fetch (loopback server), the scoring step around the model call and its wiring
+into the graph and the funnel.
+
+monocleaner needs KenLM, which this project's lock does not hold: the step is tested with a scorer of the same
+interface (tests/monocleaner_scorers.py), and the real scorer class's command line and output parsing with a
+stand-in `monocleaner` executable that prints one score per line as monocleaner's `--score_only` does."""
+
+import io
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT, read_corpus, run_step, sample_pairs, step_env, write_corpus
+
+FETCH = "pipeline.monocleaner.download_pack"
+MONOCLEANER = "pipeline.monocleaner.monocleaner"
+SCORER = "tests.monocleaner_scorers:LetterShare"
+
+
+def pack(with_metadata=True) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        files = {
+            "fr/fr.lm.bin": b"kenlm",
+            **({"fr/metadata.yaml": b"language: fr\nlm_type: CHARACTER\n"} if with_metadata else {}),
+        }
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+PACKS = {"/fr.tgz": pack(), "/de.tgz": pack(with_metadata=False), "/es.tgz": b"not a tarball"}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = PACKS.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def fetch(server, lang, out, check=True):
+    env = step_env(MONOCLEANER_MIRROR=server, DOWNLOAD_BACKOFF="0.01", DOWNLOAD_ATTEMPTS="2")
+    return run_step(FETCH, ["--lang", lang, "--output-dir", out], env=env, check=check)
+
+
+@pytest.fixture
+def cleaned(tmp_path):
+    lines = [t for _, t in sample_pairs(2000)] + ["%%% 123 ### 456"] * 5
+    folder = tmp_path / "cleaned"
+    write_corpus(folder / "corpus.fr.zst", lines)
+    (folder / "stats.json").write_text('{"dataset": "hplt_mono/v3.0", "lang": "fr"}')
+    return folder
+
+
+def score(cleaned, out, threshold, *extra, check=True, env=None):
+    args = ["--input-dir", cleaned, "--lang", "fr", "--threshold", threshold, "--output-dir", out, *extra]
+    return run_step(MONOCLEANER, args, check=check, env=env)
+
+
+def test_the_pack_of_the_language_is_fetched_and_stored(server, tmp_path):
+    out = tmp_path / "pack"
+    fetch(server, "fr", out)
+    info = json.loads((out / "pack.json").read_text())
+    assert (info["lang"], info["pack"]) == ("fr", "fr") and info["url"].endswith("/fr.tgz")
+    assert sorted(p.name for p in out.iterdir()) == ["monocleaner-pack.tar.zst", "pack.json"]
+
+
+@pytest.mark.parametrize(
+    "lang, message",
+    [
+        ("de", "has no metadata.yaml"),
+        ("es", "not a valid tarball"),
+        ("it", "no monocleaner pack for language it"),
+    ],
+)
+def test_bad_or_missing_packs_fail_clearly(server, tmp_path, lang, message):
+    result = fetch(server, lang, tmp_path / "pack", check=False)
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "pack" / "pack.json").exists()
+
+
+def test_threshold_zero_copies_through_without_a_model(cleaned, tmp_path):
+    out = tmp_path / "out"
+    score(cleaned, out, "0")
+    assert read_corpus(out / "corpus.fr.zst") == read_corpus(cleaned / "corpus.fr.zst")
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["scored"], stats["removed"], stats["lines_out"], stats["lang"]) == (False, 0, 2005, "fr")
+
+
+def test_sentences_at_or_below_the_threshold_are_removed(server, cleaned, tmp_path):
+    fetch(server, "fr", tmp_path / "pack")
+    out = tmp_path / "out"
+    score(cleaned, out, "0.6", "--pack", tmp_path / "pack", "--scorer", SCORER, "--block-size", "300")
+    scores = [float(s) for s in read_corpus(out / "scores.zst")]
+    lines = read_corpus(cleaned / "corpus.fr.zst")
+    expected = [line for line, x in zip(lines, scores, strict=True) if x > 0.6]
+    assert read_corpus(out / "corpus.fr.zst") == expected
+    assert "%%% 123 ### 456" not in expected
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["removed"] == 2005 - len(expected) >= 5 and stats["dataset"] == "hplt_mono/v3.0"
+    assert sum(stats["score_histogram"].values()) == 2005
+    assert not (out / ".work").exists()
+
+
+FAKE_MONOCLEANER = """#!{python}
+# Stands in for monocleaner's CLI: model_dir input output, --score_only prints one score per line.
+import sys
+flags = [a for a in sys.argv[1:] if a.startswith("--")]
+model_dir, source, target = [a for a in sys.argv[1:] if not a.startswith("--")]
+assert {{"--disable_hardrules", "--disable_lang_ident", "--score_only"}} <= set(flags), flags
+open(model_dir + "/metadata.yaml").close()
+with open(source, encoding="utf-8") as lines, open(target, "w") as out:
+    for line in lines:
+        out.write("%.3f\\n" % (0.9 if any(c.isalpha() for c in line) else 0.1))
+"""
+
+
+def test_the_monocleaner_command_is_run_on_slices_and_its_scores_read(server, cleaned, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "monocleaner"
+    fake.write_text(FAKE_MONOCLEANER.format(python=sys.executable))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    fetch(server, "fr", tmp_path / "pack")
+    env = step_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", THREADS="2")
+    out = tmp_path / "out"
+    score(cleaned, out, "0.5", "--pack", tmp_path / "pack", "--block-size", "333", env=env)
+    assert read_corpus(out / "corpus.fr.zst") == read_corpus(cleaned / "corpus.fr.zst")[:2000]
+    assert read_corpus(out / "scores.zst")[-5:] == ["0.100"] * 5
+
+
+def test_bad_input_and_bad_scores_fail_clearly(server, cleaned, tmp_path):
+    result = score(cleaned, tmp_path / "a", "0.5", check=False)
+    assert result.returncode == 1 and "needs --pack" in result.stderr
+    result = score(cleaned, tmp_path / "b", "1.5", check=False)
+    assert result.returncode == 1 and "between 0 and 1" in result.stderr
+    fetch(server, "fr", tmp_path / "pack")
+    result = score(
+        cleaned, tmp_path / "c", "0.5", "--pack", tmp_path / "pack", "--scorer", "tests.bicleaner_scorers:Broken",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "scores are between 0 and 1" in result.stderr
+    env = step_env(PATH=os.path.dirname(sys.executable))
+    result = score(cleaned, tmp_path / "d", "0.5", "--pack", tmp_path / "pack", check=False, env=env)
+    assert result.returncode == 1 and "monocleaner is not installed" in result.stderr
+    assert not (tmp_path / "d" / "corpus.fr.zst").exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    import zstandard
+
+    (bad / "corpus.fr.zst").write_bytes(zstandard.ZstdCompressor().compress(b"bonjour\n\xff\xfe\n"))
+    result = score(bad, tmp_path / "e", "0", check=False)
+    assert result.returncode == 1 and "UTF-8" in result.stderr and "line 2" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "e" / "corpus.fr.zst").exists()
+    result = score(tmp_path / "missing", tmp_path / "f", "0", check=False)
+    assert result.returncode == 1 and "no cleaned corpus" in result.stderr
+
+
+def test_kill_9_then_rerun_gives_the_same_outputs(server, tmp_path):
+    lines = [t for _, t in sample_pairs(40000)] * 6
+    folder = tmp_path / "cleaned"
+    write_corpus(folder / "corpus.fr.zst", lines)
+    fetch(server, "fr", tmp_path / "pack")
+    extra = ["--pack", tmp_path / "pack", "--scorer", SCORER, "--block-size", "5000"]
+    score(folder, tmp_path / "reference", "0.6", *extra)
+    out = tmp_path / "out"
+    args = ["--input-dir", folder, "--lang", "fr", "--threshold", "0.6", "--output-dir", out, *extra]
+    process = subprocess.Popen(
+        [sys.executable, "-m", MONOCLEANER, *map(str, args)],
+        cwd=REPO_ROOT,
+        env=step_env(),
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    score(folder, out, "0.6", *extra)
+    for name in ("corpus.fr.zst", "scores.zst", "stats.json"):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+
+
+def tiny_config(**monocleaner):
+    config = yaml.safe_load((REPO_ROOT / "configs" / "tiny.yml").read_text())
+    config["experiment"]["monocleaner"] = monocleaner
+    return config
+
+
+def test_the_schema_takes_the_reference_shape_and_names_a_bad_threshold():
+    from translations_taskgraph.training_config import (
+        ConfigError,
+        monocleaner_threshold,
+        validate_training_config,
+    )
+
+    config = tiny_config(
+        **{"mono-trg": {"default-threshold": 0.0, "dataset-thresholds": {"local_data_l10n_en_fr_mono": 0.7}}}
+    )
+    validated = validate_training_config(config)
+    assert monocleaner_threshold(validated, "trg", "local_data/l10n-en-fr/mono") == 0.7
+    assert monocleaner_threshold(validated, "trg", "local_data/l10n-en-fr/mono-slice") == 0.0
+    assert monocleaner_threshold(validated, "src", "local_data/l10n-en-fr/mono-slice") == 0.0
+    config["experiment"]["monocleaner"]["mono-src"] = {"default-threshold": 2}
+    with pytest.raises(
+        ConfigError, match=r"experiment\.monocleaner\.mono-src\.default-threshold: must be between 0 and 1"
+    ):
+        validate_training_config(config)
+
+
+def test_a_threshold_for_a_dataset_the_config_does_not_list_is_warned_about(caplog):
+    from translations_taskgraph.training_config import validate_training_config
+
+    validate_training_config(
+        tiny_config(**{"mono-trg": {"dataset-thresholds": {"local_data_l10n_en_fr_monoo": 0.7}}})
+    )
+    assert (
+        "experiment.monocleaner.mono-trg.dataset-thresholds.local_data_l10n_en_fr_monoo: names no dataset"
+        in caplog.text
+    )
+
+
+def test_the_graph_fetches_a_pack_only_for_a_language_that_filters(tmp_path):
+    config = tiny_config(**{"mono-trg": {"dataset-thresholds": {"local_data_l10n_en_fr_mono": 0.7}}})
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "localrun", "--config", path, "--runs-dir", tmp_path / "runs", "--dry-run",
+         "--target-stage", "corpus-merge-mono"],
+        cwd=REPO_ROOT, env=step_env(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    plan = result.stdout + result.stderr
+    assert "corpus-clean-mono-fetch-monocleaner-model-fr " in plan
+    assert "fetch-monocleaner-model-en" not in plan
+    filtered = next(
+        line
+        for line in plan.splitlines()
+        if "corpus-clean-mono-monocleaner-local_data_l10n_en_fr_mono-fr " in line
+    )
+    assert "corpus-clean-mono-fetch-monocleaner-model-fr" in filtered
+    merge = next(line for line in plan.splitlines() if "corpus-merge-mono-trg-fr " in line)
+    assert "corpus-clean-mono-monocleaner-local_data_l10n_en_fr_mono-fr" in merge
+
+
+def test_the_funnel_counts_what_monocleaner_removed():
+    from pipeline.eval.funnel import build_funnel
+
+    imported = [{"dataset": "hplt_mono/v3.0", "langs": ["fr"], "lines": 100}]
+    cleaned = [{"dataset": "hplt_mono/v3.0", "lang": "fr", "removed": {"langid": 10}, "lines_out": 90}]
+    monocleaned = [{"dataset": "hplt_mono/v3.0", "lang": "fr", "removed": 30, "lines_out": 60}]
+    merged = [{"lang": "fr", "datasets": [{"dataset": "hplt_mono/v3.0", "duplicates_exact": 5, "kept": 55}]}]
+    row = build_funnel(imported, cleaned, merged, [], monocleaned)["datasets"][0]
+    assert (row["cleaning"], row["monocleaner"], row["duplicates"], row["kept"]) == (10, 30, 5, 55)
