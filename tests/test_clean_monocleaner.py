@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, read_corpus, run_step, sample_pairs, step_env, write_corpus
+from conftest import REPO_ROOT, kill_step_after, read_corpus, run_step, sample_pairs, step_env, write_corpus
 
 FETCH = "pipeline.monocleaner.download_pack"
 MONOCLEANER = "pipeline.monocleaner.monocleaner"
@@ -49,11 +49,18 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        body = PACKS.get(self.path)
+        slow = self.path.startswith("/slow/")
+        body = PACKS.get(self.path.removeprefix("/slow"))
         self.send_response(200 if body else 404)
         self.send_header("Content-Length", str(len(body or b"")))
         self.end_headers()
-        self.wfile.write(body or b"")
+        if slow:  # a few bytes at a time, so that a kill lands mid-download
+            for start in range(0, len(body), 16):
+                self.wfile.write(body[start : start + 16])
+                self.wfile.flush()
+                time.sleep(0.25)
+        else:
+            self.wfile.write(body or b"")
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +96,20 @@ def test_the_pack_of_the_language_is_fetched_and_stored(server, tmp_path):
     info = json.loads((out / "pack.json").read_text())
     assert (info["lang"], info["pack"]) == ("fr", "fr") and info["url"].endswith("/fr.tgz")
     assert sorted(p.name for p in out.iterdir()) == ["monocleaner-pack.tar.zst", "pack.json"]
+
+
+def test_a_fetch_killed_mid_download_leaves_no_pack_and_a_rerun_completes_it(server, tmp_path):
+    fetch(server, "fr", tmp_path / "reference")
+    out = tmp_path / "pack"
+    env = step_env(MONOCLEANER_MIRROR=f"{server}/slow", DOWNLOAD_BACKOFF="0.01", DOWNLOAD_ATTEMPTS="2")
+    assert kill_step_after(FETCH, ["--lang", "fr", "--output-dir", out], 1.0, env=env)
+    assert not (out / "pack.json").exists() and not (out / "monocleaner-pack.tar.zst").exists()
+    fetch(server, "fr", out)
+    assert sorted(p.name for p in out.iterdir()) == ["monocleaner-pack.tar.zst", "pack.json"]
+    reference = json.loads((tmp_path / "reference" / "pack.json").read_text())
+    assert json.loads((out / "pack.json").read_text())["metadata"] == reference["metadata"]
+    for name in ("monocleaner-pack.tar.zst",):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
 
 
 @pytest.mark.parametrize(
