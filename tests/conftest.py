@@ -140,3 +140,53 @@ def parallel_dir(tmp_path):
     write_corpus(folder / "corpus.fr.zst", [t for _, t in pairs])
     (folder / "stats.json").write_text('{"dataset": "local_sample", "langs": ["en", "fr"], "lines": 300}')
     return folder
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A .tgz holding `files` (name -> content), as model packs are published."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def file_server(files: dict[str, bytes]):
+    """Serves `files` (URL path -> body) on 127.0.0.1, 404 for any other path; under /slow/ the same files
+    drip 16 bytes per 0.25 s, so that a kill lands mid-download. Yields (base URL, the paths requested)."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    requested = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            requested.append(self.path)
+            slow = self.path.startswith("/slow/")
+            body = files.get(self.path.removeprefix("/slow")) if slow else files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            step = 16 if slow else len(body or b"") or 1
+            for start in range(0, len(body or b""), step):
+                self.wfile.write(body[start : start + step])
+                self.wfile.flush()
+                if slow:
+                    time.sleep(0.25)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", requested
+    finally:
+        httpd.shutdown()

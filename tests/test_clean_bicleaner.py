@@ -3,20 +3,25 @@
 bicleaner-ai needs TensorFlow, which this project's lock does not hold: the scoring step is tested with a
 scorer of the same interface (tests/bicleaner_scorers.py); the real one runs `bicleaner-ai-classify`."""
 
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import tarfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import REPO_ROOT, read_corpus, run_step, sample_pairs, step_env, write_corpus
+from conftest import (
+    REPO_ROOT,
+    file_server,
+    read_corpus,
+    run_step,
+    sample_pairs,
+    step_env,
+    tar_gz,
+    write_corpus,
+)
 
 FETCH = "pipeline.bicleaner.download_pack"
 BICLEANER = "pipeline.bicleaner.bicleaner"
@@ -24,17 +29,8 @@ SCORER = "tests.bicleaner_scorers:LengthRatio"
 
 
 def pack(with_metadata=True) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        files = {
-            "fr-en/model.h5": b"weights",
-            **({"fr-en/metadata.yaml": b"src_lang: fr\ntrg_lang: en\n"} if with_metadata else {}),
-        }
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    metadata = {"fr-en/metadata.yaml": b"src_lang: fr\ntrg_lang: en\n"} if with_metadata else {}
+    return tar_gz({"fr-en/model.h5": b"weights", **metadata})
 
 
 PACKS = {
@@ -44,27 +40,15 @@ PACKS = {
 }
 
 
-class Handler(BaseHTTPRequestHandler):
-    requests: list[str] = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        Handler.requests.append(self.path)
-        body = PACKS.get(self.path)
-        self.send_response(200 if body else 404)
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-
 @pytest.fixture(scope="module")
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+def served():
+    with file_server(PACKS) as (url, requested):
+        yield url, requested
+
+
+@pytest.fixture
+def server(served):
+    return served[0]
 
 
 def fetch(server, src, trg, out, check=True):
@@ -72,12 +56,13 @@ def fetch(server, src, trg, out, check=True):
     return run_step(FETCH, ["--src", src, "--trg", trg, "--output-dir", out], env=env, check=check)
 
 
-def test_the_pack_of_the_reversed_pair_is_used_with_swapped_columns(server, tmp_path):
+def test_the_pack_of_the_reversed_pair_is_used_with_swapped_columns(served, tmp_path):
+    server, requested = served
     out = tmp_path / "pack"
     fetch(server, "en", "fr", out)
     info = json.loads((out / "pack.json").read_text())
     assert (info["pack"], info["swapped"]) == ("full-fr-en", True)
-    assert Handler.requests[-2:] == ["/full-en-fr.tgz", "/full-fr-en.tgz"]
+    assert requested[-2:] == ["/full-en-fr.tgz", "/full-fr-en.tgz"]
     assert sorted(p.name for p in out.iterdir()) == ["bicleaner-pack.tar.zst", "pack.json"]
 
 

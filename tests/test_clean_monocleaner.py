@@ -5,22 +5,28 @@ monocleaner needs KenLM, which this project's lock does not hold: the step is te
 interface (tests/monocleaner_scorers.py), and the real scorer class's command line and output parsing with a
 stand-in `monocleaner` executable that prints one score per line as monocleaner's `--score_only` does."""
 
-import io
 import json
 import os
 import signal
 import stat
 import subprocess
 import sys
-import tarfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, kill_step_after, read_corpus, run_step, sample_pairs, step_env, write_corpus
+from conftest import (
+    REPO_ROOT,
+    file_server,
+    kill_step_after,
+    read_corpus,
+    run_step,
+    sample_pairs,
+    step_env,
+    tar_gz,
+    write_corpus,
+)
 
 FETCH = "pipeline.monocleaner.download_pack"
 MONOCLEANER = "pipeline.monocleaner.monocleaner"
@@ -28,47 +34,17 @@ SCORER = "tests.monocleaner_scorers:LetterShare"
 
 
 def pack(with_metadata=True) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        files = {
-            "fr/fr.lm.bin": b"kenlm",
-            **({"fr/metadata.yaml": b"language: fr\nlm_type: CHARACTER\n"} if with_metadata else {}),
-        }
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    metadata = {"fr/metadata.yaml": b"language: fr\nlm_type: CHARACTER\n"} if with_metadata else {}
+    return tar_gz({"fr/fr.lm.bin": b"kenlm", **metadata})
 
 
 PACKS = {"/fr.tgz": pack(), "/de.tgz": pack(with_metadata=False), "/es.tgz": b"not a tarball"}
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        slow = self.path.startswith("/slow/")
-        body = PACKS.get(self.path.removeprefix("/slow"))
-        self.send_response(200 if body else 404)
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        if slow:  # a few bytes at a time, so that a kill lands mid-download
-            for start in range(0, len(body), 16):
-                self.wfile.write(body[start : start + 16])
-                self.wfile.flush()
-                time.sleep(0.25)
-        else:
-            self.wfile.write(body or b"")
-
-
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with file_server(PACKS) as (url, _):
+        yield url
 
 
 def fetch(server, lang, out, check=True):
