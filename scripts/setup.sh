@@ -18,4 +18,20 @@ fi
 .tools/bin/poetry env use --quiet "$(command -v python3)"
 # sync: installs every group of poetry.lock (main, steps, dev) and removes what the lock no longer lists.
 .tools/bin/poetry sync --no-interaction
+# Optional components outside the lock (their own pins conflict with it), on request, after the sync (which
+# would remove them): TRANSLATIONS_EXTRAS=monocleaner installs KenLM (built from source: a C++ compiler, about
+# 2 minutes the first time) and monocleaner's language-model filter without its fastspell dependency, for
+# monocleaner thresholds above 0 on this machine (pipeline/monocleaner/scorers.py).
+for extra in ${TRANSLATIONS_EXTRAS//,/ }; do
+    case "$extra" in
+        monocleaner)
+            .venv/bin/pip install --quiet --disable-pip-version-check "kenlm==0.3.0" "sacremoses>=0.1" "toolwrapper>=2.1"
+            .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "monocleaner==1.7.1"
+            ;;
+        *)
+            echo "setup: unknown extra '$extra' in TRANSLATIONS_EXTRAS (known: monocleaner)" >&2
+            exit 1
+            ;;
+    esac
+done
 echo "setup: done. Run tasks with .venv/bin/task (task --list-all shows them)."

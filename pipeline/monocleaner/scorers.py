@@ -1,51 +1,65 @@
 """Scorers for the monocleaner step: given a block of sentences, a fluency score in [0, 1] per sentence.
 
-`Monocleaner` runs the `monocleaner` command of the monocleaner package (a KenLM character model; installed
-on the workers' image with KenLM, not in this project's lock) with its hard rules and language ID off (the
-cleaning step ran ours), on THREADS slices of the block at once, and reads the scores it prints
-(`--score_only`). A scorer is named `module:Class` (`--scorer`), so a worker image may bring another one.
+`Monocleaner` scores with the monocleaner package's own language-model filter (`monocleaner.lm`: the pack's
+KenLM character model, its perplexity mapped to [0, 1] by the clean/noisy statistics in the pack's
+metadata.yaml), as `monocleaner --disable_hardrules --disable_lang_ident` does (our cleaning step ran the rules
+and language ID). It runs in-process, so it needs neither monocleaner's command-line wrapper nor fastspell
+(whose pinned hunspell binding is not on PyPI): `kenlm` and `monocleaner` (installed with `--no-deps`) are
+enough, see `scripts/setup.sh`. Blocks are split over THREADS forked workers that share the loaded model.
+A scorer is named `module:Class` (`--scorer`), so a worker image may bring another one.
 """
 
-import shutil
-import subprocess
-import tempfile
+import multiprocessing
 from pathlib import Path
+
+import yaml
 
 from pipeline.common.score_filter import load_class
 from pipeline.common.step import StepError
 
+_FILTER = None  # the loaded filter, inherited by the forked workers
+
+
+def _score_slice(sentences: list[str]) -> list[float]:
+    return [_FILTER.score(sentence) for sentence in sentences]
+
 
 class Monocleaner:
-    command = "monocleaner"
-
     def __init__(self, pack_dir: Path, lang: str, threads: int):
-        if shutil.which(self.command) is None:
+        global _FILTER
+        try:
+            from monocleaner.lm import LMFluencyFilter, LMStats, LMType
+        except ImportError as error:
             raise StepError(
-                f"{self.command} is not installed here (it needs KenLM; the workers' image has it): install "
-                "monocleaner, or set the dataset's monocleaner threshold to 0 to skip it"
+                f"monocleaner is not installed here ({error}): run `TRANSLATIONS_EXTRAS=monocleaner "
+                "scripts/setup.sh`, or set the dataset's monocleaner threshold to 0 to skip it"
+            ) from None
+        try:
+            metadata = yaml.safe_load((pack_dir / "metadata.yaml").read_text(encoding="utf-8"))
+            filter_ = LMFluencyFilter(
+                LMType[metadata["lm_type"]], metadata["language"], metadata.get("tokenizer_command")
             )
-        self.pack_dir, self.threads = pack_dir, max(1, threads)
+            stats = LMStats(
+                *(
+                    float(metadata[k])
+                    for k in ("clean_mean_perp", "clean_stddev_perp", "noisy_mean_perp", "noisy_stddev_perp")
+                )
+            )
+            filter_.load(str(pack_dir / metadata["lm_file"]), stats)
+        except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as error:
+            raise StepError(f"the monocleaner pack in {pack_dir} cannot be loaded: {error!r}") from None
+        if metadata["language"] != lang.partition("_")[0]:
+            raise StepError(f"the monocleaner pack is for language {metadata['language']!r}, not {lang!r}")
+        _FILTER = filter_
+        self.threads = max(1, threads)
+        self.pool = multiprocessing.get_context("fork").Pool(self.threads) if self.threads > 1 else None
 
     def score(self, sentences: list[str]) -> list[float]:
+        if self.pool is None:
+            return _score_slice(sentences)
         size = -(-len(sentences) // self.threads)
         slices = [sentences[i : i + size] for i in range(0, len(sentences), size)]
-        with tempfile.TemporaryDirectory(prefix="monocleaner-") as tmp:
-            runs = []
-            for number, part in enumerate(slices):
-                source, scored = Path(tmp) / f"in.{number}", Path(tmp) / f"out.{number}"
-                source.write_text("".join(line + "\n" for line in part), encoding="utf-8")
-                command = [self.command, "--disable_hardrules", "--disable_lang_ident", "--score_only", "--quiet",
-                           str(self.pack_dir), str(source), str(scored)]  # fmt: skip
-                runs.append((subprocess.Popen(command, stderr=subprocess.PIPE, text=True), scored))
-            scores = []
-            for process, scored in runs:
-                _, errors = process.communicate()
-                if process.returncode != 0:
-                    raise StepError(f"{self.command} failed ({process.returncode}): {errors[-2000:]}")
-                scores += [float(line) for line in scored.read_text(encoding="utf-8").splitlines()]
-        if len(scores) != len(sentences):
-            raise StepError(f"{self.command} returned {len(scores)} scores for {len(sentences)} sentences")
-        return scores
+        return [score for part in self.pool.map(_score_slice, slices) for score in part]
 
 
 def load_scorer(spec: str, pack_dir: Path, lang: str, threads: int):
