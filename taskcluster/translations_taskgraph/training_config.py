@@ -289,25 +289,23 @@ def _at_most_one(value):
     return value
 
 
-def bicleaner_threshold(config: dict, dataset: str) -> float:
-    """The bicleaner-ai threshold of a dataset: its own (by name or task-label form), else the default."""
-    settings = config["experiment"]["bicleaner"]
+def _dataset_threshold(settings: dict, dataset: str) -> float:
+    """A dataset's own threshold (keyed by its name or task-label form), else the settings' default."""
     thresholds = settings["dataset-thresholds"]
     for key in (dataset, dataset_slug(dataset)):
         if key in thresholds:
             return thresholds[key]
     return settings["default-threshold"]
+
+
+def bicleaner_threshold(config: dict, dataset: str) -> float:
+    """The bicleaner-ai threshold of a training dataset."""
+    return _dataset_threshold(config["experiment"]["bicleaner"], dataset)
 
 
 def monocleaner_threshold(config: dict, side: str, dataset: str) -> float:
-    """The monocleaner threshold of a monolingual dataset of side `src` or `trg`: its own (by name or
-    task-label form), else the side's default."""
-    settings = config["experiment"]["monocleaner"][f"mono-{side}"]
-    thresholds = settings["dataset-thresholds"]
-    for key in (dataset, dataset_slug(dataset)):
-        if key in thresholds:
-            return thresholds[key]
-    return settings["default-threshold"]
+    """The monocleaner threshold of a monolingual dataset of side `src` or `trg`."""
+    return _dataset_threshold(config["experiment"]["monocleaner"][f"mono-{side}"], dataset)
 
 
 def _vocab_size(value):
