@@ -22,7 +22,8 @@ fi
 # would remove them): TRANSLATIONS_EXTRAS=monocleaner installs KenLM (built from source: a C++ compiler, about
 # 2 minutes the first time) and monocleaner's language-model filter without its fastspell dependency, for
 # monocleaner thresholds above 0 on this machine (pipeline/monocleaner/scorers.py).
-for extra in ${TRANSLATIONS_EXTRAS//,/ }; do
+extras="${TRANSLATIONS_EXTRAS:-}"
+for extra in ${extras//,/ }; do
     case "$extra" in
         monocleaner)
             .venv/bin/pip install --quiet --disable-pip-version-check "kenlm==0.3.0" "sacremoses>=0.1" "toolwrapper>=2.1"
