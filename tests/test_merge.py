@@ -136,6 +136,47 @@ def test_mono_is_deduplicated_against_itself_the_parallel_corpus_and_test_sets(t
     assert stats["capped"] == 2 and stats["lines_out"] == 2
 
 
+def test_any_number_of_workers_gives_the_same_bytes(tmp_path):
+    """The first pass runs over THREADS forked workers, batch by batch; the buckets keep input order, so the
+    first copy of a duplicate, the shuffle and the counts do not depend on THREADS."""
+    rng = random.Random(3)
+    words = ["alpha", "ALPHA", "Beta", "gamma,", "gamma", "delta!", "Épée", "l’été"]
+
+    def sentence():
+        return " ".join(rng.choice(words) for _ in range(rng.randint(1, 4)))
+
+    a = dataset(tmp_path / "a", [(sentence(), sentence()) for _ in range(12_000)], "local_a")
+    b = dataset(tmp_path / "b", [(sentence(), sentence()) for _ in range(9_000)], "local_b")
+    test = dataset(tmp_path / "test", [("alpha beta", "gamma delta")], "flores_devtest")
+    write_corpus(tmp_path / "n" / "corpus.fr.zst", [sentence() for _ in range(11_000)])
+    outputs = {}
+    for threads in ("1", "2"):
+        out = tmp_path / f"out{threads}"
+        run_step(MERGE, merge_args([a, b], out, "--exclude-dirs", test), env=step_env(THREADS=threads))
+        run_step(
+            MERGE_MONO,
+            ["--input-dirs", tmp_path / "n", "--lang", "fr", "--parallel-dir", out, "--exclude-dirs", test,
+             "--output-dir", out / "mono"],
+            env=step_env(THREADS=threads),
+        )  # fmt: skip
+        outputs[threads] = [
+            (out / name).read_bytes()
+            for name in (
+                "corpus.en.zst",
+                "corpus.fr.zst",
+                "stats.json",
+                "mono/corpus.fr.zst",
+                "mono/stats.json",
+            )
+        ]
+    assert outputs["1"] == outputs["2"]
+    stats = json.loads(outputs["2"][2])
+    assert (
+        stats["duplicates_exact"] > 0 and stats["duplicates_normalized"] > 0 and stats["decontaminated"] > 0
+    )
+    assert json.loads(outputs["2"][4])["in_parallel_corpus"] > 0
+
+
 def test_bad_input_fails_cleanly_and_leaves_nothing(tmp_path):
     write_corpus(tmp_path / "a" / "corpus.en.zst", ["a", "b", "c"])
     write_corpus(tmp_path / "a" / "corpus.fr.zst", ["a", "b"])

@@ -9,7 +9,8 @@ random sample. K grows with the input so that a bucket holds about BUCKET_ROWS r
 Deduplication is exact (the same text) and normalized (the same after case folding and removing punctuation
 and whitespace); the first copy in input order is kept. Decontamination removes a row any side of which, once
 normalized, is a sentence of a devtest/test set (held in memory: test sets are small). Rows to exclude
-(the parallel corpus, for monolingual data) go through the same buckets as hash-only markers.
+(the parallel corpus, for monolingual data) go through the same buckets as hash-only markers. The first
+pass normalizes and hashes over THREADS forked workers; its output is the same for any number of them.
 """
 
 import contextlib
@@ -18,13 +19,16 @@ import os
 import random
 import re
 import shutil
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.common.io import read_lines, read_pairs, write_lines
+from pipeline.common.pool import batches, forked_map
 
 SEED = 1111
+BATCH = 5000  # rows a worker normalizes and hashes at once
 BUCKET_ROWS = 20_000
 MIN_BUCKETS, MAX_BUCKETS = 16, 4096
 BYTES_PER_COMPRESSED_LINE = 40  # to estimate line counts from zstd file sizes before reading
@@ -68,6 +72,7 @@ class Merger:
     buckets: int
     seed: int = SEED
     test_sentences: list[set] = field(default_factory=list)  # per side: normalized digests to remove
+    cores: int = 1
     _files: list = field(default_factory=list)
     datasets: list[DatasetCounts] = field(default_factory=list)
 
@@ -88,25 +93,45 @@ class Merger:
 
     def exclude(self, rows: Iterator[tuple[str, ...]]) -> None:
         """Rows that must not appear in the output (marked 'x' in the buckets; their text is not kept)."""
-        for row in rows:
-            key = digest("\t".join(normalize(s) for s in row))
-            self._files[self._bucket(key)].write(f"x\t{key.hex()}\n")
+        self._to_buckets("x", rows, DatasetCounts(""))
 
     def add_dataset(self, name: str, rows: Iterator[tuple[str, ...]]) -> None:
         counts = DatasetCounts(name)
-        index = len(self.datasets)
         self.datasets.append(counts)
+        self._to_buckets(str(len(self.datasets) - 1), rows, counts)
+
+    def _to_buckets(self, tag: str, rows: Iterator[tuple[str, ...]], counts: DatasetCounts) -> None:
+        """Normalizing and hashing run in `cores` forked workers, batch by batch; the buckets are written
+        here in input order, so the output does not depend on `cores`."""
+        global _worker_merger
+        _worker_merger = self
+        for file in self._files:
+            file.flush()  # nothing buffered before the fork that a worker could write too
+        tasks = ((tag, batch) for batch in batches(rows, BATCH))
+        with forked_map(_bucket_lines, tasks, self.cores) as results:
+            for lines, decontaminated, chunks in results:
+                counts.lines += lines
+                counts.decontaminated += decontaminated
+                for bucket, text in chunks.items():
+                    self._files[bucket].write(text)
+
+    def bucket_lines(self, tag: str, batch: list[tuple[str, ...]]) -> tuple[int, int, dict[int, str]]:
+        """(rows, rows decontaminated, {bucket: its lines}) for one batch of rows of the dataset `tag`."""
         tests = self.test_sentences
-        for row in rows:
-            counts.lines += 1
+        chunks, decontaminated = defaultdict(list), 0
+        for row in batch:
             normalized = [normalize(s) for s in row]
-            if tests and any(digest(n) in tests[i] for i, n in enumerate(normalized) if i < len(tests)):
-                counts.decontaminated += 1
-                continue
             key = digest("\t".join(normalized))
+            if tag == "x":
+                chunks[self._bucket(key)].append(f"x\t{key.hex()}\n")
+                continue
+            if tests and any(digest(n) in tests[i] for i, n in enumerate(normalized) if i < len(tests)):
+                decontaminated += 1
+                continue
             exact = digest("\t".join(row)).hex()
             text = "\t".join(s.replace("\t", " ") for s in row)
-            self._files[self._bucket(key)].write(f"{index}\t{key.hex()}\t{exact}\t{text}\n")
+            chunks[self._bucket(key)].append(f"{tag}\t{key.hex()}\t{exact}\t{text}\n")
+        return len(batch), decontaminated, {bucket: "".join(lines) for bucket, lines in chunks.items()}
 
     def rows(self, max_rows: int | None) -> Iterator[tuple[str, ...]]:
         """The merged rows: deduplicated, shuffled, capped. Fills in the per-dataset counts."""
@@ -148,6 +173,13 @@ class Merger:
     def totals(self) -> dict:
         keys = [k for k in DatasetCounts("").as_dict() if k != "dataset"]
         return {k: sum(getattr(d, k) for d in self.datasets) for k in keys}
+
+
+_worker_merger: Merger | None = None  # the Merger a forked worker inherited
+
+
+def _bucket_lines(task):
+    return _worker_merger.bucket_lines(*task)
 
 
 def test_set_digests(folders: list[Path], langs: list[str]) -> list[set]:

@@ -2,17 +2,16 @@
 of forked workers (each inherits the filters built once in the parent) and the length histograms."""
 
 import logging
-import multiprocessing
 import re
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from pipeline.clean import filters as filtering
 from pipeline.common.io import atomic_path, write_json
+from pipeline.common.pool import batches, forked_map
 
 logger = logging.getLogger("clean")
 
@@ -51,35 +50,12 @@ def clean_batch(batch):
     return kept, removed, lengths
 
 
-def ordered_map(pool, function, batches, window: int):
-    """pool.imap, but reading at most `window` batches ahead (imap reads its whole input as fast as it can,
-    so memory would grow with the corpus when the workers are the slower side)."""
-    pending = deque()
-    for batch in batches:
-        pending.append(pool.apply_async(function, (batch,)))
-        if len(pending) >= window:
-            yield pending.popleft().get()
-    while pending:
-        yield pending.popleft().get()
-
-
-def batches(pairs, size):
-    while batch := list(islice(pairs, size)):
-        yield batch
-
-
 @contextmanager
 def cleaned_batches(pairs: Iterable, cores: int) -> Iterator[Iterator]:
     """The (kept, removed, lengths) of each batch of `pairs`, in order: from `cores` forked workers (which
     inherit the filters init_filters built), or in this process for one core."""
-    if cores <= 1:
-        yield map(clean_batch, batches(pairs, BATCH))
-        return
-    pool = multiprocessing.get_context("fork").Pool(cores)
-    try:
-        yield ordered_map(pool, clean_batch, batches(pairs, BATCH), 2 * cores)
-    finally:
-        pool.terminate()
+    with forked_map(clean_batch, batches(pairs, BATCH), cores) as results:
+        yield results
 
 
 @dataclass
