@@ -14,9 +14,8 @@ from pathlib import Path
 
 from pipeline.bicleaner.scorers import load_scorer
 from pipeline.common.io import read_json, read_pairs, write_json, write_lines
-from pipeline.common.packs import extract_pack
-from pipeline.common.score_filter import filter_by_score
-from pipeline.common.step import StepError, already_done, run_step, threads
+from pipeline.common.score_filter import check_threshold, dataset_name, filter_by_score, unpack_model
+from pipeline.common.step import already_done, run_step, threads
 
 logger = logging.getLogger("bicleaner")
 
@@ -38,24 +37,16 @@ def main(args):
     outputs = [f"corpus.{args.src}.zst", f"corpus.{args.trg}.zst", "scores.zst", "stats.json"]
     if already_done(args.output_dir, outputs):
         return
-    if not 0 <= args.threshold <= 1:
-        raise StepError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    cores = threads()
-    stats_in = args.input_dir / "stats.json"
-    dataset = read_json(stats_in).get("dataset") if stats_in.exists() else None
+    check_threshold(args.threshold)
+    dataset = dataset_name(args.input_dir)
     pairs = read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1])
     args.output_dir.mkdir(parents=True, exist_ok=True)
     work = args.output_dir / ".work"
+    pack_dir = unpack_model("bicleaner", args.threshold, args.pack, "bicleaner-pack.tar.zst", work, dataset)
     scorer = None
-    if args.threshold > 0:
-        if args.pack is None:
-            raise StepError(
-                f"dataset {dataset}: a bicleaner threshold of {args.threshold} needs --pack (the model)"
-            )
-        shutil.rmtree(work, ignore_errors=True)
-        pack_info = read_json(args.pack / "pack.json")
-        pack_dir = extract_pack(args.pack / "bicleaner-pack.tar.zst", work)
-        scorer = load_scorer(args.scorer, pack_dir, bool(pack_info.get("swapped")), cores)
+    if pack_dir:
+        swapped = bool(read_json(args.pack / "pack.json").get("swapped"))
+        scorer = load_scorer(args.scorer, pack_dir, swapped, threads())
     with (
         write_lines(args.output_dir / outputs[0]) as src_out,
         write_lines(args.output_dir / outputs[1]) as trg_out,

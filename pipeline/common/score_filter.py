@@ -3,12 +3,38 @@
 Records are scored in blocks; every score (0 to 1) is written, one per input record, so a user can tune the
 threshold from `scores.zst` without scoring again."""
 
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 
+from pipeline.common.io import read_json
+from pipeline.common.packs import extract_pack
 from pipeline.common.step import StepError
+
+
+def dataset_name(input_dir: Path) -> str | None:
+    stats = input_dir / "stats.json"
+    return read_json(stats).get("dataset") if stats.exists() else None
+
+
+def check_threshold(threshold: float) -> None:
+    if not 0 <= threshold <= 1:
+        raise StepError(f"--threshold must be between 0 and 1, got {threshold}")
+
+
+def unpack_model(
+    tool: str, threshold: float, pack: Path | None, archive: str, work: Path, dataset
+) -> Path | None:
+    """The model pack extracted into `work`, or None for a threshold of 0 (the data is copied through)."""
+    if threshold == 0:
+        return None
+    if pack is None:
+        raise StepError(f"dataset {dataset}: a {tool} threshold of {threshold} needs --pack (the model)")
+    shutil.rmtree(work, ignore_errors=True)
+    return extract_pack(pack / archive, work)
 
 
 @dataclass

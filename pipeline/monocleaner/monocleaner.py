@@ -12,9 +12,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipeline.common.io import read_json, read_lines, write_json, write_lines
-from pipeline.common.packs import extract_pack
-from pipeline.common.score_filter import filter_by_score
+from pipeline.common.io import read_lines, write_json, write_lines
+from pipeline.common.score_filter import check_threshold, dataset_name, filter_by_score, unpack_model
 from pipeline.common.step import StepError, already_done, run_step, threads
 from pipeline.monocleaner.scorers import load_scorer
 
@@ -37,26 +36,19 @@ def main(args):
     outputs = [f"corpus.{args.lang}.zst", "scores.zst", "stats.json"]
     if already_done(args.output_dir, outputs):
         return
-    if not 0 <= args.threshold <= 1:
-        raise StepError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    check_threshold(args.threshold)
     if args.block_size < 1:
         raise StepError(f"--block-size must be at least 1, got {args.block_size}")
-    stats_in = args.input_dir / "stats.json"
-    dataset = read_json(stats_in).get("dataset") if stats_in.exists() else None
+    dataset = dataset_name(args.input_dir)
     source = args.input_dir / outputs[0]
     if not source.exists():
         raise StepError(f"dataset {dataset}: no cleaned corpus {source}")
     args.output_dir.mkdir(parents=True, exist_ok=True)
     work = args.output_dir / ".work"
-    scorer = None
-    if args.threshold > 0:
-        if args.pack is None:
-            raise StepError(
-                f"dataset {dataset}: a monocleaner threshold of {args.threshold} needs --pack (the model)"
-            )
-        shutil.rmtree(work, ignore_errors=True)
-        pack_dir = extract_pack(args.pack / "monocleaner-pack.tar.zst", work)
-        scorer = load_scorer(args.scorer, pack_dir, args.lang, threads())
+    pack_dir = unpack_model(
+        "monocleaner", args.threshold, args.pack, "monocleaner-pack.tar.zst", work, dataset
+    )
+    scorer = load_scorer(args.scorer, pack_dir, args.lang, threads()) if pack_dir else None
     with (
         write_lines(args.output_dir / outputs[0]) as kept_out,
         write_lines(args.output_dir / outputs[1]) as scores_out,
