@@ -94,19 +94,6 @@ def bench_size(label: str, dataset: Path, pairs: int, work: Path, threads: int) 
         [*common, "--language-id", "false", "--output-dir", work / "rules"],
         1,
     )
-    stage(
-        "clean: rules + language ID",
-        "pipeline.clean.clean_parallel",
-        [*common, "--output-dir", work / "clean1"],
-        1,
-    )
-    if threads > 1:
-        stage(
-            "clean: rules + language ID",
-            "pipeline.clean.clean_parallel",
-            [*common, "--output-dir", work / "cleanN"],
-            threads,
-        )
     merge_args = [
         "--input-dirs",
         work / "clean1",
@@ -117,18 +104,19 @@ def bench_size(label: str, dataset: Path, pairs: int, work: Path, threads: int) 
         "--exclude-dirs",
         work / "test",
     ]
-    stage(
-        "merge (dedupe, decontaminate)",
-        "pipeline.clean.merge_corpus",
-        [*merge_args, "--output-dir", work / "merge1"],
-        1,
-    )
-    if threads > 1:
+    for cores in sorted({1, threads}):
+        stage(
+            "clean: rules + language ID",
+            "pipeline.clean.clean_parallel",
+            [*common, "--output-dir", work / f"clean{cores}"],
+            cores,
+        )
+    for cores in sorted({1, threads}):
         stage(
             "merge (dedupe, decontaminate)",
             "pipeline.clean.merge_corpus",
-            [*merge_args, "--output-dir", work / "mergeN"],
-            threads,
+            [*merge_args, "--output-dir", work / f"merge{cores}"],
+            cores,
         )
     # The yardstick: language ID, cleaning and merge one after the other on this machine's cores,
     # against the 3,300 pairs/s of the first cleaning step (rules and py3langid, one core).

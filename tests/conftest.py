@@ -69,12 +69,24 @@ def kill_step_after(module: str, args: list, seconds: float, env: dict | None = 
         return True
 
 
+def _default_sigint():
+    # As in a terminal: a test suite started from a background shell (nohup, `cmd &`) inherits SIGINT ignored,
+    # and the engine would then never see the Ctrl-C that tests send it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_localrun(config_path, runs_dir, *extra, **popen) -> subprocess.Popen:
     """Starts the local engine on a config, as the README's `task run-local` does; output is captured
     (stderr merged into stdout unless `stderr=` says otherwise). Its own session: `communicate` kills the whole
     engine when a test gives up on it."""
     command = [sys.executable, "-m", "localrun", "--config", str(config_path), "--runs-dir", str(runs_dir)]
-    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "start_new_session": True, **popen}
+    popen = {
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.STDOUT,
+        "start_new_session": True,
+        "preexec_fn": _default_sigint,
+        **popen,
+    }
     return subprocess.Popen([*command, *extra], cwd=REPO_ROOT, text=True, **popen)
 
 
