@@ -10,6 +10,7 @@ as `LanguageIdentifier.classify` (tests/test_clean_filters.py checks this), many
 import math
 
 import numpy as np
+from scipy.sparse import csr_matrix  # here, not in _scores: imported once before the cleaning workers fork
 
 from pipeline.common.step import StepError
 
@@ -72,8 +73,6 @@ class BatchLanguageID:
         return list(langs), probs
 
     def _scores(self, encoded: list[bytes], lengths: np.ndarray) -> np.ndarray:
-        from scipy.sparse import csr_matrix
-
         count = len(encoded)
         order = np.argsort(-lengths, kind="stable")
         sorted_lengths = lengths[order]
