@@ -104,20 +104,13 @@ def bench_size(label: str, dataset: Path, pairs: int, work: Path, threads: int) 
         "--exclude-dirs",
         work / "test",
     ]
-    for cores in sorted({1, threads}):
-        stage(
-            "clean: rules + language ID",
-            "pipeline.clean.clean_parallel",
-            [*common, "--output-dir", work / f"clean{cores}"],
-            cores,
-        )
-    for cores in sorted({1, threads}):
-        stage(
-            "merge (dedupe, decontaminate)",
-            "pipeline.clean.merge_corpus",
-            [*merge_args, "--output-dir", work / f"merge{cores}"],
-            cores,
-        )
+    # cleaning first: the merge reads its one-core output
+    for name, module, args, output in (
+        ("clean: rules + language ID", "pipeline.clean.clean_parallel", common, "clean"),
+        ("merge (dedupe, decontaminate)", "pipeline.clean.merge_corpus", merge_args, "merge"),
+    ):
+        for cores in sorted({1, threads}):
+            stage(name, module, [*args, "--output-dir", work / f"{output}{cores}"], cores)
     # The yardstick: language ID, cleaning and merge one after the other on this machine's cores,
     # against the 3,300 pairs/s of the first cleaning step (rules and py3langid, one core).
     clean, merged = (

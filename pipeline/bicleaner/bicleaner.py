@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 from pipeline.bicleaner.scorers import load_scorer
-from pipeline.common.io import read_json, read_pairs, write_json, write_lines
-from pipeline.common.score_filter import check_threshold, dataset_name, filter_by_score, unpack_model
+from pipeline.common.io import dataset_of, read_json, read_pairs, write_json, write_lines
+from pipeline.common.score_filter import check_threshold, filter_by_score, unpack_model
 from pipeline.common.step import already_done, run_step, threads
 
 logger = logging.getLogger("bicleaner")
@@ -38,7 +38,7 @@ def main(args):
     if already_done(args.output_dir, outputs):
         return
     check_threshold(args.threshold)
-    dataset = dataset_name(args.input_dir)
+    dataset = dataset_of(args.input_dir)
     pairs = read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1])
     args.output_dir.mkdir(parents=True, exist_ok=True)
     work = args.output_dir / ".work"

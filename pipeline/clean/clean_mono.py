@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.clean import filters as filtering
 from pipeline.clean import runner
-from pipeline.common.io import read_json, read_lines, write_lines
+from pipeline.common.io import dataset_of, read_lines, write_lines
 from pipeline.common.step import StepError, already_done, run_step, threads
 
 logger = logging.getLogger("clean-mono")
@@ -50,9 +50,8 @@ def main(args):
     if already_done(args.output_dir, outputs):
         return
     cores = threads()
-    imported = args.input_dir / "stats.json"
-    if args.dataset is None and imported.exists():
-        args.dataset = read_json(imported).get("dataset")
+    if args.dataset is None:
+        args.dataset = dataset_of(args.input_dir)
     config_path = select_config(args)
     steps = filtering.load_config(config_path, args.lang, args.lang)
     if args.language_id == "false":

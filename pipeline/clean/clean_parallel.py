@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline.clean import filters as filtering
 from pipeline.clean import runner
-from pipeline.common.io import read_json, read_pairs, write_lines
+from pipeline.common.io import dataset_of, read_pairs, write_lines
 from pipeline.common.step import already_done, run_step, threads
 
 logger = logging.getLogger("clean")
@@ -55,8 +55,7 @@ def main(args):
     if already_done(args.output_dir, outputs):
         return
     cores = threads()
-    imported = args.input_dir / "stats.json"
-    dataset = args.dataset or (read_json(imported).get("dataset") if imported.exists() else None)
+    dataset = args.dataset or dataset_of(args.input_dir)
     if args.dataset is None:
         args.dataset = dataset
     config_path = select_config(args)

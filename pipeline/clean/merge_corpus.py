@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from pipeline.clean.merge import Merger, bucket_count, pairs_of, test_set_digests, write_rows
-from pipeline.common.io import read_json, write_json
+from pipeline.common.io import dataset_of, write_json
 from pipeline.common.step import StepError, already_done, positive_int, run_step, threads
 
 logger = logging.getLogger("merge")
@@ -36,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser):
 
 
 def dataset_name(folder: Path) -> str:
-    stats = folder / "stats.json"
-    return (read_json(stats).get("dataset") if stats.exists() else None) or str(folder)
+    return dataset_of(folder) or str(folder)
 
 
 def main(args):

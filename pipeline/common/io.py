@@ -193,6 +193,12 @@ def write_json(path: str | Path, data) -> None:
         )
 
 
+def dataset_of(folder: str | Path) -> str | None:
+    """The dataset a step's output folder holds, as its stats.json names it (None without one)."""
+    stats = Path(folder) / "stats.json"
+    return read_json(stats).get("dataset") if stats.exists() else None
+
+
 def read_json(path: str | Path):
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))

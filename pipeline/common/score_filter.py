@@ -10,14 +10,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from pipeline.common.io import read_json
 from pipeline.common.packs import extract_pack
 from pipeline.common.step import StepError
-
-
-def dataset_name(input_dir: Path) -> str | None:
-    stats = input_dir / "stats.json"
-    return read_json(stats).get("dataset") if stats.exists() else None
 
 
 def check_threshold(threshold: float) -> None:

@@ -12,8 +12,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipeline.common.io import read_lines, write_json, write_lines
-from pipeline.common.score_filter import check_threshold, dataset_name, filter_by_score, unpack_model
+from pipeline.common.io import dataset_of, read_lines, write_json, write_lines
+from pipeline.common.score_filter import check_threshold, filter_by_score, unpack_model
 from pipeline.common.step import StepError, already_done, run_step, threads
 from pipeline.monocleaner.scorers import load_scorer
 
@@ -39,7 +39,7 @@ def main(args):
     check_threshold(args.threshold)
     if args.block_size < 1:
         raise StepError(f"--block-size must be at least 1, got {args.block_size}")
-    dataset = dataset_name(args.input_dir)
+    dataset = dataset_of(args.input_dir)
     source = args.input_dir / outputs[0]
     if not source.exists():
         raise StepError(f"dataset {dataset}: no cleaned corpus {source}")
