@@ -216,10 +216,12 @@ def test_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     folder = tmp_path / "in"
     write_corpus(folder / "corpus.en.zst", [s for s, _ in pairs] * 3)
     write_corpus(folder / "corpus.fr.zst", [t for _, t in pairs] * 3)
+    started = time.monotonic()
     clean(folder, tmp_path / "reference", threads="2")
+    midway = (time.monotonic() - started) / 2  # a fixed delay let a faster host finish before the kill
     out = tmp_path / "out"
     args = ["--input-dir", folder, "--src", "en", "--trg", "fr", "--output-dir", out]
-    assert kill_step_after(CLEAN, args, 3, env=step_env(THREADS="2"))  # the step and its worker processes
+    assert kill_step_after(CLEAN, args, midway, env=step_env(THREADS="2"))  # the step and its worker processes
     assert not (out / "stats.json").exists()
     assert not (out / "stats.json").exists()
     clean(folder, out, threads="2")
@@ -277,10 +279,12 @@ def test_mono_cleaning_bad_input(tmp_path):
 def test_mono_cleaning_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     lines = [t for _, t in sample_pairs(40000)] * 3
     write_corpus(tmp_path / "in" / "corpus.fr.zst", lines)
+    started = time.monotonic()
     clean_mono(tmp_path / "in", tmp_path / "reference", threads="2")
+    midway = (time.monotonic() - started) / 2
     out = tmp_path / "out"
     args = ["--input-dir", tmp_path / "in", "--lang", "fr", "--output-dir", out]
-    assert kill_step_after(CLEAN_MONO, args, 2.5, env=step_env(THREADS="2"))
+    assert kill_step_after(CLEAN_MONO, args, midway, env=step_env(THREADS="2"))
     clean_mono(tmp_path / "in", out, threads="2")
     for name in ("corpus.fr.zst", "stats.json"):
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
