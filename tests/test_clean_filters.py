@@ -221,7 +221,8 @@ def test_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     midway = (time.monotonic() - started) / 2  # a fixed delay let a faster host finish before the kill
     out = tmp_path / "out"
     args = ["--input-dir", folder, "--src", "en", "--trg", "fr", "--output-dir", out]
-    assert kill_step_after(CLEAN, args, midway, env=step_env(THREADS="2"))  # the step and its worker processes
+    # Kills the step and its worker processes.
+    assert kill_step_after(CLEAN, args, midway, env=step_env(THREADS="2"))
     assert not (out / "stats.json").exists()
     assert not (out / "stats.json").exists()
     clean(folder, out, threads="2")
