@@ -4,6 +4,7 @@ cross-entropy filtering, word alignments, the student with guided alignment and 
 evaluations. Tiny models: the test checks the data flow and the artifacts, not quality."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -21,7 +22,7 @@ def run(config: dict, tmp_path, timeout=1500) -> str:
     process = start_localrun(path, tmp_path / "runs", stderr=subprocess.PIPE)
     stdout, stderr = communicate(process, timeout)
     assert process.returncode == 0, stdout[-5000:] + stderr[-5000:]
-    return stdout
+    return stdout + stderr  # the engine's job lines are on stderr
 
 
 def artifacts(tmp_path, label):
@@ -73,5 +74,11 @@ def test_micro_chain_trains_and_finetunes_a_student(tmp_path):
         metrics = json.loads((artifacts(tmp_path, label) / "metrics.json").read_text())
         assert metrics["sentences"] > 0 and "chrf" in metrics
     assert "distillation-student-model-finetune-en-fr" in stdout
+    # The two teachers are ready together and share the cores (localrun.plan.task_threads); the backward model
+    # trains alone on all of them.
+    cores = len(os.sched_getaffinity(0))
+    for member in (1, 2):
+        assert f"Running train-teacher-en-fr-{member} ({max(1, cores // 2)} threads)" in stdout
+    assert f"Running backtranslations-train-backwards-model-en-fr ({cores} threads)" in stdout
     # Shortlist, int8, evaluations, export (loaded in bergamot-translator under node) and the report.
     check_last_mile(tmp_path / "runs" / "micro", "local_data_l10n_en_fr_test")

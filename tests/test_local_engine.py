@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import finish, start_localrun
+from conftest import REPO_ROOT, finish, start_localrun
 
 # Small enough to train in a minute or two on 2 cores; quality is not the point here.
 QUICK_CONFIG = {
@@ -166,3 +166,23 @@ def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
     assert json.loads((previous / "task.json").read_text())["digest"] == earlier_digest
     earlier_vocab = str(previous / "artifacts" / "vocab.spm")
     assert sentencepiece.SentencePieceProcessor(model_file=earlier_vocab).get_piece_size() != 800
+
+
+def test_trainings_ready_together_share_the_cores_and_others_get_what_they_ask():
+    from localrun.__main__ import render_plan
+    from localrun.plan import task_threads
+    from translations_taskgraph.training_config import validate_training_config
+
+    config = yaml.safe_load((REPO_ROOT / "tests" / "configs" / "micro.yml").read_text())
+    plan, _ = render_plan(validate_training_config(config))
+    members = [label for label in plan["tasks"] if label.startswith("train-teacher-")]
+    assert len(members) == 2
+    for cores, each in ((1, 1), (2, 1), (3, 1), (8, 4)):
+        assert [task_threads(plan, label, cores) for label in members] == [each, each]
+    backward = "backtranslations-train-backwards-model-en-fr"
+    assert task_threads(plan, backward, 2) == 2  # a training alone gets every core
+    assert task_threads(plan, "distillation-parallel-src-translate-en-fr-1-2", 2) == 2  # not a training
+    assert task_threads(plan, "corpus-merge-devset-en-fr", 8) == 1  # asks for one
+    config["experiment"]["teacher-ensemble"] = 1
+    plan, _ = render_plan(validate_training_config(config))
+    assert task_threads(plan, "train-teacher-en-fr-1", 2) == 2

@@ -32,24 +32,13 @@ BATCH = 5000  # rows a worker normalizes and hashes at once
 BUCKET_ROWS = 20_000
 MIN_BUCKETS, MAX_BUCKETS = 16, 4096
 BYTES_PER_COMPRESSED_LINE = 40  # to estimate line counts from zstd file sizes before reading
-_NOT_WORD_NOR_NEWLINE = re.compile(r"[^\w\n]+")
-
-
-def normalize_many(texts: list[str]) -> list[str]:
-    """The form two sentences share when they differ only in case, punctuation or whitespace: case folded, every
-    run of characters other than letters and digits made one space, none at the ends. One regex pass over the
-    whole batch, since a call per sentence cost more than the work (texts are lines: they hold no newline)."""
-    if not texts:
-        return []
-    joined = _NOT_WORD_NOR_NEWLINE.sub(" ", "\n".join(texts).casefold().replace("_", " "))
-    normalized = [line.strip(" ") for line in joined.split("\n")]
-    if len(normalized) != len(texts):
-        raise ValueError("a sentence to normalize holds a newline")
-    return normalized
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def normalize(text: str) -> str:
-    return normalize_many([text])[0]
+    """The form two sentences share when they differ only in case, punctuation or whitespace: case folded, every
+    run of characters other than letters and digits one space, none at the ends."""
+    return _NOT_WORD.sub(" ", text.casefold()).strip(" ")
 
 
 def digest(text: str) -> bytes:
@@ -83,7 +72,7 @@ class Merger:
     workdir: Path
     buckets: int
     seed: int = SEED
-    test_sentences: list[set] = field(default_factory=list)  # per side: normalized digests to remove
+    test_sentences: list[set] = field(default_factory=list)  # per side: normalized sentences to remove
     cores: int = 1
     _files: list = field(default_factory=list)
     datasets: list[DatasetCounts] = field(default_factory=list)
@@ -97,11 +86,13 @@ class Merger:
         ]
         self._salt = str(self.seed).encode()
 
+    def _key(self, normalized: list[str]) -> bytes:
+        """The dedupe key of a row; salted with the seed, so that its bytes also choose the row's bucket."""
+        text = "\t".join(normalized).encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(text, digest_size=8, key=self._salt).digest()
+
     def _bucket(self, key: bytes) -> int:
-        return (
-            int.from_bytes(hashlib.blake2b(key, digest_size=4, key=self._salt).digest(), "little")
-            % self.buckets
-        )
+        return int.from_bytes(key[:4], "little") % self.buckets
 
     def exclude(self, rows: Iterator[tuple[str, ...]]) -> None:
         """Rows that must not appear in the output (marked 'x' in the buckets; their text is not kept)."""
@@ -131,14 +122,13 @@ class Merger:
         """(rows, rows decontaminated, {bucket: its lines}) for one batch of rows of the dataset `tag`."""
         tests = self.test_sentences
         chunks, decontaminated = defaultdict(list), 0
-        sentences = iter(normalize_many([sentence for row in batch for sentence in row]))
         for row in batch:
-            normalized = [next(sentences) for _ in row]
-            key = digest("\t".join(normalized))
+            normalized = [normalize(sentence) for sentence in row]
+            key = self._key(normalized)
             if tag == "x":
                 chunks[self._bucket(key)].append(f"x\t{key.hex()}\n")
                 continue
-            if tests and any(digest(n) in tests[i] for i, n in enumerate(normalized) if i < len(tests)):
+            if tests and any(n in tests[i] for i, n in enumerate(normalized) if i < len(tests)):
                 decontaminated += 1
                 continue
             exact = digest("\t".join(row)).hex()
@@ -195,8 +185,8 @@ def _bucket_lines(task):
     return _worker_merger.bucket_lines(*task)
 
 
-def test_set_digests(folders: list[Path], langs: list[str]) -> list[set]:
-    """Per language: the normalized digests of every sentence of the test sets in `folders`."""
+def test_set_sentences(folders: list[Path], langs: list[str]) -> list[set]:
+    """Per language: every sentence of the test sets in `folders`, normalized (test sets are small)."""
     sides = [set() for _ in langs]
     for folder in folders:
         for side, lang in enumerate(langs):
@@ -205,7 +195,7 @@ def test_set_digests(folders: list[Path], langs: list[str]) -> list[set]:
                 for line in read_lines(path):
                     normalized = normalize(line)
                     if normalized:
-                        sides[side].add(digest(normalized))
+                        sides[side].add(normalized)
     return sides
 
 

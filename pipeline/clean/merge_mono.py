@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.clean.merge import Merger, bucket_count, lines_of, test_set_digests, write_rows
+from pipeline.clean.merge import Merger, bucket_count, lines_of, test_set_sentences, write_rows
 from pipeline.clean.merge_corpus import dataset_name
 from pipeline.common.io import write_json
 from pipeline.common.step import StepError, already_done, positive_int, run_step, threads
@@ -38,7 +38,7 @@ def main(args):
     args.output_dir.mkdir(parents=True, exist_ok=True)
     inputs = [d / outputs[0] for d in args.input_dirs]
     merger = Merger(args.output_dir / ".work", bucket_count(inputs), cores=threads())
-    merger.test_sentences = test_set_digests(args.exclude_dirs, [args.lang])
+    merger.test_sentences = test_set_sentences(args.exclude_dirs, [args.lang])
     if args.parallel_dir is not None:
         parallel = args.parallel_dir / outputs[0]
         if not parallel.exists():
