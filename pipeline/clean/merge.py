@@ -86,13 +86,11 @@ class Merger:
         ]
         self._salt = str(self.seed).encode()
 
-    def _key(self, normalized: list[str]) -> bytes:
-        """The dedupe key of a row; salted with the seed, so that its bytes also choose the row's bucket."""
-        text = "\t".join(normalized).encode("utf-8", "surrogatepass")
-        return hashlib.blake2b(text, digest_size=8, key=self._salt).digest()
-
     def _bucket(self, key: bytes) -> int:
-        return int.from_bytes(key[:4], "little") % self.buckets
+        return (
+            int.from_bytes(hashlib.blake2b(key, digest_size=4, key=self._salt).digest(), "little")
+            % self.buckets
+        )
 
     def exclude(self, rows: Iterator[tuple[str, ...]]) -> None:
         """Rows that must not appear in the output (marked 'x' in the buckets; their text is not kept)."""
@@ -124,7 +122,7 @@ class Merger:
         chunks, decontaminated = defaultdict(list), 0
         for row in batch:
             normalized = [normalize(sentence) for sentence in row]
-            key = self._key(normalized)
+            key = digest("\t".join(normalized))
             if tag == "x":
                 chunks[self._bucket(key)].append(f"x\t{key.hex()}\n")
                 continue
