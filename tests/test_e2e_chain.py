@@ -58,7 +58,7 @@ def check_distilled_corpus(tmp_path):
 @pytest.mark.e2e
 def test_micro_chain_trains_and_finetunes_a_student(tmp_path):
     """The whole chain in one run (CI time): the distilled corpus, then the student and its last mile."""
-    stdout = run(yaml.safe_load(MICRO.read_text()), tmp_path)
+    output = run(yaml.safe_load(MICRO.read_text()), tmp_path)
     check_distilled_corpus(tmp_path)
     student = artifacts(tmp_path, "distillation-student-model-train-en-fr")
     finetuned = artifacts(tmp_path, "distillation-student-model-finetune-en-fr")
@@ -73,12 +73,12 @@ def test_micro_chain_trains_and_finetunes_a_student(tmp_path):
     ):
         metrics = json.loads((artifacts(tmp_path, label) / "metrics.json").read_text())
         assert metrics["sentences"] > 0 and "chrf" in metrics
-    assert "distillation-student-model-finetune-en-fr" in stdout
+    assert "distillation-student-model-finetune-en-fr" in output
     # The two teachers are ready together and share the cores (localrun.plan.task_threads); the backward model
     # trains alone on all of them.
     cores = len(os.sched_getaffinity(0))
     for member in (1, 2):
-        assert f"Running train-teacher-en-fr-{member} ({max(1, cores // 2)} threads)" in stdout
-    assert f"Running backtranslations-train-backwards-model-en-fr ({cores} threads)" in stdout
+        assert f"Running train-teacher-en-fr-{member} ({max(1, cores // 2)} threads)" in output
+    assert f"Running backtranslations-train-backwards-model-en-fr ({cores} threads)" in output
     # Shortlist, int8, evaluations, export (loaded in bergamot-translator under node) and the report.
     check_last_mile(tmp_path / "runs" / "micro", "local_data_l10n_en_fr_test")
