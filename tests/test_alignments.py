@@ -159,8 +159,15 @@ def test_align_resumes_after_kill_9(tmp_path, moment):
     corpus = corpus_dir(tmp_path, pairs)
     out = tmp_path / "out"
     args = ["--corpus-dir", corpus, "--src", "en", "--trg", "fr", "--output-dir", out]
-    marker = out / ".work" if moment == "eflomal" else out / ".work" / "reverse.links"
-    assert kill_when(ALIGN, args, marker.exists) == -signal.SIGKILL
+    work = out / ".work"
+
+    def moment_reached():
+        # Both links files are renamed into place, reverse first: the moment after eflomal is when both exist.
+        if moment == "eflomal":
+            return work.exists()
+        return (work / "forward.links").exists() and (work / "reverse.links").exists()
+
+    assert kill_when(ALIGN, args, moment_reached) == -signal.SIGKILL
     assert not (out / "corpus.aln.zst").exists()
     result = run_step(ALIGN, args)
     assert ("reusing them" in result.stderr) == (moment == "symmetrization")
