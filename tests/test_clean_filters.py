@@ -77,20 +77,43 @@ def test_run_batch_counts_the_first_filter_that_removes():
     assert removed == {"remove_empty_lines": 1, "identical": 1, "max_length": 1}
 
 
-def test_batched_language_id_decides_as_py3langid_does():
-    identifier = BatchLanguageID()
+@pytest.fixture(scope="module")
+def py3langid_identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def test_batched_language_id_decides_as_py3langid_does(py3langid_identifier, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSLATIONS_CACHE", str(tmp_path / "cache"))
     texts = [s for pair in sample_pairs(3000) for s in pair] + [
         "",
         "!!!",
         "12 34",
         "ÉTÉ EN FRANCE",
         "x" * 3000,
+        "Cafe\u0301 cre\u0300me",  # decomposed accents: py3langid classifies the NFC form
+        "first line\nsecond line",  # a line break inside a text
+        "\ud800 lone surrogate",
     ]
-    langs, probabilities = identifier.classify(texts)
-    for text, lang, probability in zip(texts, langs, probabilities, strict=True):
-        expected_lang, expected_probability = identifier.model.classify(text)
-        assert lang == expected_lang, text
-        assert abs(probability - expected_probability) < 1e-3, text
+    unpacked = BatchLanguageID()  # unpacks the model and writes the cache
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir())[0].startswith("py3langid-")
+    cached = BatchLanguageID()  # memory-maps the cache
+    for identifier in (unpacked, cached):
+        langs, probabilities = identifier.classify(texts)
+        for text, lang, probability in zip(texts, langs, probabilities, strict=True):
+            expected_lang, expected_probability = py3langid_identifier.classify(text)
+            assert lang == expected_lang, text
+            assert abs(probability - expected_probability) < 1e-3, text
+    langs, probabilities = cached.classify([])
+    assert langs == [] and len(probabilities) == 0
+
+
+def test_language_id_without_a_writable_cache_unpacks_in_memory(tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("TRANSLATIONS_CACHE", str(blocked))
+    assert BatchLanguageID().classify(["Le chat dort sur le canapé."])[0] == ["fr"]
 
 
 def test_layered_configs_pick_the_most_specific(tmp_path):
@@ -300,6 +323,5 @@ def test_a_single_huge_line_is_filtered_quickly(tmp_path):
     assert time.time() - started < 60
     assert read_corpus(tmp_path / "out" / "corpus.en.zst") == ["Open the file"]
     # language ID alone on a long text: the same answer as py3langid, without a batch step per byte
-    identifier = BatchLanguageID()
     text = "Le chat dort sur le canapé. " * 400
-    assert identifier.classify([text, "The cat sleeps"])[0] == [identifier.model.classify(text)[0], "en"]
+    assert BatchLanguageID().classify([text, "The cat sleeps"])[0] == ["fr", "en"]
