@@ -76,7 +76,9 @@ def _walk(data, offsets, nextmove, rowbase, output, features, found):
         found[first], found[first + 1], found[first + 2], found[first + 3] = na, nb, nc, nd
         first += 4
     for t in range(first, texts):
-        found[t] = _walk_one(data, offsets[t], offsets[t + 1], nextmove, rowbase, output, features, offsets[t])
+        found[t] = _walk_one(
+            data, offsets[t], offsets[t + 1], nextmove, rowbase, output, features, offsets[t]
+        )
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -116,7 +118,9 @@ def _unpacked_model(model_file: Path) -> dict:
         "nextmove": np.frombuffer(nextmove, dtype=nextmove.typecode),  # array.array('H' or 'I')
         "rowbase": np.frombuffer(row, dtype=row.typecode).astype(np.int64) << 8,
         "output": np.asarray(output, dtype=np.int32),
-        "table": np.ascontiguousarray(ptc, dtype=np.float32),  # float16 in the file; py3langid computes in float32
+        "table": np.ascontiguousarray(
+            ptc, dtype=np.float32
+        ),  # float16 in the file; py3langid computes in float32
         "prior": np.asarray(pc, dtype=np.float32),
         "classes": np.array(classes),
     }
