@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.clean import filters as filtering
 from pipeline.clean import runner
-from pipeline.common.io import dataset_of, read_lines, write_lines
+from pipeline.common.io import dataset_of, read_line_blocks, write_lines
 from pipeline.common.step import StepError, already_done, run_step, threads
 
 logger = logging.getLogger("clean-mono")
@@ -58,12 +58,11 @@ def main(args):
         steps = [s for s in steps if s["filter"] != "langid"]
     runner.init_filters(steps, args.lang, args.lang, {})  # fails early; forked workers inherit it
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
-    pairs = ((line, line) for line in read_lines(args.input_dir / outputs[0]))
+    blocks = read_line_blocks([args.input_dir / outputs[0]], runner.BATCH)
     counts = runner.CleaningCounts()
-    with runner.cleaned_batches(pairs, cores) as results, write_lines(args.output_dir / outputs[0]) as out:
-        for kept in runner.counted(results, counts):
-            for line, _ in kept:
-                out.write(line)
+    with runner.cleaned_blocks(blocks, cores) as results, write_lines(args.output_dir / outputs[0]) as out:
+        for (lines,), kept in runner.counted(results, counts):
+            out.write_encoded(lines, kept)
     stats = {
         "dataset": args.dataset,
         "lang": args.lang,

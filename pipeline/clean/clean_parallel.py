@@ -9,7 +9,7 @@ The filter config (pipeline/clean/filters.py) is the built-in default (`--opuscl
 default.filters.json. `--min-words`, `--max-words`, `--max-length-ratio` set the built-in default's
 parameters; `--language-id false` removes the langid filter from any config.
 
-Batches of pairs stream through a pool of THREADS processes in order, so the output is the same whatever
+Blocks of pairs stream through a pool of THREADS processes in order, so the output is the same whatever
 THREADS is. A dataset that cleaning empties gets a warning and empty outputs (the merge counts it).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline.clean import filters as filtering
 from pipeline.clean import runner
-from pipeline.common.io import dataset_of, read_pairs, write_lines
+from pipeline.common.io import dataset_of, read_line_blocks, write_lines
 from pipeline.common.step import already_done, run_step, threads
 
 logger = logging.getLogger("clean")
@@ -73,16 +73,15 @@ def main(args):
     logger.info("filter config %s: %s", config_path, ", ".join(s["filter"] for s in steps))
 
     counts = runner.CleaningCounts()
-    pairs = read_pairs(args.input_dir / outputs[0], args.input_dir / outputs[1])
+    blocks = read_line_blocks([args.input_dir / outputs[0], args.input_dir / outputs[1]], runner.BATCH)
     with (
-        runner.cleaned_batches(pairs, cores) as results,
+        runner.cleaned_blocks(blocks, cores) as results,
         write_lines(args.output_dir / outputs[0]) as src_out,
         write_lines(args.output_dir / outputs[1]) as trg_out,
     ):
-        for kept in runner.counted(results, counts):
-            for src, trg in kept:
-                src_out.write(src)
-                trg_out.write(trg)
+        for (src_lines, trg_lines), kept in runner.counted(results, counts):
+            src_out.write_encoded(src_lines, kept)
+            trg_out.write_encoded(trg_lines, kept)
     stats = {
         "dataset": dataset,
         "lines_in": counts.seen,

@@ -12,8 +12,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.clean.merge import Merger, bucket_count, pairs_of, test_set_sentences, write_rows
-from pipeline.common.io import dataset_of, write_json
+from pipeline.clean.merge import BATCH, Merger, bucket_count, test_set_sentences, write_merged
+from pipeline.common.io import dataset_of, read_line_blocks, write_json
 from pipeline.common.step import StepError, already_done, positive_int, run_step, threads
 
 logger = logging.getLogger("merge")
@@ -49,9 +49,10 @@ def main(args):
     merger = Merger(args.output_dir / ".work", bucket_count(inputs), cores=threads())
     merger.test_sentences = test_set_sentences(args.exclude_dirs, [args.src, args.trg])
     for folder in input_dirs:
-        merger.add_dataset(dataset_name(folder), pairs_of(folder, args.src, args.trg))
-    count = write_rows(
-        [args.output_dir / outputs[0], args.output_dir / outputs[1]], merger.rows(args.max_sentences)
+        blocks = read_line_blocks([folder / outputs[0], folder / outputs[1]], BATCH)
+        merger.add_dataset(dataset_name(folder), blocks)
+    count = write_merged(
+        [args.output_dir / outputs[0], args.output_dir / outputs[1]], merger.merged(args.max_sentences)
     )
     if count == 0:
         for name in outputs[:2]:

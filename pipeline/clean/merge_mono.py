@@ -12,9 +12,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.clean.merge import Merger, bucket_count, lines_of, test_set_sentences, write_rows
+from pipeline.clean.merge import BATCH, Merger, bucket_count, test_set_sentences, write_merged
 from pipeline.clean.merge_corpus import dataset_name
-from pipeline.common.io import write_json
+from pipeline.common.io import read_line_blocks, write_json
 from pipeline.common.step import StepError, already_done, positive_int, run_step, threads
 
 logger = logging.getLogger("merge-mono")
@@ -43,12 +43,12 @@ def main(args):
         parallel = args.parallel_dir / outputs[0]
         if not parallel.exists():
             raise StepError(f"the parallel corpus {parallel} does not exist")
-        merger.exclude(lines_of(parallel))
+        merger.exclude(read_line_blocks([parallel], BATCH))
     for folder in args.input_dirs:
         # Blank lines carry nothing to translate (cleaning drops them; a dataset fed in directly may hold some).
-        lines = (row for row in lines_of(folder / outputs[0]) if row[0].strip())
-        merger.add_dataset(dataset_name(folder), lines)
-    count = write_rows([args.output_dir / outputs[0]], merger.rows(args.max_sentences))
+        blocks = read_line_blocks([folder / outputs[0]], BATCH)
+        merger.add_dataset(dataset_name(folder), blocks, skip_blank=True)
+    count = write_merged([args.output_dir / outputs[0]], merger.merged(args.max_sentences))
     if count == 0:
         (args.output_dir / outputs[0]).unlink()
         raise StepError(f"the merged monolingual corpus is empty ({merger.totals()})")

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.clean import filters as filtering
-from pipeline.common.io import atomic_path, write_json
-from pipeline.common.pool import batches, forked_map
+from pipeline.common.io import LineBlock, atomic_path, encode_lines, write_json
+from pipeline.common.pool import forked_map
 
 logger = logging.getLogger("clean")
 
-BATCH = 5000
+BATCH = 5000  # lines a worker cleans at once
 DEFAULT_FILTERS_DIR = Path(__file__).resolve().parent / "opuscleaner" / "configs"
 LENGTH_BINS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144]  # words; the last bin holds everything longer
 
@@ -41,20 +41,25 @@ def init_filters(steps, src, trg, overrides):
     _worker_filters = filtering.build(steps, src, trg, overrides)
 
 
-def clean_batch(batch):
-    kept, removed = filtering.run_batch(_worker_filters, batch)
+def clean_block(block: LineBlock):
+    """The kept lines of a block of one (monolingual) or two (parallel) aligned files, each side encoded as
+    write_lines writes it, with how many each filter removed and the length histogram of the kept lines."""
+    sides = block.decoded()
+    pairs = list(zip(*sides, strict=True)) if len(sides) == 2 else [(line, line) for line in sides[0]]
+    kept, removed = filtering.run_batch(_worker_filters, pairs)
     lengths = Counter()
     for src, trg in kept:
         lengths[("src", length_bin(src.count(" ") + 1))] += 1
         lengths[("trg", length_bin(trg.count(" ") + 1))] += 1
-    return kept, removed, lengths
+    encoded = [encode_lines([pair[side] for pair in kept]) for side in range(len(sides))]
+    return encoded, len(kept), removed, lengths
 
 
 @contextmanager
-def cleaned_batches(pairs: Iterable, cores: int) -> Iterator[Iterator]:
-    """The (kept, removed, lengths) of each batch of `pairs`, in order: from `cores` forked workers (which
-    inherit the filters init_filters built), or in this process for one core."""
-    with forked_map(clean_batch, batches(pairs, BATCH), cores) as results:
+def cleaned_blocks(blocks: Iterable[LineBlock], cores: int) -> Iterator[Iterator]:
+    """clean_block of each block, in order: from `cores` forked workers (which inherit the filters init_filters
+    built), or in this process for one core."""
+    with forked_map(clean_block, blocks, cores) as results:
         yield results
 
 
@@ -65,13 +70,14 @@ class CleaningCounts:
     lengths: Counter = field(default_factory=Counter)  # by (side, length bin) of the kept pairs
 
 
-def counted(results: Iterable, counts: CleaningCounts) -> Iterator[list]:
-    """The kept pairs of each cleaned batch, adding its counts to `counts`."""
-    for kept, removed, lengths in results:
-        counts.seen += len(kept) + sum(removed.values())
+def counted(results: Iterable, counts: CleaningCounts) -> Iterator[tuple[list[bytes], int]]:
+    """The kept lines (encoded, per side) and their number for each cleaned block, adding its counts to
+    `counts`."""
+    for encoded, kept, removed, lengths in results:
+        counts.seen += kept + sum(removed.values())
         counts.removed.update(removed)
         counts.lengths.update(lengths)
-        yield kept
+        yield encoded, kept
 
 
 def length_histogram(lengths: Counter, side: str) -> dict[str, int]:

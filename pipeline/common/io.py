@@ -12,6 +12,8 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import zstandard
@@ -77,51 +79,94 @@ def _open_binary_read(path: Path):
     return open(path, "rb")
 
 
-def read_lines(path: str | Path) -> Iterator[str]:
-    """Yields the lines of a corpus file without their line ends; fails clearly on invalid UTF-8."""
-    path = Path(path)
+def _raw_line_chunks(path: Path, size: int) -> Iterator[list[bytes]]:
+    """The lines of a corpus file `size` at a time, undecoded, each ending in a line break; a cut or unreadable
+    file fails clearly, naming the last line read."""
     if not path.exists():
         raise StepError(f"input file {path} does not exist")
-    line_number = 0
+    lines_read = 0
     try:
         with _open_binary_read(path) as raw:
-            for line_number, line in enumerate(io.BufferedReader(raw), start=1):  # noqa: B007
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise StepError(
-                        f"{path}: line {line_number} is not valid UTF-8 ({error.reason})"
-                    ) from None
-                if "\x00" in text:
-                    raise StepError(
-                        f"{path}: line {line_number} holds a NUL byte: the file is binary or corrupt, not text"
-                    )
-                yield text.rstrip("\r\n")
+            reader = io.BufferedReader(raw)
+            while chunk := list(islice(reader, size)):
+                if not chunk[-1].endswith(b"\n"):
+                    chunk[-1] += b"\n"
+                lines_read += len(chunk)
+                yield chunk
     except (OSError, EOFError, zstandard.ZstdError) as error:
         if isinstance(error, TruncatedError | EOFError):
             raise StepError(
-                f"{path}: truncated after line {line_number} ({error}); the file is incomplete, "
+                f"{path}: truncated after line {lines_read} ({error}); the file is incomplete, "
                 "fetch or write it again"
             ) from None
-        raise StepError(f"{path}: cannot be read after line {line_number}: {error}") from None
+        raise StepError(f"{path}: cannot be read after line {lines_read}: {error}") from None
+
+
+def decode_lines(block: bytes, path: str | Path, first_line: int) -> list[str]:
+    """The lines of `block` (undecoded lines, each ending in a line break, the first being line `first_line` of
+    `path`) without their line ends; fails clearly on invalid UTF-8 or a NUL byte, naming the line."""
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = first_line + block.count(b"\n", 0, error.start)
+        raise StepError(f"{path}: line {line} is not valid UTF-8 ({error.reason})") from None
+    if "\x00" in text:
+        line = first_line + text.count("\n", 0, text.index("\x00"))
+        raise StepError(f"{path}: line {line} holds a NUL byte: the file is binary or corrupt, not text")
+    lines = text.split("\n")
+    lines.pop()  # after the last line break
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]
+    return lines
+
+
+def read_lines(path: str | Path) -> Iterator[str]:
+    """Yields the lines of a corpus file without their line ends; fails clearly on invalid UTF-8."""
+    path = Path(path)
+    first_line = 1
+    for chunk in _raw_line_chunks(path, 1000):
+        yield from decode_lines(b"".join(chunk), path, first_line)
+        first_line += len(chunk)
+
+
+@dataclass
+class LineBlock:
+    """`count` lines of each of several aligned corpus files, undecoded (decode_lines decodes them), starting at
+    line `first_line`: what a step hands to its worker processes, which decode and check them in parallel."""
+
+    first_line: int
+    count: int
+    paths: list[Path]
+    blocks: list[bytes]
+
+    def decoded(self) -> list[list[str]]:
+        return [decode_lines(b, p, self.first_line) for b, p in zip(self.blocks, self.paths, strict=True)]
+
+
+def read_line_blocks(paths: list[str | Path], size: int) -> Iterator[LineBlock]:
+    """Blocks of `size` aligned lines of every file in `paths`; fails if the files differ in length."""
+    paths = [Path(p) for p in paths]
+    readers = [_raw_line_chunks(p, size) for p in paths]
+    first_line = 1
+    while True:
+        chunks = [next(r, []) for r in readers]
+        counts = [len(c) for c in chunks]
+        if max(counts) == 0:
+            return
+        if min(counts) != max(counts):
+            shorter, longer = paths[counts.index(min(counts))], paths[counts.index(max(counts))]
+            raise StepError(
+                f"line counts differ: {shorter} has {first_line - 1 + min(counts)} lines, {longer} has more; "
+                "the corpus is not aligned"
+            )
+        yield LineBlock(first_line, counts[0], paths, [b"".join(c) for c in chunks])
+        first_line += counts[0]
 
 
 def read_pairs(src_path: str | Path, trg_path: str | Path) -> Iterator[tuple[str, str]]:
     """Yields aligned (source, target) lines; fails if the two files differ in length."""
-    src_lines, trg_lines = read_lines(src_path), read_lines(trg_path)
-    count = 0
-    while True:
-        src = next(src_lines, None)
-        trg = next(trg_lines, None)
-        if src is None and trg is None:
-            return
-        if src is None or trg is None:
-            longer, shorter = (trg_path, src_path) if src is None else (src_path, trg_path)
-            raise StepError(
-                f"line counts differ: {shorter} has {count} lines, {longer} has more; the corpus is not aligned"
-            )
-        count += 1
-        yield src, trg
+    for block in read_line_blocks([src_path, trg_path], 1000):
+        yield from zip(*block.decoded(), strict=True)
 
 
 def _umask() -> int:
@@ -147,6 +192,16 @@ def atomic_path(path: str | Path):
             os.unlink(tmp)
 
 
+def encode_lines(lines: list[str]) -> bytes:
+    """Lines as write_lines writes them, each with its line break (a line break inside a line becomes a space)."""
+    if not lines:
+        return b""
+    block = "\n".join(lines)
+    if block.count("\n") != len(lines) - 1:
+        block = "\n".join(line.replace("\n", " ") for line in lines)
+    return block.encode("utf-8") + b"\n"
+
+
 @contextlib.contextmanager
 def write_lines(path: str | Path):
     """Opens a corpus for writing (zstd if it ends in .zst); call `.write(line)` per line, no newline."""
@@ -170,6 +225,11 @@ def write_lines(path: str | Path):
                     line = line.replace("\n", " ")
                 stream.write(line.encode("utf-8") + b"\n")
                 self.count += 1
+
+            def write_encoded(self, block: bytes, count: int):
+                """`count` lines at once, as encode_lines gives them."""
+                stream.write(block)
+                self.count += count
 
         writer = Writer()
         yield writer
