@@ -1,6 +1,7 @@
 """The OpusCleaner-format filter pipeline: each filter, the layered configs, batched language ID, the step."""
 
 import json
+import sys
 import time
 
 import pytest
@@ -60,6 +61,12 @@ def test_each_filter(name, params, pair, kept):
 
 def test_normalize_whitespace_rewrites_the_pair():
     assert apply("normalize_whitespace", [(" a \t b ", "c\u00a0 d")]) == [("a b", "c d")]
+    # the fast path for lines already normal agrees with the rule for every whitespace character
+    spaces = [chr(i) for i in range(sys.maxunicode + 1) if chr(i).isspace()]
+    texts = [f"a{c}b" for c in spaces] + [f"{c}a" for c in spaces] + ["a b", "a  b", "", " ", "a\u200bb"]
+    assert apply("normalize_whitespace", [(t, t) for t in texts]) == [
+        (" ".join(t.split()),) * 2 for t in texts
+    ]
 
 
 def test_run_batch_counts_the_first_filter_that_removes():
@@ -250,6 +257,12 @@ def test_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     clean(folder, out, threads="2")
     for name in ("corpus.en.zst", "corpus.fr.zst", "stats.json"):
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "corpus.en.zst",
+        "corpus.fr.zst",
+        "filters.json",
+        "stats.json",
+    ]
 
 
 # ----- monolingual cleaning -----
@@ -311,6 +324,7 @@ def test_mono_cleaning_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     clean_mono(tmp_path / "in", out, threads="2")
     for name in ("corpus.fr.zst", "stats.json"):
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.fr.zst", "filters.json", "stats.json"]
 
 
 def test_a_single_huge_line_is_filtered_quickly(tmp_path):

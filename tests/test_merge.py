@@ -4,12 +4,9 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
 import time
 
-from conftest import REPO_ROOT, read_corpus, run_step, step_env, write_corpus
+from conftest import kill_step_after, read_corpus, run_step, step_env, write_corpus
 from pipeline.clean import merge
 
 MERGE = "pipeline.clean.merge_corpus"
@@ -211,31 +208,32 @@ def test_bad_input_fails_cleanly_and_leaves_nothing(tmp_path):
     assert result.returncode == 1 and "does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
+def timed_step(module, args):
+    started = time.monotonic()
+    run_step(module, args, env=step_env(THREADS="2"))
+    return time.monotonic() - started
+
+
 def test_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     pairs = [(f"source sentence number {i}", f"phrase cible numéro {i}") for i in range(200_000)]
     a = dataset(tmp_path / "a", pairs, "local_a")
-    run_step(MERGE, merge_args([a], tmp_path / "reference"))
+    # killed (with its workers) halfway through an uninterrupted run: a fixed delay lets a fast host finish first
+    midway = timed_step(MERGE, merge_args([a], tmp_path / "reference")) / 2
     out = tmp_path / "out"
-    command = [sys.executable, "-m", MERGE, *map(str, merge_args([a], out))]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=step_env(), stderr=subprocess.DEVNULL)
-    time.sleep(1.5)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    assert kill_step_after(MERGE, merge_args([a], out), midway, env=step_env(THREADS="2"))
     run_step(MERGE, merge_args([a], out))
-    for name in ("corpus.en.zst", "corpus.fr.zst"):
-        assert read_corpus(out / name) == read_corpus(tmp_path / "reference" / name)
+    for name in ("corpus.en.zst", "corpus.fr.zst", "stats.json"):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
     assert sorted(p.name for p in out.iterdir()) == ["corpus.en.zst", "corpus.fr.zst", "stats.json"]
 
 
 def test_mono_merge_kill_9_then_rerun_gives_the_same_outputs(tmp_path):
     write_corpus(tmp_path / "n" / "corpus.fr.zst", [f"ligne numéro {i}" for i in range(300_000)])
     args = ["--input-dirs", tmp_path / "n", "--lang", "fr", "--max-sentences", "100000"]
-    run_step(MERGE_MONO, [*args, "--output-dir", tmp_path / "reference"])
+    midway = timed_step(MERGE_MONO, [*args, "--output-dir", tmp_path / "reference"]) / 2
     out = tmp_path / "out"
-    command = [sys.executable, "-m", MERGE_MONO, *map(str, args), "--output-dir", str(out)]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=step_env(), stderr=subprocess.DEVNULL)
-    time.sleep(1.5)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    assert kill_step_after(MERGE_MONO, [*args, "--output-dir", out], midway, env=step_env(THREADS="2"))
     run_step(MERGE_MONO, [*args, "--output-dir", out])
-    assert read_corpus(out / "corpus.fr.zst") == read_corpus(tmp_path / "reference" / "corpus.fr.zst")
+    for name in ("corpus.fr.zst", "stats.json"):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.fr.zst", "stats.json"]

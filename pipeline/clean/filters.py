@@ -51,6 +51,10 @@ def normalize_whitespace(params, src_lang, trg_lang) -> BatchFilter:
     collapse = bool(params.get("COLLAPSE", True))
 
     def rewrite(text):
+        # Already normal, most lines: no whitespace but single ASCII spaces (isprintable() is False for every
+        # other whitespace character), none at the ends.
+        if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+            return text
         return " ".join(text.split()) if collapse else text.strip()  # str.split: C speed, Unicode whitespace
 
     def check(s, t):

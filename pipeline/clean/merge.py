@@ -127,18 +127,21 @@ class Merger:
         rows = list(zip(*block.decoded(), strict=True))
         if skip_blank:
             rows = [row for row in rows if row[0].strip()]
-        tests = self.test_sentences
+        tested = [(side, sentences) for side, sentences in enumerate(self.test_sentences) if sentences]
+        width = len(block.paths)
         chunks, decontaminated = defaultdict(list), 0
         for row in rows:
-            normalized = [normalize(sentence) for sentence in row]
+            normalized = tuple(map(normalize, row))
             key = digest("\t".join(normalized))
             if tag == "x":
                 chunks[self._bucket(key)].append(f"x\t{key.hex()}\n")
                 continue
-            if tests and any(n in tests[i] for i, n in enumerate(normalized) if i < len(tests)):
+            if tested and any(side < width and normalized[side] in sentences for side, sentences in tested):
                 decontaminated += 1
                 continue
-            text = "\t".join(s.replace("\t", " ") for s in row)
+            text = "\t".join(row)
+            if text.count("\t") != width - 1:  # a tab inside a sentence: a space in the merged corpus
+                text = "\t".join(s.replace("\t", " ") for s in row)
             chunks[self._bucket(key)].append(f"{tag}\t{key.hex()}\t{text}\n")
         return len(rows), decontaminated, {bucket: "".join(lines) for bucket, lines in chunks.items()}
 

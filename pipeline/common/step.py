@@ -2,6 +2,7 @@
 and skipping work whose outputs already exist."""
 
 import argparse
+import glob
 import logging
 import os
 import sys
@@ -63,6 +64,12 @@ def already_done(output_dir: Path, names: Sequence[str]) -> bool:
     if all((output_dir / name).exists() for name in names):
         logger.info("outputs already exist in %s: nothing to do", output_dir)
         return True
+    # A run killed while writing an output leaves its temporary file (.NAME.XXXX.tmp, see io.atomic_path).
+    for name in names:
+        target = output_dir / name
+        if target.parent.is_dir():
+            for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+                stale.unlink(missing_ok=True)
     return False
 
 
