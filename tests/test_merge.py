@@ -125,6 +125,12 @@ def test_normalize_is_the_split_and_join_rule_on_every_kind_of_character():
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
     texts += ["", " ", "_", "\t\t", "A_b", "ΣΑΣ ΟΔΟΣ"]
     texts += ["two\nlines", "\n"]
+    # the byte-table paths: ASCII only, Latin-1 only, and every character of Unicode alone between letters
+    for low, high in ((1, 0x80), (1, 0x100)):
+        texts += [
+            "".join(chr(rng.randrange(low, high)) for _ in range(rng.randint(0, 40))) for _ in range(2000)
+        ]
+    texts += [f"A{chr(c)}b" for c in range(1, 0x110000) if not 0xD800 <= c < 0xE000]
     assert [merge.normalize(t) for t in texts] == [rule(t) for t in texts]
 
 
