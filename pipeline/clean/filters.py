@@ -34,6 +34,8 @@ _URL = re.compile(r"https?://\S+|www\.\S+")
 
 
 def _per_pair(function: Callable[[str, str], Pair | None]) -> BatchFilter:
+    """A filter that may rewrite a pair: function(src, trg) gives the pair to keep or None."""
+
     def apply(batch):
         return [function(src, trg) for src, trg in batch]
 
@@ -41,8 +43,18 @@ def _per_pair(function: Callable[[str, str], Pair | None]) -> BatchFilter:
     return apply
 
 
+def _predicate(keeps: Callable[[str, str], bool]) -> BatchFilter:
+    """A filter that keeps or drops a pair as it is: keeps(src, trg)."""
+
+    def apply(batch):
+        return [(src, trg) if keeps(src, trg) else None for src, trg in batch]
+
+    apply.keeps = keeps  # fused into run_batch's loop without building a pair per filter
+    return apply
+
+
 def remove_empty_lines(params, src_lang, trg_lang) -> BatchFilter:
-    return _per_pair(lambda s, t: (s, t) if s.strip() and t.strip() else None)
+    return _predicate(lambda s, t: bool(s.strip() and t.strip()))
 
 
 def normalize_whitespace(params, src_lang, trg_lang) -> BatchFilter:
@@ -68,51 +80,52 @@ def normalize_whitespace(params, src_lang, trg_lang) -> BatchFilter:
 
 def identical(params, src_lang, trg_lang) -> BatchFilter:
     """Ours (OpusCleaner's src_trg_ratio has it as an option): drops untranslated copies, case-insensitively."""
-    return _per_pair(lambda s, t: None if s.casefold() == t.casefold() else (s, t))
+    return _predicate(lambda s, t: s != t and s.casefold() != t.casefold())
 
 
 def max_length(params, src_lang, trg_lang) -> BatchFilter:
     """Both sides hold MINLENGTH..MAXLENGTH words (whitespace-separated tokens)."""
     low, high = float(params.get("MINLENGTH", 1)), float(params.get("MAXLENGTH", 150))
 
-    def check(s, t):
+    def keeps(s, t):
         ns, nt = s.count(" ") + 1, t.count(" ") + 1  # whitespace is normalized by then
-        return (s, t) if low <= ns <= high and low <= nt <= high else None
+        return low <= ns <= high and low <= nt <= high
 
-    return _per_pair(check)
+    return _predicate(keeps)
 
 
 def max_word_length(params, src_lang, trg_lang) -> BatchFilter:
     limit = int(params.get("MAXWORDLENGTH", 150))
 
-    def check(s, t):
+    def keeps(s, t):
         if len(s) <= limit and len(t) <= limit:
-            return s, t  # no word can be longer than its line
-        return (
-            (s, t)
-            if max(map(len, s.split()), default=0) <= limit >= max(map(len, t.split()), default=0)
-            else None
-        )
+            return True  # no word can be longer than its line
+        return max(map(len, s.split()), default=0) <= limit >= max(map(len, t.split()), default=0)
 
-    return _per_pair(check)
+    return _predicate(keeps)
 
 
 def src_trg_ratio(params, src_lang, trg_lang) -> BatchFilter:
     """The shorter side has at least RATIO of the longer side's words (LOG: of log10(words + 1))."""
     ratio, use_log = float(params.get("RATIO", 0.6)), bool(params.get("LOG", False))
 
-    def check(s, t):
+    def keeps(s, t):
         short, long = sorted((s.count(" ") + 1, t.count(" ") + 1))
         value = math.log10(short + 1) / math.log10(long + 1) if use_log else short / long
-        return (s, t) if value >= ratio else None
+        return value >= ratio
 
-    return _per_pair(check)
+    return _predicate(keeps)
 
 
 def char_ratio(params, src_lang, trg_lang) -> BatchFilter:
     """Ours: neither side is more than RATIO times longer than the other, in characters."""
     ratio = float(params.get("RATIO", 3.0))
-    return _per_pair(lambda s, t: (s, t) if max(len(s), len(t)) <= ratio * min(len(s), len(t)) else None)
+
+    def keeps(s, t):
+        ns, nt = len(s), len(t)
+        return (ns if ns > nt else nt) <= ratio * (nt if ns > nt else ns)
+
+    return _predicate(keeps)
 
 
 def alpha_ratio(params, src_lang, trg_lang) -> BatchFilter:
@@ -131,9 +144,7 @@ def alpha_ratio(params, src_lang, trg_lang) -> BatchFilter:
         chars = len(text) - text.count(" ")
         return sum(1 for c in text if c.isalpha()) >= alpha_ratio * chars
 
-    return _per_pair(
-        lambda s, t: (s, t) if good(s, word_src, alpha_src) and good(t, word_trg, alpha_trg) else None
-    )
+    return _predicate(lambda s, t: good(s, word_src, alpha_src) and good(t, word_trg, alpha_trg))
 
 
 def _numbers(text: str) -> set[str]:
@@ -146,18 +157,16 @@ def num_mismatch(params, src_lang, trg_lang) -> BatchFilter:
     """(shared numbers + 1) / (unshared numbers + 1) is at least RATIO."""
     ratio = float(params.get("RATIO", 1.0))
 
-    def check(s, t):
+    def keeps(s, t):
         left, right = _numbers(s), _numbers(t)
-        if (left or right) and (len(left & right) + 1) / (len(left ^ right) + 1) < ratio:
-            return None
-        return s, t
+        return not ((left or right) and (len(left & right) + 1) / (len(left ^ right) + 1) < ratio)
 
-    return _per_pair(check)
+    return _predicate(keeps)
 
 
 def url_mismatch(params, src_lang, trg_lang) -> BatchFilter:
     """The two sides hold the same URLs."""
-    return _per_pair(lambda s, t: (s, t) if set(_URL.findall(s)) == set(_URL.findall(t)) else None)
+    return _predicate(lambda s, t: set(_URL.findall(s)) == set(_URL.findall(t)))
 
 
 def langid(params, src_lang, trg_lang) -> BatchFilter:
@@ -255,16 +264,16 @@ def build(
 
 
 def _groups(filters):
-    """Consecutive per-pair filters as one group (a fused loop), each batch filter as its own."""
+    """Consecutive per-pair filters and predicates as one group (a fused loop), each batch filter as its own."""
     groups = []
     for name, apply in filters:
-        per_pair = getattr(apply, "per_pair", None)
-        if per_pair is not None and groups and groups[-1][0] == "pairs":
-            groups[-1][1].append((name, per_pair))
-        elif per_pair is not None:
-            groups.append(("pairs", [(name, per_pair)]))
-        else:
+        keeps, rewrite = getattr(apply, "keeps", None), getattr(apply, "per_pair", None)
+        if keeps is None and rewrite is None:
             groups.append(("batch", (name, apply)))
+            continue
+        if not groups or groups[-1][0] != "pairs":
+            groups.append(("pairs", []))
+        groups[-1][1].append((name, keeps, rewrite))
     return groups
 
 
@@ -282,13 +291,19 @@ def run_batch(filters: list[tuple[str, BatchFilter]], batch: Batch) -> tuple[Bat
                 removed[name] = removed.get(name, 0) + len(batch) - len(kept)
         else:
             kept = []
-            for src, trg in batch:
-                pair = (src, trg)
-                for name, function in group:
-                    pair = function(*pair)
-                    if pair is None:
-                        removed[name] = removed.get(name, 0) + 1
-                        break
+            for pair in batch:
+                src, trg = pair
+                for name, keeps, rewrite in group:
+                    if keeps is not None:
+                        if keeps(src, trg):
+                            continue
+                    else:
+                        pair = rewrite(src, trg)
+                        if pair is not None:
+                            src, trg = pair
+                            continue
+                    removed[name] = removed.get(name, 0) + 1
+                    break
                 else:
                     kept.append(pair)
         batch = kept
