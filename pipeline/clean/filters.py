@@ -179,25 +179,18 @@ def langid(params, src_lang, trg_lang) -> BatchFilter:
     for lang in langs:
         identifier.require(lang)
     threshold = float(params.get("THRESHOLD", 0.5))
+    expected = [identifier.index(lang) for lang in langs]
+
+    def other_language(texts, side):
+        found, probability = identifier.classify_indices(texts)
+        return (found != expected[side]) & (probability >= threshold)
 
     def run(batch):
         if langs[0] == langs[1] and all(s is t for s, t in batch):  # monolingual data: classify once
-            found, probability = identifier.classify([s for s, _ in batch])
-            return [
-                None if found[i] != langs[0] and probability[i] >= threshold else pair
-                for i, pair in enumerate(batch)
-            ]
-        texts = [s for s, _ in batch] + [t for _, t in batch]
-        found, probability = identifier.classify(texts)
-        n = len(batch)
-        out = []
-        for i, pair in enumerate(batch):
-            wrong = any(
-                found[i + side * n] != langs[side] and probability[i + side * n] >= threshold
-                for side in (0, 1)
-            )
-            out.append(None if wrong else pair)
-        return out
+            wrong = other_language([s for s, _ in batch], 0)
+        else:
+            wrong = other_language([s for s, _ in batch], 0) | other_language([t for _, t in batch], 1)
+        return [None if w else pair for pair, w in zip(batch, wrong.tolist(), strict=True)]
 
     return run
 

@@ -159,8 +159,11 @@ def _encoded(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     texts = [t.lower() if t.isupper() else t for t in texts]
     joined = "\n".join(texts)
     if joined.count("\n") == len(texts) - 1:
-        # one call for the batch: NFC never composes across a line break, so this is NFC text by text
-        if not unicodedata.is_normalized("NFC", joined):
+        # one call for the batch: NFC never composes across a line break, so this is NFC text by text (and
+        # ASCII text is NFC: only the others need checking)
+        if not joined.isascii() and not unicodedata.is_normalized(
+            "NFC", "\n".join(t for t in texts if not t.isascii())
+        ):
             joined = unicodedata.normalize("NFC", joined)
         data = np.frombuffer(joined.encode("utf-8", "surrogatepass"), dtype=np.uint8)
         breaks = np.flatnonzero(data == 10)
@@ -203,8 +206,17 @@ class BatchLanguageID:
 
     def classify(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """(language, probability) for each text, as py3langid's `classify` with norm_probs."""
+        best, probabilities = self.classify_indices(texts)
+        return [self.classes[i] for i in best], probabilities
+
+    def index(self, lang: str) -> int:
+        """The class index classify_indices gives for `lang`."""
+        return self.classes.index(lang)
+
+    def classify_indices(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(class index, probability) for each text: classify's answers as arrays."""
         if not texts:
-            return [], np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         data, offsets = _encoded(texts)
         features = np.empty(max(len(data), 1), dtype=np.int32)
         found = np.empty(len(texts), dtype=np.int64)
@@ -220,4 +232,4 @@ class BatchLanguageID:
             scores[:, i] += scores[:, j]
             scores[:, j] = 0.0
         best = scores.argmax(axis=1)
-        return [self.classes[i] for i in best], scores[np.arange(len(best)), best]
+        return best, scores[np.arange(len(best)), best]

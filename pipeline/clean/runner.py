@@ -59,7 +59,7 @@ def length_counts(block: bytes) -> dict[int, int]:
     then): counted with numpy, as a Python loop over the lines cost more than the rules."""
     data = np.frombuffer(block, dtype=np.uint8)
     line_ends = np.flatnonzero(data == 10)
-    spaces_before = np.cumsum(data == 32)[line_ends]
+    spaces_before = np.searchsorted(np.flatnonzero(data == 32), line_ends)
     words = np.diff(spaces_before, prepend=0) + 1
     bins = np.asarray(_BIN_OF)[np.minimum(words, len(_BIN_OF) - 1)]
     values, counts = np.unique(bins, return_counts=True)
