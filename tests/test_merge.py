@@ -8,6 +8,7 @@ import time
 
 from conftest import kill_step_after, read_corpus, run_step, step_env, write_corpus
 from pipeline.clean import merge
+from pipeline.common.io import read_lines
 
 MERGE = "pipeline.clean.merge_corpus"
 MERGE_MONO = "pipeline.clean.merge_mono"
@@ -95,6 +96,17 @@ def test_pairs_stay_aligned(tmp_path):
         strict=True,
     )
     assert all(s.split()[0][1:] == t[1:] for s, t in merged)
+
+
+def test_carriage_returns_and_tabs_inside_sentences_survive_the_cap(tmp_path):
+    pairs = [(f"s{i}\rend", f"t{i}\tend") for i in range(3000)]
+    a = dataset(tmp_path / "a", pairs, "local_a")
+    run_step(MERGE, merge_args([a], tmp_path / "out", "--max-sentences", "2500"))
+    # read_lines, not read_corpus: str.splitlines would split at the carriage returns
+    out = tmp_path / "out"
+    merged = list(zip(read_lines(out / "corpus.en.zst"), read_lines(out / "corpus.fr.zst"), strict=True))
+    assert len(merged) == 2500
+    assert all(s.endswith("\rend") and t == f"t{s[1:-4]} end" for s, t in merged)
 
 
 def test_bucket_count_grows_with_the_input_so_memory_does_not(tmp_path):

@@ -20,7 +20,8 @@ import os
 import random
 import re
 import shutil
-from collections import Counter, defaultdict
+from array import array
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,10 +53,6 @@ def normalize(text: str) -> str:
     except UnicodeEncodeError:
         return " ".join(_WORD.findall(folded))
     return b" ".join(data.translate(_LATIN1_TABLE).split()).decode("latin-1")
-
-
-def digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
 def bucket_count(paths: Iterable[Path]) -> int:
@@ -94,16 +91,10 @@ class Merger:
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True)
         self._files = [
-            open(self.workdir / f"{i:04d}", "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed in rows())
+            open(self.workdir / f"{i:04d}", "wb")  # noqa: SIM115 (closed in merged())
             for i in range(self.buckets)
         ]
         self._salt = str(self.seed).encode()
-
-    def _bucket(self, key: bytes) -> int:
-        return (
-            int.from_bytes(hashlib.blake2b(key, digest_size=4, key=self._salt).digest(), "little")
-            % self.buckets
-        )
 
     def exclude(self, blocks: Iterable[LineBlock]) -> None:
         """Rows that must not appear in the output (marked 'x' in the buckets; their text is not kept)."""
@@ -133,35 +124,48 @@ class Merger:
                 for bucket, text in chunks.items():
                     self._files[bucket].write(text)
 
-    def bucket_lines(self, tag: str, block: LineBlock, skip_blank: bool) -> tuple[int, int, dict[int, str]]:
-        """(rows, rows decontaminated, {bucket: its lines}) for one block of rows of the dataset `tag`."""
+    def bucket_lines(self, tag: str, block: LineBlock, skip_blank: bool) -> tuple[int, int, dict[int, bytes]]:
+        """(rows, rows decontaminated, {bucket: its lines, encoded}) for one block of rows of the dataset `tag`."""
         rows = list(zip(*block.decoded(), strict=True))
         if skip_blank:
             rows = [row for row in rows if row[0].strip()]
-        tested = [(side, sentences) for side, sentences in enumerate(self.test_sentences) if sentences]
         width = len(block.paths)
+        tested = [
+            (side, sentences) for side, sentences in enumerate(self.test_sentences[:width]) if sentences
+        ]
+        salt, buckets, blake2b = self._salt, self.buckets, hashlib.blake2b
         chunks, decontaminated = defaultdict(list), 0
         for row in rows:
             normalized = tuple(map(normalize, row))
-            key = digest("\t".join(normalized))
+            key = blake2b("\t".join(normalized).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+            bucket = int.from_bytes(blake2b(key, digest_size=4, key=salt).digest(), "little") % buckets
             if tag == "x":
-                chunks[self._bucket(key)].append(f"x\t{key.hex()}\n")
+                chunks[bucket].append(f"x\t{key.hex()}\n")
                 continue
-            if tested and any(side < width and normalized[side] in sentences for side, sentences in tested):
+            contaminated = False
+            for side, sentences in tested:
+                if normalized[side] in sentences:
+                    contaminated = True
+                    break
+            if contaminated:
                 decontaminated += 1
                 continue
             text = "\t".join(row)
             if text.count("\t") != width - 1:  # a tab inside a sentence: a space in the merged corpus
                 text = "\t".join(s.replace("\t", " ") for s in row)
-            chunks[self._bucket(key)].append(f"{tag}\t{key.hex()}\t{text}\n")
-        return len(rows), decontaminated, {bucket: "".join(lines) for bucket, lines in chunks.items()}
+            chunks[bucket].append(f"{tag}\t{key.hex()}\t{text}\n")
+        return (
+            len(rows),
+            decontaminated,
+            {bucket: "".join(lines).encode() for bucket, lines in chunks.items()},
+        )
 
-    def merged_bucket(self, number: int) -> tuple[dict[int, list[int]], list[int], list[list[str]]]:
+    def merged_bucket(self, number: int) -> tuple[dict[int, list[int]], array, list[bytes]]:
         """One bucket deduplicated and shuffled: ({dataset: [in the parallel corpus, exact duplicates,
-        normalized duplicates]}, the dataset of each kept row, the kept rows' lines per side)."""
+        normalized duplicates, kept]}, the dataset of each kept row, the kept rows' lines per side, encoded)."""
         path = self.workdir / f"{number:04d}"
         excluded, seen_keys, seen_exact, kept = set(), set(), set(), []
-        removed = defaultdict(lambda: [0, 0, 0])
+        counts = defaultdict(lambda: [0, 0, 0, 0])
         with open(path, encoding="utf-8", newline="\n") as bucket:
             for line in bucket:
                 if line.startswith("x\t"):
@@ -169,43 +173,49 @@ class Merger:
                     continue
                 index, key, text = line[:-1].split("\t", 2)
                 if key in excluded:
-                    removed[int(index)][0] += 1
+                    counts[int(index)][0] += 1
                 elif text in seen_exact:
-                    removed[int(index)][1] += 1
+                    counts[int(index)][1] += 1
                 elif key in seen_keys:
-                    removed[int(index)][2] += 1
+                    counts[int(index)][2] += 1
                 else:
                     seen_keys.add(key)
                     seen_exact.add(text)
                     kept.append((int(index), text))
         os.unlink(path)
         random.Random(f"{self.seed}-{number}").shuffle(kept)
-        sides = [list(side) for side in zip(*(text.split("\t") for _, text in kept), strict=True)]
-        return dict(removed), [index for index, _ in kept], sides
+        indices = array("I", [index for index, _ in kept])
+        for index in indices:
+            counts[index][3] += 1
+        sides = zip(*(text.split("\t") for _, text in kept), strict=True)
+        return dict(counts), indices, [encode_lines(list(side)) for side in sides]
 
-    def merged(self, max_rows: int | None) -> Iterator[list[list[str]]]:
-        """The merged rows, a bucket at a time as lines per side: deduplicated, shuffled, capped. The buckets
-        are merged in `cores` forked workers and come back in order. Fills in the per-dataset counts."""
+    def merged(self, max_rows: int | None) -> Iterator[tuple[int, list[bytes]]]:
+        """The merged rows, a bucket at a time as (rows, lines per side encoded): deduplicated, shuffled, capped.
+        The buckets are merged in `cores` forked workers and come back in order. Fills in the per-dataset
+        counts."""
         global _worker_merger
         _worker_merger = self
         for file in self._files:
             file.close()
         emitted = 0
         with forked_map(_merged_bucket, range(self.buckets), self.cores) as results:
-            for removed, indices, sides in results:
-                for index, (in_parallel, exact, normalized) in removed.items():
-                    counts = self.datasets[index]
-                    counts.in_parallel_corpus += in_parallel
-                    counts.duplicates_exact += exact
-                    counts.duplicates_normalized += normalized
+            for counts, indices, sides in results:
+                for index, (in_parallel, exact, normalized, kept) in counts.items():
+                    dataset = self.datasets[index]
+                    dataset.in_parallel_corpus += in_parallel
+                    dataset.duplicates_exact += exact
+                    dataset.duplicates_normalized += normalized
+                    dataset.kept += kept
                 take = len(indices) if max_rows is None else max(0, min(len(indices), max_rows - emitted))
-                for index, n in Counter(indices[:take]).items():
-                    self.datasets[index].kept += n
-                for index, n in Counter(indices[take:]).items():
-                    self.datasets[index].capped += n
+                if take < len(indices):  # the cap falls in this bucket
+                    for index in indices[take:]:
+                        self.datasets[index].kept -= 1
+                        self.datasets[index].capped += 1
+                    sides = [first_lines(side, take) for side in sides]
                 emitted += take
                 if take:
-                    yield [side[:take] for side in sides]
+                    yield take, sides
         with contextlib.suppress(OSError):
             self.workdir.rmdir()
 
@@ -239,10 +249,18 @@ def test_set_sentences(folders: list[Path], langs: list[str]) -> list[set]:
     return sides
 
 
-def write_merged(paths: list[Path], merged: Iterator[list[list[str]]]) -> int:
+def first_lines(block: bytes, count: int) -> bytes:
+    """The first `count` lines of encoded lines (a line may hold a carriage return: only \\n ends one)."""
+    end = -1
+    for _ in range(count):
+        end = block.index(b"\n", end + 1)
+    return block[: end + 1]
+
+
+def write_merged(paths: list[Path], merged: Iterator[tuple[int, list[bytes]]]) -> int:
     with contextlib.ExitStack() as stack:
         outs = [stack.enter_context(write_lines(p)) for p in paths]
-        for sides in merged:
+        for rows, sides in merged:
             for out, lines in zip(outs, sides, strict=True):
-                out.write_encoded(encode_lines(lines), len(lines))
+                out.write_encoded(lines, rows)
         return outs[0].count
