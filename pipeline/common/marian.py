@@ -6,10 +6,10 @@ to use those instead (GPU workers). GPUS (e.g. "0 1") selects GPUs; otherwise Ma
 threads.
 """
 
+import importlib.util
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -38,12 +38,13 @@ def marian_command(mode: str) -> list[str]:
         if not os.access(binary, os.X_OK):
             raise StepError(f"MARIAN={marian_dir} has no executable {_BINARIES[mode]}")
         return [str(binary)]
-    pymarian = shutil.which("pymarian") or str(Path(sys.executable).parent / "pymarian")
-    if not os.access(pymarian, os.X_OK):
+    if importlib.util.find_spec("_pymarian") is None:
         raise StepError(
             "Marian is not installed: `pip install pymarian`, or set MARIAN to a folder of Marian binaries"
         )
-    return [pymarian] if mode == "train" else [pymarian, mode]
+    # pymarian's own command line, but ended by Ctrl-C (pipeline/common/pymarian_cli.py says why)
+    launcher = [sys.executable, str(Path(__file__).with_name("pymarian_cli.py"))]
+    return launcher if mode == "train" else [*launcher, mode]
 
 
 def to_args(options: Mapping) -> list[str]:
