@@ -4,13 +4,6 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
-
-
-def batches(items: Iterable, size: int) -> Iterator[list]:
-    items = iter(items)
-    while batch := list(islice(items, size)):
-        yield batch
 
 
 def ordered_map(pool, function: Callable, inputs: Iterable, window: int) -> Iterator:
