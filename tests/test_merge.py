@@ -6,9 +6,12 @@ import random
 import re
 import time
 
+import numpy as np
+
 from conftest import kill_step_after, read_corpus, run_step, step_env, write_corpus
 from pipeline.clean import merge
-from pipeline.common.io import read_lines
+from pipeline.clean import merge_kernels as kernels
+from pipeline.common.io import encode_lines, read_lines
 
 MERGE = "pipeline.clean.merge_corpus"
 MERGE_MONO = "pipeline.clean.merge_mono"
@@ -144,6 +147,21 @@ def test_normalize_is_the_split_and_join_rule_on_every_kind_of_character():
         ]
     texts += [f"A{chr(c)}b" for c in range(1, 0x110000) if not 0xD800 <= c < 0xE000]
     assert [merge.normalize(t) for t in texts] == [rule(t) for t in texts]
+
+    # The merge normalizes and hashes lines from their bytes (compiled; Python's normalize beyond the BMP): the
+    # hash of every line is the hash of the rule's result, and lines normalizing differently hash differently.
+    lines = [t.replace("\n", " ") for t in texts] + ["\t tab\t", "cr\r", "\r\r", "\u3000", "x\x85"]
+    hashed = merge.hashed_lines(encode_lines(lines), "test", 1, merge.SEED)
+    expected = [rule(t.rstrip("\r")) for t in lines]
+    seed = np.uint64(merge.SEED)
+    assert hashed.hashes.tolist() == [
+        int(kernels.hash_bytes(np.frombuffer(e.encode(), dtype=np.uint8), seed)) for e in expected
+    ]
+    assert len(set(hashed.hashes.tolist())) == len(set(expected))
+    assert ((hashed.flags & kernels.EMPTY) > 0).tolist() == [not e for e in expected]
+    assert ((hashed.flags & kernels.BLANK) > 0).tolist() == [not t.rstrip("\r").strip() for t in lines]
+    another_seed = merge.hashed_lines(encode_lines(lines[:100]), "test", 1, merge.SEED + 1)
+    assert not set(another_seed.hashes.tolist()) & set(hashed.hashes.tolist())
 
 
 def test_mono_is_deduplicated_against_itself_the_parallel_corpus_and_test_sets(tmp_path):

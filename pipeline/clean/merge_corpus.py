@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.clean.merge import BATCH, Merger, bucket_count, test_set_sentences, write_merged
+from pipeline.clean.merge import BATCH, Merger, bucket_count, test_set_hashes, write_merged
 from pipeline.common.io import dataset_of, read_line_blocks, write_json
 from pipeline.common.step import StepError, already_done, positive_int, run_step, threads
 
@@ -47,7 +47,7 @@ def main(args):
     input_dirs = [*args.input_dirs, *args.more_input_dirs]
     inputs = [d / name for d in input_dirs for name in outputs[:2]]
     merger = Merger(args.output_dir / ".work", bucket_count(inputs), cores=threads())
-    merger.test_sentences = test_set_sentences(args.exclude_dirs, [args.src, args.trg])
+    merger.test_hashes = test_set_hashes(args.exclude_dirs, [args.src, args.trg])
     for folder in input_dirs:
         blocks = read_line_blocks([folder / outputs[0], folder / outputs[1]], BATCH)
         merger.add_dataset(dataset_name(folder), blocks)

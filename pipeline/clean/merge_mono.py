@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.clean.merge import BATCH, Merger, bucket_count, test_set_sentences, write_merged
+from pipeline.clean.merge import BATCH, Merger, bucket_count, test_set_hashes, write_merged
 from pipeline.clean.merge_corpus import dataset_name
 from pipeline.common.io import read_line_blocks, write_json
 from pipeline.common.step import StepError, already_done, positive_int, run_step, threads
@@ -37,8 +37,8 @@ def main(args):
         return
     args.output_dir.mkdir(parents=True, exist_ok=True)
     inputs = [d / outputs[0] for d in args.input_dirs]
-    merger = Merger(args.output_dir / ".work", bucket_count(inputs), cores=threads())
-    merger.test_sentences = test_set_sentences(args.exclude_dirs, [args.lang])
+    merger = Merger(args.output_dir / ".work", bucket_count(inputs), sides=1, cores=threads())
+    merger.test_hashes = test_set_hashes(args.exclude_dirs, [args.lang])
     if args.parallel_dir is not None:
         parallel = args.parallel_dir / outputs[0]
         if not parallel.exists():

@@ -102,9 +102,9 @@ def _raw_line_chunks(path: Path, size: int) -> Iterator[list[bytes]]:
         raise StepError(f"{path}: cannot be read after line {lines_read}: {error}") from None
 
 
-def decode_lines(block: bytes, path: str | Path, first_line: int) -> list[str]:
-    """The lines of `block` (undecoded lines, each ending in a line break, the first being line `first_line` of
-    `path`) without their line ends; fails clearly on invalid UTF-8 or a NUL byte, naming the line."""
+def checked_text(block: bytes, path: str | Path, first_line: int) -> str:
+    """`block` (undecoded lines, each ending in a line break, the first being line `first_line` of `path`)
+    decoded; fails clearly on invalid UTF-8 or a NUL byte, naming the line."""
     try:
         text = block.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -113,6 +113,13 @@ def decode_lines(block: bytes, path: str | Path, first_line: int) -> list[str]:
     if "\x00" in text:
         line = first_line + text.count("\n", 0, text.index("\x00"))
         raise StepError(f"{path}: line {line} holds a NUL byte: the file is binary or corrupt, not text")
+    return text
+
+
+def decode_lines(block: bytes, path: str | Path, first_line: int) -> list[str]:
+    """The lines of `block` (as checked_text takes it) without their line ends; fails clearly on invalid UTF-8
+    or a NUL byte, naming the line."""
+    text = checked_text(block, path, first_line)
     lines = text.split("\n")
     lines.pop()  # after the last line break
     if "\r" in text:
