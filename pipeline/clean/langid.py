@@ -3,7 +3,7 @@
 py3langid classifies one text at a time, walking its byte-level automaton in a Python loop and scoring the
 features it hits against a naive-Bayes table. `BatchLanguageID` does the same for a whole batch in two
 numba-compiled loops: the automaton walk (four texts at once, so that their table lookups overlap in memory)
-and the scoring (log1p of each feature's count times the feature's row of the table). The decisions and
+and the scoring (log1p of each feature's count times the feature's row of the table), softmax and decision. The decisions and
 probabilities are py3langid's `LanguageIdentifier.classify` with norm_probs (tests/test_clean_filters.py checks
 this on real text, long lines and edge cases).
 
@@ -82,28 +82,48 @@ def _walk(data, offsets, nextmove, rowbase, output, features, found):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _score(offsets, features, found, table, prior, counts, scores):
-    """py3langid's raw scores: prior + sum over the distinct features of log1p(count) x the feature's row;
-    0 for a text without features. `counts` is zero on entry and on return."""
+def _decide(offsets, features, found, table, prior, aliases, counts, best, probability):
+    """py3langid's decision for each text: its raw scores (prior + sum over the distinct features of
+    log1p(count) x the feature's row; 0 without features), scaled by 1/sqrt(bytes), softmax, each aliased
+    label's probability folded into its first column; best[t] is the most probable class, probability[t] its
+    probability. `counts` is zero on entry and on return."""
     classes = table.shape[1]
+    scores = np.empty(classes, dtype=np.float32)
     for t in range(len(found)):
         start, n = offsets[t], found[t]
         if n == 0:
-            for c in range(classes):
-                scores[t, c] = 0.0
-            continue
-        for k in range(start, start + n):
-            counts[features[k]] += 1
+            scores[:] = 0.0
+        else:
+            for k in range(start, start + n):
+                counts[features[k]] += 1
+            scores[:] = prior
+            for k in range(start, start + n):
+                feature = features[k]
+                count = counts[feature]
+                if count:
+                    weight = np.float32(math.log1p(count))
+                    counts[feature] = 0
+                    for c in range(classes):
+                        scores[c] += weight * table[feature, c]
+        scale = np.float32(1.0 / math.sqrt(max(offsets[t + 1] - start, 1)))
+        top = -np.inf
         for c in range(classes):
-            scores[t, c] = prior[c]
-        for k in range(start, start + n):
-            feature = features[k]
-            count = counts[feature]
-            if count:
-                weight = np.float32(math.log1p(count))
-                counts[feature] = 0
-                for c in range(classes):
-                    scores[t, c] += weight * table[feature, c]
+            scores[c] *= scale
+            top = max(top, scores[c])
+        total = 0.0
+        for c in range(classes):
+            # most classes trail the top by far more than float32 can tell from 0 in the sum: skip their exp
+            scores[c] = math.exp(scores[c] - top) if scores[c] - top > -40.0 else 0.0
+            total += scores[c]
+        for a in range(len(aliases)):
+            scores[aliases[a, 0]] += scores[aliases[a, 1]]
+            scores[aliases[a, 1]] = 0.0
+        winner = 0
+        for c in range(1, classes):
+            if scores[c] > scores[winner]:
+                winner = c
+        best[t] = winner
+        probability[t] = scores[winner] / total
 
 
 def cache_folder() -> Path:
@@ -185,13 +205,16 @@ class BatchLanguageID:
         self.classes = [str(c) for c in arrays["classes"]]
         self.nextmove, self.rowbase, self.output = arrays["nextmove"], arrays["rowbase"], arrays["output"]
         self.table, self.prior = arrays["table"], arrays["prior"]
-        first = {}
-        self.aliases = []  # (first column, duplicate column) of a label listed twice, as py3langid folds them
+        first, aliases = (
+            {},
+            [],
+        )  # (first column, duplicate column) of a label listed twice, as py3langid folds them
         for i, c in enumerate(self.classes):
             if c in first:
-                self.aliases.append((first[c], i))
+                aliases.append((first[c], i))
             else:
                 first.setdefault(c, i)
+        self.aliases = np.array(aliases, dtype=np.int64).reshape(-1, 2)
         self._counts = np.zeros(self.table.shape[0], dtype=np.int32)
         self.classify(["compile the loops now, before any worker forks"])
 
@@ -221,15 +244,9 @@ class BatchLanguageID:
         features = np.empty(max(len(data), 1), dtype=np.int32)
         found = np.empty(len(texts), dtype=np.int64)
         _walk(data, offsets, self.nextmove, self.rowbase, self.output, features, found)
-        scores = np.empty((len(texts), len(self.classes)), dtype=np.float32)
-        _score(offsets, features, found, self.table, self.prior, self._counts, scores)
-        # py3langid's calibration: temperature sqrt(bytes), softmax; aliased labels folded into the first
-        lengths = np.maximum(np.diff(offsets), 1)
-        scores *= (1.0 / np.sqrt(lengths)).astype(np.float32)[:, None]
-        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-        scores /= scores.sum(axis=1, keepdims=True)
-        for i, j in self.aliases:
-            scores[:, i] += scores[:, j]
-            scores[:, j] = 0.0
-        best = scores.argmax(axis=1)
-        return best, scores[np.arange(len(best)), best]
+        best = np.empty(len(texts), dtype=np.int64)
+        probability = np.empty(len(texts), dtype=np.float32)
+        _decide(
+            offsets, features, found, self.table, self.prior, self.aliases, self._counts, best, probability
+        )
+        return best, probability
