@@ -61,8 +61,8 @@ def main(args):
     blocks = read_line_blocks([args.input_dir / outputs[0]], runner.BATCH)
     counts = runner.CleaningCounts()
     with runner.cleaned_blocks(blocks, cores) as results, write_lines(args.output_dir / outputs[0]) as out:
-        for (lines,), kept in runner.counted(results, counts):
-            out.write_encoded(lines, kept)
+        for (frame,), kept in runner.counted(results, counts):
+            out.write_frame(frame, kept)
     stats = {
         "dataset": args.dataset,
         "lang": args.lang,

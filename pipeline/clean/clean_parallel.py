@@ -79,9 +79,9 @@ def main(args):
         write_lines(args.output_dir / outputs[0]) as src_out,
         write_lines(args.output_dir / outputs[1]) as trg_out,
     ):
-        for (src_lines, trg_lines), kept in runner.counted(results, counts):
-            src_out.write_encoded(src_lines, kept)
-            trg_out.write_encoded(trg_lines, kept)
+        for (src_frame, trg_frame), kept in runner.counted(results, counts):
+            src_out.write_frame(src_frame, kept)
+            trg_out.write_frame(trg_frame, kept)
     stats = {
         "dataset": dataset,
         "lines_in": counts.seen,

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import zstandard
 
 from pipeline.clean import merge_kernels as kernels
-from pipeline.common.io import LineBlock, checked_text, read_line_blocks, write_lines
+from pipeline.common.io import LineBlock, checked_text, compress_lines, read_line_blocks, write_lines
 from pipeline.common.pool import forked_map
 
 SEED = 1111
@@ -222,7 +223,7 @@ class Merger:
 
     def merged_bucket(self, number: int) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
         """One bucket deduplicated and shuffled: (counts[status, dataset] for IN_PARALLEL, EXACT, NORMALIZED
-        and KEPT, the dataset of each kept row, the kept rows' lines per side, encoded)."""
+        and KEPT, the dataset of each kept row, the kept rows' lines per side as a zstd frame)."""
         path = self.workdir / f"{number:04d}"
         data = np.fromfile(path, dtype=np.uint8)
         os.unlink(path)
@@ -236,10 +237,14 @@ class Merger:
         kept = np.flatnonzero(status == kernels.KEPT)
         kept = kept[np.random.Generator(np.random.PCG64([self.seed, number])).permutation(len(kept))]
         sides = [(start0, length0), (start1, length1)][: self.sides]
-        return counts, dataset[kept], [kernels.gather_lines(data, s, n, kept).tobytes() for s, n in sides]
+        return (
+            counts,
+            dataset[kept],
+            [compress_lines(kernels.gather_lines(data, s, n, kept)) for s, n in sides],
+        )
 
     def merged(self, max_rows: int | None) -> Iterator[tuple[int, list[bytes]]]:
-        """The merged rows, a bucket at a time as (rows, lines per side encoded): deduplicated, shuffled, capped.
+        """The merged rows, a bucket at a time as (rows, a zstd frame per side): deduplicated, shuffled, capped.
         The buckets are merged in `cores` forked workers and come back in order. Fills in the per-dataset
         counts."""
         global _worker_merger
@@ -261,7 +266,7 @@ class Merger:
                     for index in indices[take:].tolist():
                         self.datasets[index].kept -= 1
                         self.datasets[index].capped += 1
-                    sides = [first_lines(side, take) for side in sides]
+                    sides = [compress_lines(first_lines(decompress(side), take)) for side in sides]
                 emitted += take
                 if take:
                     yield take, sides
@@ -308,10 +313,14 @@ def first_lines(block: bytes, count: int) -> bytes:
     return block[: end + 1]
 
 
+def decompress(frame: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompress(frame)
+
+
 def write_merged(paths: list[Path], merged: Iterator[tuple[int, list[bytes]]]) -> int:
     with contextlib.ExitStack() as stack:
         outs = [stack.enter_context(write_lines(p)) for p in paths]
-        for rows, sides in merged:
-            for out, lines in zip(outs, sides, strict=True):
-                out.write_encoded(lines, rows)
+        for rows, frames in merged:
+            for out, frame in zip(outs, frames, strict=True):
+                out.write_frame(frame, rows)
         return outs[0].count

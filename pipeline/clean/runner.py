@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.clean import filters as filtering
-from pipeline.common.io import LineBlock, atomic_path, encode_lines, write_json
+from pipeline.common.io import LineBlock, atomic_path, compress_lines, encode_lines, write_json
 from pipeline.common.pool import forked_map
 
 logger = logging.getLogger("clean")
@@ -40,8 +40,8 @@ def init_filters(steps, src, trg, overrides):
 
 
 def clean_block(block: LineBlock):
-    """The kept lines of a block of one (monolingual) or two (parallel) aligned files, each side encoded as
-    write_lines writes it, with how many each filter removed and the length histogram of the kept lines."""
+    """The kept lines of a block of one (monolingual) or two (parallel) aligned files, each side a zstd frame
+    (compress_lines), with how many each filter removed and the length histogram of the kept lines."""
     sides = block.decoded()
     pairs = list(zip(*sides, strict=True)) if len(sides) == 2 else [(line, line) for line in sides[0]]
     kept, removed = filtering.run_batch(_worker_filters, pairs)
@@ -51,7 +51,7 @@ def clean_block(block: LineBlock):
     for side, block_of_side in zip(("src", "trg"), sides_encoded, strict=True):
         for length, count in length_counts(block_of_side).items():
             lengths[(side, length)] = count
-    return encoded, len(kept), removed, lengths
+    return [compress_lines(side) for side in encoded], len(kept), removed, lengths
 
 
 def length_counts(block: bytes) -> dict[int, int]:
@@ -82,13 +82,13 @@ class CleaningCounts:
 
 
 def counted(results: Iterable, counts: CleaningCounts) -> Iterator[tuple[list[bytes], int]]:
-    """The kept lines (encoded, per side) and their number for each cleaned block, adding its counts to
+    """The kept lines (a zstd frame per side) and their number for each cleaned block, adding its counts to
     `counts`."""
-    for encoded, kept, removed, lengths in results:
+    for frames, kept, removed, lengths in results:
         counts.seen += kept + sum(removed.values())
         counts.removed.update(removed)
         counts.lengths.update(lengths)
-        yield encoded, kept
+        yield frames, kept
 
 
 def length_histogram(lengths: Counter, side: str) -> dict[str, int]:

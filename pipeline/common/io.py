@@ -7,13 +7,11 @@ complete, so a killed step never leaves a file that a retry would trust.
 import contextlib
 import gzip
 import hashlib
-import io
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import zstandard
@@ -25,74 +23,62 @@ class TruncatedError(OSError):
     """A compressed file ends in the middle of a frame: it was cut short (an interrupted download or copy)."""
 
 
-class _ZstdReader(io.RawIOBase):
-    """Decompresses every frame of a zstd file and raises TruncatedError if the last frame is incomplete.
-
-    zstandard's stream_reader returns what it has at the end of a cut file without complaint, which would make a
-    truncated corpus look like a shorter one."""
-
-    def __init__(self, path: Path):
-        self._file = open(path, "rb")  # noqa: SIM115 (closed in close())
-        self._decompressor = None
-        self._pending = b""
-        self._offset = 0  # how much of _pending was returned (slicing it per read would copy it each time)
-
-    def readable(self):
-        return True
-
-    def _fill(self) -> bool:
-        if self._offset >= len(self._pending):
-            self._pending, self._offset = b"", 0
-        while not self._pending:
-            chunk = self._file.read(1 << 20)
-            if not chunk:
-                if self._decompressor is not None and not self._decompressor.eof:
-                    raise TruncatedError(
-                        "the zstd stream ends in the middle of a frame: the file is truncated"
-                    )
-                return False
-            while chunk:
-                if self._decompressor is None or self._decompressor.eof:
-                    self._decompressor = zstandard.ZstdDecompressor().decompressobj()
-                self._pending += self._decompressor.decompress(chunk)
-                chunk = self._decompressor.unused_data if self._decompressor.eof else b""
-        return True
-
-    def readinto(self, buffer) -> int:
-        if not self._fill():
-            return 0
-        size = min(len(buffer), len(self._pending) - self._offset)
-        buffer[:size] = memoryview(self._pending)[self._offset : self._offset + size]
-        self._offset += size
-        return size
-
-    def close(self):
-        self._file.close()
-        super().close()
+PIECE = 1 << 22  # bytes of decompressed text read at once
 
 
-def _open_binary_read(path: Path):
-    if path.suffix == ".zst":
-        return _ZstdReader(path)
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+def _zstd_pieces(file) -> Iterator[bytes]:
+    """The decompressed text of every frame of a zstd file; raises TruncatedError if the last frame is
+    incomplete (zstandard's stream_reader returns what it has at the end of a cut file without complaint, which
+    would make a truncated corpus look like a shorter one)."""
+    decompressor = None
+    while chunk := file.read(PIECE // 4):
+        while chunk:
+            if decompressor is None or decompressor.eof:
+                decompressor = zstandard.ZstdDecompressor().decompressobj()
+            if piece := decompressor.decompress(chunk):
+                yield piece
+            chunk = decompressor.unused_data if decompressor.eof else b""
+    if decompressor is not None and not decompressor.eof:
+        raise TruncatedError("the zstd stream ends in the middle of a frame: the file is truncated")
 
 
-def _raw_line_chunks(path: Path, size: int) -> Iterator[list[bytes]]:
-    """The lines of a corpus file `size` at a time, undecoded, each ending in a line break; a cut or unreadable
-    file fails clearly, naming the last line read."""
+def _decompressed_pieces(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        if path.suffix == ".zst":
+            yield from _zstd_pieces(file)
+            return
+        stream = gzip.GzipFile(fileobj=file, mode="rb") if path.suffix == ".gz" else file
+        while piece := stream.read(PIECE):
+            yield piece
+
+
+def _raw_line_blocks(path: Path, size: int) -> Iterator[tuple[bytes, int]]:
+    """The lines of a corpus file `size` at a time (the last block may hold fewer) as (undecoded lines, each
+    ending in a line break, how many); a last line without a line break gets one. A cut or unreadable file fails
+    clearly, naming the last line read."""
+    import numpy as np  # here: most steps that read a corpus do not need it otherwise
+
     if not path.exists():
         raise StepError(f"input file {path} does not exist")
     lines_read = 0
     try:
-        with _open_binary_read(path) as raw:
-            reader = io.BufferedReader(raw)
-            while chunk := list(islice(reader, size)):
-                if not chunk[-1].endswith(b"\n"):
-                    chunk[-1] += b"\n"
-                lines_read += len(chunk)
-                yield chunk
+        tail, tail_ends = b"", np.zeros(0, dtype=np.int64)  # lines not handed out yet, where they end
+        for piece in _decompressed_pieces(path):
+            ends = np.concatenate(
+                [tail_ends, np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == 10) + len(tail)]
+            )
+            data, start, handed = tail + piece, 0, 0
+            while len(ends) - handed >= size:
+                end = int(ends[handed + size - 1]) + 1
+                yield data[start:end], size
+                lines_read += size
+                start, handed = end, handed + size
+            tail, tail_ends = data[start:], ends[handed:] - start
+        if tail:
+            yield (
+                (tail if tail.endswith(b"\n") else tail + b"\n"),
+                len(tail_ends) + (not tail.endswith(b"\n")),
+            )
     except (OSError, EOFError, zstandard.ZstdError) as error:
         if isinstance(error, TruncatedError | EOFError):
             raise StepError(
@@ -131,9 +117,9 @@ def read_lines(path: str | Path) -> Iterator[str]:
     """Yields the lines of a corpus file without their line ends; fails clearly on invalid UTF-8."""
     path = Path(path)
     first_line = 1
-    for chunk in _raw_line_chunks(path, 1000):
-        yield from decode_lines(b"".join(chunk), path, first_line)
-        first_line += len(chunk)
+    for block, count in _raw_line_blocks(path, 1000):
+        yield from decode_lines(block, path, first_line)
+        first_line += count
 
 
 @dataclass
@@ -153,11 +139,11 @@ class LineBlock:
 def read_line_blocks(paths: list[str | Path], size: int) -> Iterator[LineBlock]:
     """Blocks of `size` aligned lines of every file in `paths`; fails if the files differ in length."""
     paths = [Path(p) for p in paths]
-    readers = [_raw_line_chunks(p, size) for p in paths]
+    readers = [_raw_line_blocks(p, size) for p in paths]
     first_line = 1
     while True:
-        chunks = [next(r, []) for r in readers]
-        counts = [len(c) for c in chunks]
+        chunks = [next(r, (b"", 0)) for r in readers]
+        counts = [count for _, count in chunks]
         if max(counts) == 0:
             return
         if min(counts) != max(counts):
@@ -166,7 +152,7 @@ def read_line_blocks(paths: list[str | Path], size: int) -> Iterator[LineBlock]:
                 f"line counts differ: {shorter} has {first_line - 1 + min(counts)} lines, {longer} has more; "
                 "the corpus is not aligned"
             )
-        yield LineBlock(first_line, counts[0], paths, [b"".join(c) for c in chunks])
+        yield LineBlock(first_line, counts[0], paths, [block for block, _ in chunks])
         first_line += counts[0]
 
 
@@ -209,39 +195,71 @@ def encode_lines(lines: list[str]) -> bytes:
     return block.encode("utf-8") + b"\n"
 
 
+def compress_lines(block: bytes) -> bytes:
+    """Encoded lines (as encode_lines gives them) as one zstd frame, for Writer.write_frame: a step's workers
+    compress their own output, so that the one process writing the file does not compress for all of them."""
+    return zstandard.ZstdCompressor(level=3).compress(block)
+
+
 @contextlib.contextmanager
 def write_lines(path: str | Path):
     """Opens a corpus for writing (zstd if it ends in .zst); call `.write(line)` per line, no newline."""
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as raw:
-        if path.suffix == ".zst":
-            # 1 MB jobs: the multi-threaded compressor's buffers stay small (its default grows them to ~30 MB).
-            params = zstandard.ZstdCompressionParameters.from_level(3, threads=-1, job_size=1 << 20)
-            compressor = zstandard.ZstdCompressor(compression_params=params).stream_writer(raw, closefd=False)
-        elif path.suffix == ".gz":
-            compressor = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
-        else:
-            compressor = None
-        stream = compressor or raw
 
         class Writer:
             count = 0
+            _compressor = None
+            _frames = False
+
+            def _stream(self):
+                if path.suffix == ".zst":
+                    if self._compressor is None:
+                        # 1 MB jobs: the multi-threaded compressor's buffers stay small (its default grows
+                        # them to ~30 MB).
+                        params = zstandard.ZstdCompressionParameters.from_level(
+                            3, threads=-1, job_size=1 << 20
+                        )
+                        self._compressor = zstandard.ZstdCompressor(compression_params=params).stream_writer(
+                            raw, closefd=False
+                        )
+                    return self._compressor
+                if path.suffix == ".gz":
+                    if self._compressor is None:
+                        self._compressor = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+                    return self._compressor
+                return raw
 
             def write(self, line: str):
                 if "\n" in line:
                     line = line.replace("\n", " ")
-                stream.write(line.encode("utf-8") + b"\n")
+                self._stream().write(line.encode("utf-8") + b"\n")
                 self.count += 1
 
             def write_encoded(self, block: bytes, count: int):
                 """`count` lines at once, as encode_lines gives them."""
-                stream.write(block)
+                self._stream().write(block)
                 self.count += count
+
+            def write_frame(self, frame: bytes, count: int):
+                """`count` lines at once as compress_lines gives them (a .zst file is a series of frames)."""
+                if path.suffix != ".zst":
+                    raise ValueError(f"{path}: compressed frames go to .zst files only")
+                if self._compressor is not None:
+                    self._compressor.flush(zstandard.FLUSH_FRAME)
+                raw.write(frame)
+                self._frames = True
+                self.count += count
+
+            def close(self):
+                if self._compressor is None and not self._frames and path.suffix in (".zst", ".gz"):
+                    self._stream()  # an empty file is still a valid (empty) compressed stream
+                if self._compressor is not None:
+                    self._compressor.close()
 
         writer = Writer()
         yield writer
-        if compressor:
-            compressor.close()
+        writer.close()
 
 
 def write_pairs(src_path: str | Path, trg_path: str | Path, pairs) -> int:
