@@ -218,7 +218,9 @@ def main(argv=None):
                 base = next(
                     r
                     for r in rows
-                    if r.get("corpus") == small and r["stage"] == row["stage"] and r["threads"] == row["threads"]
+                    if r.get("corpus") == small
+                    and r["stage"] == row["stage"]
+                    and r["threads"] == row["threads"]
                 )
                 print(
                     f"  {row['stage']:<28} threads {row['threads']}: peak RSS x{row['peak_rss_mb'] / base['peak_rss_mb']:.2f}, "
