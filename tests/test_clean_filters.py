@@ -1,6 +1,7 @@
 """The OpusCleaner-format filter pipeline: each filter, the layered configs, batched language ID, the step."""
 
 import json
+import random
 import sys
 import time
 
@@ -67,6 +68,27 @@ def test_normalize_whitespace_rewrites_the_pair():
     assert apply("normalize_whitespace", [(t, t) for t in texts]) == [
         (" ".join(t.split()),) * 2 for t in texts
     ]
+
+
+def test_empty_line_and_word_length_shortcuts_are_the_split_rules():
+    """remove_empty_lines (isspace) and max_word_length (a regular expression) agree with str.strip and str.split
+    on every whitespace character, around words at the limit and beyond it."""
+    spaces = [chr(i) for i in range(sys.maxunicode + 1) if chr(i).isspace()]
+    rng = random.Random(11)
+    texts = ["", "a", *spaces, *(c * 2 for c in spaces), *(f"{'x' * 4}{c}{'y' * 5}" for c in spaces)]
+    texts += [
+        "".join(rng.choice(["x", "é", "\u200b", *spaces]) for _ in range(rng.randint(0, 14)))
+        for _ in range(3000)
+    ]
+    pairs = [(t, "ok") for t in texts] + [("ok", t) for t in texts]
+    assert [p is not None for p in apply("remove_empty_lines", pairs)] == [
+        bool(s.strip() and t.strip()) for s, t in pairs
+    ]
+    for limit in (0, 4, 5):
+        assert [p is not None for p in apply("max_word_length", pairs, MAXWORDLENGTH=limit)] == [
+            max(map(len, s.split()), default=0) <= limit >= max(map(len, t.split()), default=0)
+            for s, t in pairs
+        ], limit
 
 
 def test_run_batch_counts_the_first_filter_that_removes():

@@ -54,7 +54,8 @@ def _predicate(keeps: Callable[[str, str], bool]) -> BatchFilter:
 
 
 def remove_empty_lines(params, src_lang, trg_lang) -> BatchFilter:
-    return _predicate(lambda s, t: bool(s.strip() and t.strip()))
+    # s.strip() is empty exactly when s is empty or all whitespace; isspace() stops at the first other character
+    return _predicate(lambda s, t: bool(s and t) and not s.isspace() and not t.isspace())
 
 
 def normalize_whitespace(params, src_lang, trg_lang) -> BatchFilter:
@@ -96,11 +97,12 @@ def max_length(params, src_lang, trg_lang) -> BatchFilter:
 
 def max_word_length(params, src_lang, trg_lang) -> BatchFilter:
     limit = int(params.get("MAXWORDLENGTH", 150))
+    # a word longer than the limit is a run of that many characters other than whitespace (\S: not str.isspace)
+    long_word = re.compile(rf"\S{{{max(limit, 0) + 1},}}")
 
     def keeps(s, t):
-        if len(s) <= limit and len(t) <= limit:
-            return True  # no word can be longer than its line
-        return max(map(len, s.split()), default=0) <= limit >= max(map(len, t.split()), default=0)
+        # no word can be longer than its line
+        return (len(s) <= limit or not long_word.search(s)) and (len(t) <= limit or not long_word.search(t))
 
     return _predicate(keeps)
 
