@@ -205,10 +205,8 @@ class BatchLanguageID:
         self.classes = [str(c) for c in arrays["classes"]]
         self.nextmove, self.rowbase, self.output = arrays["nextmove"], arrays["rowbase"], arrays["output"]
         self.table, self.prior = arrays["table"], arrays["prior"]
-        first, aliases = (
-            {},
-            [],
-        )  # (first column, duplicate column) of a label listed twice, as py3langid folds them
+        # (first column, duplicate column) of a label listed twice, as py3langid folds them
+        first, aliases = {}, []
         for i, c in enumerate(self.classes):
             if c in first:
                 aliases.append((first[c], i))

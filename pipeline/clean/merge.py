@@ -16,6 +16,7 @@ the lines' bytes; sentences are never decoded to Python strings.
 """
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -50,25 +51,15 @@ def bucket_count(paths: Iterable[Path]) -> int:
     return max(MIN_BUCKETS, min(MAX_BUCKETS, total // BYTES_PER_COMPRESSED_LINE // BUCKET_ROWS + 1))
 
 
-_table = None
-
-
+@functools.cache
 def _normalization_table():
-    global _table
-    if _table is None:
-        _table = kernels.normalization_table()
-    return _table
+    return kernels.normalization_table()
 
 
-_compiled = False
-
-
+@functools.cache
 def _compile_kernels():
     """Every kernel run once on a line, with the argument types the merge gives them (numba compiles, or loads
     from its cache, a version per type)."""
-    global _compiled
-    if _compiled:
-        return
     lines = hashed_lines(b"Warm up\n", Path("warm-up"), 1, SEED)
     kernels.hash_bytes(np.frombuffer(b"warm up", dtype=np.uint8), np.uint64(SEED))
     keys = kernels.combine(lines.hashes, lines.hashes)
@@ -80,7 +71,6 @@ def _compile_kernels():
         np.argsort(keys, kind="stable"), dataset, keys, data, start0, length0, start1, length1
     )
     kernels.gather_lines(data, start0, length0, np.flatnonzero(status == kernels.KEPT))
-    _compiled = True
 
 
 @dataclass
@@ -212,8 +202,7 @@ class Merger:
             contaminated &= keep
             decontaminated = int(contaminated.sum())
             keep &= ~contaminated
-        row_buckets = np.where(keep, (keys >> np.uint64(32)) % np.uint64(self.buckets), 0).astype(np.int64)
-        row_buckets[~keep] = -1
+        row_buckets = np.where(keep, ((keys >> np.uint64(32)) % np.uint64(self.buckets)).astype(np.int64), -1)
         second = sides[-1]
         records, bounds = kernels.bucket_records(
             dataset, keys, row_buckets, sides[0].data, sides[0].starts, sides[0].ends,

@@ -74,6 +74,16 @@ def _avalanche(h):
 
 
 @njit(cache=True, inline="always")
+def _emit(h, word, filled, byte):
+    """One byte into the hash: bytes fill a little-endian 64-bit word, which is mixed in once full."""
+    word |= np.uint64(byte) << np.uint64(8 * filled)
+    filled += 1
+    if filled == 8:
+        return _round(h, word), np.uint64(0), 0
+    return h, word, filled
+
+
+@njit(cache=True, inline="always")
 def _finish(h, word, filled, length):
     if filled:
         h = _round(h, word)
@@ -87,12 +97,7 @@ def hash_bytes(data, seed):
     word = np.uint64(0)
     filled = 0
     for p in range(len(data)):
-        word |= np.uint64(data[p]) << np.uint64(8 * filled)
-        filled += 1
-        if filled == 8:
-            h = _round(h, word)
-            word = np.uint64(0)
-            filled = 0
+        h, word, filled = _emit(h, word, filled, data[p])
     return _finish(h, word, filled, len(data))
 
 
@@ -137,21 +142,11 @@ def hash_lines(data, starts, ends, offsets, table, is_space, seed, hashes, flags
                     pending = length > 0
                     continue
                 if pending:
-                    word |= np.uint64(32) << np.uint64(8 * filled)
-                    filled += 1
+                    h, word, filled = _emit(h, word, filled, space)
                     length += 1
-                    if filled == 8:
-                        h = _round(h, word)
-                        word = np.uint64(0)
-                        filled = 0
                     pending = False
-                word |= np.uint64(byte) << np.uint64(8 * filled)
-                filled += 1
+                h, word, filled = _emit(h, word, filled, byte)
                 length += 1
-                if filled == 8:
-                    h = _round(h, word)
-                    word = np.uint64(0)
-                    filled = 0
         if beyond:
             flags[i] = BEYOND_BMP
             hashes[i] = 0

@@ -213,22 +213,16 @@ def write_lines(path: str | Path):
             _frames = False
 
             def _stream(self):
-                if path.suffix == ".zst":
-                    if self._compressor is None:
-                        # 1 MB jobs: the multi-threaded compressor's buffers stay small (its default grows
-                        # them to ~30 MB).
-                        params = zstandard.ZstdCompressionParameters.from_level(
-                            3, threads=-1, job_size=1 << 20
-                        )
-                        self._compressor = zstandard.ZstdCompressor(compression_params=params).stream_writer(
-                            raw, closefd=False
-                        )
-                    return self._compressor
-                if path.suffix == ".gz":
-                    if self._compressor is None:
-                        self._compressor = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
-                    return self._compressor
-                return raw
+                """The compressor, opened on first use (a file of frames only needs none), or the file."""
+                if self._compressor is None and path.suffix == ".zst":
+                    # 1 MB jobs: the multi-threaded compressor's buffers stay small (its default grows them
+                    # to ~30 MB).
+                    params = zstandard.ZstdCompressionParameters.from_level(3, threads=-1, job_size=1 << 20)
+                    compressor = zstandard.ZstdCompressor(compression_params=params)
+                    self._compressor = compressor.stream_writer(raw, closefd=False)
+                elif self._compressor is None and path.suffix == ".gz":
+                    self._compressor = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+                return self._compressor or raw
 
             def write(self, line: str):
                 if "\n" in line:
