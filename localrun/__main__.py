@@ -134,6 +134,25 @@ def summarize(plan: dict, run_dir: Path) -> None:
             print(f"  export:  {artifacts}  (Firefox's files and metadata.json)")
         if task["kind"] == "report" and (artifacts / "report.md").exists():
             print(f"  report:  {artifacts / 'report.md'}")
+        if task["kind"] == "report" and (artifacts / "report.json").exists():
+            for line in convergence_flags(json.loads((artifacts / "report.json").read_text())):
+                print(f"  {line}")
+
+
+def convergence_flags(report: dict) -> list[str]:
+    """One line per model the report found still improving (with its numbers and what to change), and one
+    per test set where the final model, accepted by the config, scores at or below copying the source."""
+    lines = []
+    for row in report.get("convergence", []):
+        if row.get("still_improving"):
+            lines.append(f"STILL IMPROVING: {row['advice']}")
+    floor = report.get("copy_source_floor") or {}
+    for below in floor.get("below", []):
+        lines.append(
+            f"BELOW COPYING THE SOURCE (accepted): {floor['model']} scores chrF {below['chrf']:g} on "
+            f"{below['dataset']}, copying the source {below['copy_source_chrf']:g}"
+        )
+    return lines
 
 
 def clear_stale(plan: dict, run_dir: Path, states: dict) -> None:

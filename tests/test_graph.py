@@ -290,6 +290,12 @@ def test_taskcluster_command_fetches_upstream_artifacts(tiny_graph):
     assert task["payload"]["env"]["GPUS"] == "0 1 2 3"
 
 
+def test_the_report_gets_the_configs_acceptance_of_a_model_below_copy_source(tiny_graph):
+    task = tiny_graph.tasks["report-en-fr"]
+    assert ["--accept-below-copy-source", "false"] in task.attributes["step"]["args"]
+    assert "--accept-below-copy-source false" in task.task["payload"]["command"][-1]
+
+
 def test_dataset_names_are_quoted_in_commands():
     config = load("configs/tiny.yml")
     config["datasets"]["train"] = ["url_https://example.org/c.[LANG].gz?x=1"]

@@ -155,16 +155,20 @@ def test_epochs_end_the_curriculum_and_are_taken_out_of_the_marian_options():
     from pathlib import Path
 
     from pipeline.common.step import StepError
-    from pipeline.train.train import build_curriculum, epochs_from_options
+    from pipeline.train.train import build_curriculum, training_caps
 
     options = {"after": "4e", "valid-freq": 500}
-    assert epochs_from_options(options) == 4 and options == {"valid-freq": 500}
-    assert epochs_from_options({"after-epochs": 2}) == 2
+    assert training_caps(options) == (4, None) and options == {"valid-freq": 500}
+    assert training_caps({"after-epochs": 2}) == (2, None)
     updates = {"after": "300u"}
-    assert epochs_from_options(updates) is None and updates == {"after": "300u"}
-    for bad in ({"after-epochs": 0}, {"after-epochs": "x"}, {"after": "2e,300u"}):
+    assert training_caps(updates) == (None, None) and updates == {"after": "300u"}
+    both = {"after": "6e, 300u,45m"}  # the first cap reached ends the training
+    assert training_caps(both) == (6, 2700.0) and both == {"after": "300u"}
+    assert training_caps({"after": "1.5h"}) == (None, 5400.0)
+    for bad in ({"after-epochs": 0}, {"after-epochs": "x"}, {"after": "2x"}, {"after": "1.5e"},
+                {"after": "0m"}, {"after": "300u,2t"}):  # fmt: skip
         with pytest.raises(StepError, match="after"):
-            epochs_from_options(bad)
+            training_caps(bad)
     both = {"original": Path("o.tsv"), "backtranslated": Path("b.tsv")}
     two = build_curriculum("teacher", "two-stage", both, False, Path("v"), 1, True, epochs=3)
     assert two["pretrain"][-1] == "until backtranslated 2"  # the pre-training stage keeps its own length

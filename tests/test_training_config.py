@@ -105,6 +105,8 @@ INVALID = [
         "unknown",
     ),
     ("experiment.cefilter-remove-fraction", 1.5, "experiment.cefilter-remove-fraction", "fraction"),
+    ("experiment.accept-below-copy-source", "yes", "experiment.accept-below-copy-source", "true or false"),
+    ("experiment.accept-below-copy-source", 1, "experiment.accept-below-copy-source", "true or false"),
     ("taskcluster.split-chunks", 0, "taskcluster.split-chunks", "at least 1"),
     ("taskcluster.split-chunks", "2", "taskcluster.split-chunks", "expected an integer"),
 ]
@@ -118,6 +120,13 @@ def test_invalid_configs_are_refused_naming_the_key(tiny, key, value, named, wor
     message = str(error.value)
     assert named in message
     assert words in message
+
+
+def test_accepting_a_final_model_below_copy_source_is_a_boolean_off_by_default(tiny):
+    tiny["experiment"].pop("accept-below-copy-source", None)
+    assert validate_training_config(copy.deepcopy(tiny))["experiment"]["accept-below-copy-source"] is False
+    tiny["experiment"]["accept-below-copy-source"] = True
+    assert validate_training_config(tiny)["experiment"]["accept-below-copy-source"] is True
 
 
 def test_every_error_is_reported_at_once(tiny):

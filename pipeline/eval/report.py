@@ -4,11 +4,22 @@ Reads the `stats.json` of the import, cleaning and merge steps, the `metrics.jso
 with --*-logs, the Marian `train.log` of each trained model (training cost and validations); writes
 `<output-dir>/report.md` (for people) and `report.json` (for tools). On each test set, the quality and
 speed of the student and the int8 model are compared with the teacher ensemble's (or the best teacher's).
+
+Convergence: per trained model, from its dev chrF validations (the best other metric where chrF was not
+validated) and the `training.json` its training step wrote beside train.log (updates, stop reason), the
+model is flagged as still improving when its last validation interval gained more than
+--still-improving-chrf and was a new best; the report then says which cap to raise.
+
+Copy-source floor: when the final model (`quantized`, else the last of the chain evaluated) scores a chrF at
+or below what copying the source scores on any test set, the step fails without writing its outputs,
+unless --accept-below-copy-source (the config's `experiment.accept-below-copy-source`).
 """
 
 import argparse
+import json
 import logging
 import re
+import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,6 +70,22 @@ def add_arguments(parser: argparse.ArgumentParser):
             f"--{kind}-logs", dest="training_logs", nargs="*", type=Path, action="extend", default=[],
             help="Marian's train.log of each trained model (training curves; it holds the validations too)",
         )  # fmt: skip
+    parser.add_argument(
+        "--still-improving-chrf",
+        type=float,
+        default=1.0,
+        help="flag a model as still improving when its last validation interval gained more than this "
+        "(dev chrF points per validation interval; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--accept-below-copy-source",
+        nargs="?",
+        const="true",
+        default="false",
+        choices=["true", "false"],
+        help="do not fail when the final model scores at or below copying the source "
+        "(the training config's experiment.accept-below-copy-source)",
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
@@ -66,6 +93,45 @@ def add_arguments(parser: argparse.ArgumentParser):
 CHAIN = ["teacher-ensemble", "student", "student-finetuned", "quantized"]
 TRAIN_LINE = re.compile(r"Ep\. (\d+) : Up\. (\d+) : .*?Cost ([0-9.]+).*?([0-9.]+) words/s")
 VALID_LINE = re.compile(r"\[valid\] Ep\. (\d+) : Up\. (\d+) : ([\w-]+) : ([0-9.eE+-]+)")
+# What pipeline/train/train.py writes beside train.log once Marian has stopped.
+TRAINING_FILE = "training.json"
+STOP_REASONS = (
+    "early-stopping",
+    "after-updates",
+    "after-epochs",
+    "after-labels",
+    "wall-time",
+    "end-of-data",
+    "unknown",
+)
+# Its keys the report reads: required, and optional ones (null where the training could not tell).
+TRAINING_KEYS = {"updates": (int,), "stop_reason": (str,)}
+TRAINING_OPTIONAL_KEYS = {
+    "skipped_lines": (int,),
+    "lines_read": (int,),
+    "lines_fed": (int,),
+    "wall_seconds": (int, float),
+}
+# The metrics a convergence verdict can read, in order of preference; True where higher is better. train.py
+# always validates chrF; the others serve logs of other trainings.
+VERDICT_METRICS = {
+    "chrf": True,
+    "bleu-detok": True,
+    "bleu": True,
+    "bleu-segmented": True,
+    "ce-mean-words": False,
+    "ce-mean": False,
+    "cross-entropy": False,
+    "perplexity": False,
+}
+METRIC_NAMES = {"chrf": "chrF", "bleu-detok": "BLEU", "bleu": "BLEU", "bleu-segmented": "BLEU (segmented)"}
+# The training kinds' task labels and the `marian-args` stage that configures each.
+STAGE_OF_LABEL = [
+    ("train-teacher-", "training-teacher"),
+    ("backtranslations-train-backwards-model-", "training-backward"),
+    ("distillation-student-model-train-", "training-student"),
+    ("distillation-student-model-finetune-", "training-student-finetuned"),
+]
 
 
 def read_evaluation(path: Path) -> dict:
@@ -87,23 +153,215 @@ def training_curve(log: Path) -> dict:
     """Cost and speed every disp-freq updates and each validation metric, from Marian's train.log."""
     if not log.is_file():
         raise StepError(f"{log} does not exist: expected the train.log of a trained model")
-    train, valid = [], {}
+    # A training resumed from a checkpoint appends to its log and logs again the updates after that
+    # checkpoint: the later line of an update wins.
+    train, valid = {}, {}
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
         if match := VALID_LINE.search(line):
             epoch, update, metric, value = match.groups()
             point = {"epoch": int(epoch), "update": int(update), "value": float(value)}
-            valid.setdefault(metric, []).append(point)
+            valid.setdefault(metric, {})[int(update)] = point
         elif match := TRAIN_LINE.search(line):
             epoch, update, cost, speed = match.groups()
-            train.append(
-                {
-                    "epoch": int(epoch),
-                    "update": int(update),
-                    "cost": float(cost),
-                    "words_per_second": float(speed),
-                }
-            )
-    return {"model": task_name(log.parent), "log": str(log), "train": train, "valid": valid}
+            train[int(update)] = {
+                "epoch": int(epoch),
+                "update": int(update),
+                "cost": float(cost),
+                "words_per_second": float(speed),
+            }
+    return {
+        "model": task_name(log.parent),
+        "log": str(log),
+        "train": [train[u] for u in sorted(train)],
+        "valid": {metric: [points[u] for u in sorted(points)] for metric, points in valid.items()},
+    }
+
+
+def read_training_stats(log: Path) -> dict | None:
+    """The `training.json` beside a train.log (updates and stop reason; lines read and skipped and wall time
+    where known; other keys are kept as they are), or None where the training step wrote none."""
+    path = log.parent / TRAINING_FILE
+    if not path.exists():
+        return None
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StepError(
+            f"{path} is not readable JSON ({error}): it should be the training step's summary"
+        ) from None
+    if not isinstance(stats, dict):
+        raise StepError(f"{path} must hold a JSON object, not {type(stats).__name__}")
+    problems = [f"`{key}` is missing" for key in TRAINING_KEYS if key not in stats]
+    problems += [
+        f"`{key}` must be {' or '.join(t.__name__ for t in types)}, not {stats[key]!r}"
+        for key, types in {**TRAINING_KEYS, **TRAINING_OPTIONAL_KEYS}.items()
+        if key in stats
+        and not (key in TRAINING_OPTIONAL_KEYS and stats[key] is None)
+        and (isinstance(stats[key], bool) or not isinstance(stats[key], types))
+    ]
+    if isinstance(stats.get("stop_reason"), str) and stats["stop_reason"] not in STOP_REASONS:
+        problems.append(
+            f"`stop_reason` must be one of {', '.join(STOP_REASONS)}, not {stats['stop_reason']!r}"
+        )
+    if problems:
+        raise StepError(f"{path} is malformed: {'; '.join(problems)}")
+    return stats
+
+
+def stage_of(model: str) -> str | None:
+    """The `marian-args` stage of a training task's label (None for a folder of another name)."""
+    return next((stage for prefix, stage in STAGE_OF_LABEL if model.startswith(prefix)), None)
+
+
+def convergence(curve: dict, stats: dict | None, threshold: float) -> dict:
+    """Whether a model was still improving when its training stopped, from its last validations.
+
+    The gain is that of the last validation over the one a regular validation interval (the median
+    spacing) before it, per interval: with evenly spaced validations, the last minus the previous. A model
+    is still improving when that gain is above `threshold` and its last validation is its best so far.
+    """
+    valid = curve["valid"]
+    metric = next((m for m in VERDICT_METRICS if valid.get(m)), None)
+    if metric is None:  # an unknown metric: higher taken as better
+        metric = next((m for m in sorted(valid) if valid[m]), None)
+    points = valid.get(metric, []) if metric else []
+    updates = [p["update"] for p in points]
+    values = [p["value"] for p in points]
+    seen = max([p["update"] for p in curve["train"]] + updates, default=0)
+    row = {
+        "model": curve["model"],
+        "stage": stage_of(curve["model"]),
+        "metric": metric,
+        "updates": stats["updates"] if stats else seen,
+        "stop_reason": stats["stop_reason"] if stats else "unknown",
+        "last_validations": [
+            {"update": u, metric: v} for u, v in zip(updates[-3:], values[-3:], strict=True)
+        ],
+        "last_gain": None,
+        "valid_interval": None,
+        "still_improving": False,
+        "converged": False,
+        "verdict": "too few validations",
+        "advice": None,
+        "training": stats,
+    }
+    if len(points) < 2:
+        return row
+    sign = 1 if VERDICT_METRICS.get(metric, True) else -1
+    spacings = [b - a for a, b in zip(updates, updates[1:], strict=False)]
+    interval = statistics.median(spacings)
+    # The latest validation at least one interval before the last (the previous one when evenly spaced).
+    start = next((i for i in range(len(updates) - 2, -1, -1) if updates[-1] - updates[i] >= interval), 0)
+    gain = sign * (values[-1] - values[start]) * interval / (updates[-1] - updates[start])
+    new_best = all(sign * (values[-1] - v) > 0 for v in values[:-1])
+    still_improving = gain > threshold and new_best
+    row.update(
+        {
+            "last_gain": round(gain, 2),
+            "valid_interval": round(interval),
+            "still_improving": still_improving,
+            "converged": not still_improving,
+            "verdict": "still improving" if still_improving else "converged",
+        }
+    )
+    if still_improving:
+        row["advice"] = advice(row)
+    return row
+
+
+def advice(row: dict) -> str:
+    """One sentence: what to change so that a model still improving trains until it has converged."""
+    stage = (
+        f"`marian-args.{row['stage']}`"
+        if row["stage"]
+        else "the `marian-args.training-*` stage that trained it"
+    )
+    metric = row["metric"]
+    shown = METRIC_NAMES.get(metric, metric)
+    points = row["last_validations"]
+    values = " -> ".join(f"{p[metric]:g}" for p in points)
+    updates = ", ".join(f"{p['update']:,}" for p in points)
+    numbers = (
+        f"{row['model']} was still improving when it stopped ({row['stop_reason']}, {row['updates']:,} updates): "
+        f"dev {shown} {values} at updates {updates}, {row['last_gain']:+g} in the last interval of "
+        f"{row['valid_interval']:,} updates"
+    )
+    reason = row["stop_reason"]
+    if reason == "wall-time":
+        change = f"raise its wall-time cap (the `after: <minutes>m` of {stage}) or give it a faster machine"
+    elif reason == "end-of-data":
+        change = f"its curriculum ran out of data: give it more passes (the `after` of {stage}) or more data"
+    elif reason == "early-stopping":
+        change = (
+            f"early stopping ended it on another metric while dev {shown} still rose: raise `early-stopping` "
+            f"in {stage} or validate on chrF (`experiment.best-model: chrf`)"
+        )
+    else:
+        change = f"raise the `after` cap in {stage} (or its wall-time cap)"
+    return f"{numbers}; {change}, since early stopping ends a training once it has converged."
+
+
+def convergence_table(rows: list[dict]) -> list[str]:
+    return table(
+        ["model", "updates", "stop reason", "last 3 dev validations (update)", "last gain", "verdict"],
+        [
+            [
+                r["model"],
+                f"{r['updates']:,}",
+                r["stop_reason"],
+                " -> ".join(f"{p[r['metric']]:g} ({p['update']:,})" for p in r["last_validations"])
+                + (f" {r['metric']}" if r["last_validations"] else "-"),
+                "-" if r["last_gain"] is None else f"{r['last_gain']:+g}",
+                r["verdict"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def convergence_section(rows: list[dict], threshold: float, floor: dict) -> list[str]:
+    lines = [
+        "",
+        "## Convergence",
+        "",
+        f"A model is still improving when its last validation gained more than {threshold:g} dev chrF over "
+        "the validation interval before it and was its best so far.",
+        "",
+    ]
+    lines += convergence_table(rows) if rows else ["No training log was given."]
+    flagged = [r for r in rows if r["still_improving"]]
+    if flagged:
+        lines += [""] + [f"- **Still improving**: {r['advice']}" for r in flagged]
+    if floor["below"]:
+        lines += [""] + [
+            f"- **Below copying the source, accepted**: {floor_sentence(floor['model'], b)}."
+            for b in floor["below"]
+        ]
+    return lines
+
+
+def final_model(evaluations: list[dict]) -> str | None:
+    """The model the run ships: `quantized`, else the last model of the chain that was evaluated."""
+    names = {model_name(e) for e in evaluations}
+    return next((name for name in reversed(CHAIN) if name in names), None)
+
+
+def copy_source_floor(evaluations: list[dict]) -> dict:
+    """The test sets on which the final model scores a chrF at or below that of copying the source."""
+    model = final_model(evaluations)
+    below = [
+        {"dataset": e["dataset"], "chrf": e["chrf"], "copy_source_chrf": e["copy_source"]["chrf"]}
+        for e in evaluations
+        if model and model_name(e) == model and "copy_source" in e and e["chrf"] <= e["copy_source"]["chrf"]
+    ]
+    return {"model": model, "below": below}
+
+
+def floor_sentence(model: str, below: dict) -> str:
+    return (
+        f"the final model {model} scores chrF {below['chrf']:g} on {below['dataset']}, at or below the "
+        f"{below['copy_source_chrf']:g} chrF of copying the source"
+    )
 
 
 def gaps(evaluations: list[dict]) -> dict:
@@ -163,6 +421,26 @@ def main(args):
     evaluations = [read_evaluation(p) for p in args.evaluations]
     curves = [training_curve(log) for log in args.training_logs]
     chain = gaps(evaluations)
+    converging = [
+        convergence(curve, read_training_stats(log), args.still_improving_chrf)
+        for curve, log in zip(curves, args.training_logs, strict=True)
+    ]
+    for line in convergence_table(converging):
+        logger.info("convergence %s", line)
+    for row in converging:
+        if row["still_improving"]:
+            logger.warning("%s", row["advice"])
+    floor = copy_source_floor(evaluations)
+    floor["accepted"] = args.accept_below_copy_source == "true"
+    if floor["below"] and not floor["accepted"]:
+        raise StepError(
+            "; ".join(floor_sentence(floor["model"], b) for b in floor["below"])
+            + ": it is worse than no model. Train longer (see the convergence table above), or accept it with "
+            "`experiment.accept-below-copy-source: true` in the training config "
+            "(--accept-below-copy-source for pipeline/eval/report.py)"
+        )
+    for below in floor["below"]:
+        logger.warning("%s (accepted)", floor_sentence(floor["model"], below))
 
     lines = [
         f"# Run `{args.experiment}`: {args.src} -> {args.trg}",
@@ -205,6 +483,7 @@ def main(args):
                 for r in rows
             ],
         )
+    lines += convergence_section(converging, args.still_improving_chrf, floor)
     if curves:
         lines += ["", "## Training curves", ""]
         for curve in curves:
@@ -257,6 +536,8 @@ def main(args):
         "evaluations": evaluations,
         "gaps": chain,
         "training_curves": curves,
+        "convergence": converging,
+        "copy_source_floor": floor,
         "imported": imported,
         "cleaned": cleaned,
         "merged": merged,

@@ -9,16 +9,26 @@ stdin; with alignments, the Tags modifier re-maps them onto SentencePiece pieces
 The architecture preset is `configs/model/<model-type>.<architecture>.yml` (plus `configs/finetune/` with
 --pretrained-model), overridden by --marian-args (JSON). Writes to <output-dir>: `final.model.npz` (the best
 checkpoint by --best-metric), `final.model.npz.decoder.yml` (paths relative to itself), `vocab.spm`,
-`train.log`, `valid.log`, `config.opustrainer.yml`.
+`train.log`, `valid.log`, `config.opustrainer.yml` and `training.json` (updates, why the training stopped, lines
+fed and skipped, seconds).
 
-A killed run resumes: Marian from `model.npz` and its optimizer state, OpusTrainer from its state file. On
-Taskcluster the checkpoints are also published while training (pipeline/common/taskcluster_checkpoints.py),
-so that a retried run continues from there even when the worker was preempted.
+Training stops at the first of: early stopping on the devset (`early-stopping` validations without an
+improvement over `early-stopping-epsilon`), or a cap in `after`, one or more of `Ne` (passes over the last
+curriculum stage's corpus), `Nu` (updates), `Nt` (target labels) and `Ns`/`Nm`/`Nh` (seconds, minutes, hours
+of training, counted over every resumed run), comma-separated: `after: 6e,40m`.
+
+A killed run resumes exactly: Marian from `model.npz`, its optimizer state and its progress, and the data
+stream at the batch that checkpoint had reached (the curriculum is replayed from its seed and Marian skips the
+batches it had trained on: pipeline/train/curriculum_feed.py). On Taskcluster the checkpoints are also
+published while training (pipeline/common/taskcluster_checkpoints.py), so that a retried run continues from
+there even when the worker was preempted.
 Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 """
 
 import argparse
+import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -28,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.common.io import atomic_path, read_lines
+from pipeline.common.io import atomic_path, read_lines, write_json
 from pipeline.common.marian import device_options, marian_command, parse_marian_args, to_args
 from pipeline.common.step import StepError, already_done, run_step, threads
 from pipeline.common.taskcluster_checkpoints import CheckpointPublisher
@@ -39,8 +49,16 @@ logger = logging.getLogger("train")
 CONFIGS = Path(__file__).parent / "configs"
 PRESETS = CONFIGS / "model"
 # What a retried Taskcluster run needs to continue: published while training, fetched on the next run.
-CHECKPOINT_FILES = ["model.npz*", "config.opustrainer.yml.state", "train.log", "valid.log"]
-OUTPUTS = ["final.model.npz", "final.model.npz.decoder.yml", "vocab.spm", "train.log", "valid.log"]
+CHECKPOINT_FILES = ["model.npz*", "training-clock.json", "train.log", "valid.log"]
+OUTPUTS = [
+    "final.model.npz",
+    "final.model.npz.decoder.yml",
+    "vocab.spm",
+    "train.log",
+    "valid.log",
+    "training.json",
+]
+TIME_UNITS = {"s": 1, "m": 60, "h": 3600}
 # Batch sizes are not among them: decoding batches by device (common.marian.decoding_batch_options).
 DECODING_KEYS = ["beam-size", "normalize", "max-length-factor", "word-penalty"]
 # Modifiers that only make sense for a source language whose script has letter case.
@@ -69,6 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser):
         "--pretrained-model", type=Path, help="fine-tune this model (a trained model's folder or .npz)"
     )
     parser.add_argument("--marian-args", default="{}", help="JSON mapping of extra Marian options")
+    parser.add_argument(
+        "--max-skipped-fraction",
+        type=float,
+        default=0.0,
+        help="fail when the curriculum's modifiers skip more than this fraction of the lines (default 0)",
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
@@ -125,24 +149,43 @@ def has_letter_case(tsv: Path, lines: int = 1000) -> bool:
     return False
 
 
-def epochs_from_options(options: dict) -> int | None:
-    """Takes a number of epochs (`after: 4e` or `after-epochs: 4`) out of the Marian options.
+def training_caps(options: dict) -> tuple[int | None, float | None]:
+    """Takes the caps that Marian cannot apply out of `after` (and `after-epochs`): (epochs, seconds).
 
-    Marian reads OpusTrainer's stream from stdin, one endless epoch to it, so only the curriculum can count
-    epochs: they become the last stage's `until original N`, and OpusTrainer ends the stream there.
+    `after` holds one or more comma-separated caps, the first reached ending the training: `Ne` epochs, `Nu`
+    updates, `Nt` target labels, `Ns`/`Nm`/`Nh` of wall time. Marian reads the curriculum's stream from stdin,
+    one endless epoch to it, so only the curriculum can count epochs: they become the last stage's `until
+    original N`. Wall time is counted by the feeder, which stops Marian through its own save-and-exit. Updates
+    and labels stay Marian's `after`.
     """
     epochs = options.pop("after-epochs", None)
-    after = options.get("after")
-    if isinstance(after, str) and re.fullmatch(r"\d+e", after.strip()):
-        epochs = int(after.strip()[:-1])
-        del options["after"]
-    elif isinstance(after, str) and re.search(r"\d+e\b", after):
-        raise StepError(f"after: {after!r}: give epochs alone (`after: 4e`), they end the curriculum")
-    if epochs is None:
-        return None
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+    seconds = None
+    after = options.pop("after", None)
+    kept = []
+    for cap in [] if after in (None, 0, "0") else str(after).split(","):
+        cap = cap.strip()
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([eutsmh])", cap)
+        if not match or float(match[1]) <= 0:
+            raise StepError(
+                f"after: {after!r}: each cap is a positive number with a unit: e (epochs), u (updates), "
+                "t (target labels), s, m or h (wall time), e.g. `after: 6e,40m`"
+            )
+        number, unit = match.groups()
+        if unit == "e":
+            if not number.isdigit():
+                raise StepError(f"after: {after!r}: epochs are a whole number")
+            epochs = int(number)
+        elif unit in TIME_UNITS:
+            seconds = float(number) * TIME_UNITS[unit]
+        else:
+            kept.append(cap)
+    if len(kept) > 1:
+        raise StepError(f"after: {after!r}: give at most one of updates (u) and labels (t)")
+    if kept:
+        options["after"] = kept[0]
+    if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
         raise StepError(f"after-epochs: {epochs!r} is not a positive number of epochs")
-    return epochs
+    return epochs, seconds
 
 
 def planned_updates(options: dict, epochs: int | None, pairs: int) -> int | None:
@@ -252,18 +295,55 @@ def pretrained_checkpoint(path: Path) -> Path:
     return require_file(path)
 
 
+def feeder_environment() -> dict:
+    """The feeder runs as `python -m pipeline.train.curriculum_feed`: the repository must be importable."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
+
+
+def training_summary(out: Path, options: dict, epochs: int | None, feed: dict) -> dict:
+    """Why and where the training stopped, from Marian's last progress file and the feeder's report."""
+    progress = yaml.safe_load((out / "model.npz.progress.yml").read_text()) or {}
+    patience = options.get("early-stopping")
+    stalled = int(progress.get("stalled") or 0)
+    ended_by = feed.get("ended_by")
+    if ended_by == "wall-time":
+        reason = "wall-time"
+    elif patience and stalled >= int(patience):
+        reason = "early-stopping"
+    elif ended_by == "end-of-data":
+        reason = "after-epochs" if epochs else "end-of-data"
+    elif ended_by == "marian-stopped" and options.get("after"):
+        reason = "after-" + {"u": "updates", "t": "labels"}[str(options["after"]).strip()[-1]]
+    else:
+        reason = "unknown"
+    return {
+        "updates": int(progress.get("batches") or 0),
+        "epochs_cap": epochs,
+        "stop_reason": reason,
+        "stalled_validations": stalled,
+        "early_stopping": patience,
+        "lines_fed": feed.get("lines_fed"),
+        "skipped_lines": feed.get("skipped_lines"),
+        "first_skipped": feed.get("first_skipped"),
+        "wall_seconds": feed.get("wall_seconds"),
+        "samples_trained": progress.get("samples"),
+        "labels_trained": progress.get("labels-total"),
+    }
+
+
 def main(args):
     out = args.output_dir
     if already_done(out, OUTPUTS):
         return
     # A retried Taskcluster run (RUN_ID > 0) continues from the checkpoint an earlier run uploaded.
-    # OpusTrainer's state file holds the data position that goes with the checkpoint.
     fetch_previous_run(out, CHECKPOINT_FILES)
     options = load_preset(args.model_type, args.architecture)
     if args.pretrained_model:
         options.update(load_yaml(CONFIGS / "finetune" / f"{args.model_type}.yml", "fine-tuning preset"))
     options.update(parse_marian_args(args.marian_args))
-    epochs = epochs_from_options(options)
+    epochs, wall_time = training_caps(options)
     devices = device_options()
     require_file(args.vocab)
     if args.model_type == "student" and not args.alignments:
@@ -321,7 +401,6 @@ def main(args):
             "tsv": True,
             "tsv-fields": fields,
             "shuffle": "batches",
-            "no-restore-corpus": True,
             "vocabs": [str(vocab), str(vocab)],
             "valid-sets": str(devset),
             "valid-metrics": validation_metrics(best),
@@ -340,34 +419,52 @@ def main(args):
         options["pretrained-model"] = str(pretrained)
     if not checkpoint_is_readable(out):
         logger.warning("the checkpoint in %s is damaged (killed while saving?): training from scratch", out)
-        for path in [*out.glob("model.npz*"), out / "config.opustrainer.yml.state"]:
-            path.unlink(missing_ok=True)
-    resuming = (out / "model.npz.progress.yml").exists()
-    if resuming:
+        for path in out.glob("model.npz*"):
+            path.unlink()
+    if (out / "model.npz.progress.yml").exists():
         logger.info("resuming the training from the checkpoint in %s", out)
-    elif (out / "config.opustrainer.yml.state").exists():
-        # The data position belongs to a checkpoint that was never written: start the data over too.
-        (out / "config.opustrainer.yml.state").unlink()
+    else:
+        (out / "training-clock.json").unlink(missing_ok=True)
+    feed_report = work / "feed.json"
+    feed_report.unlink(missing_ok=True)
     command = [
-        sys.executable, "-m", "opustrainer",
+        sys.executable, "-m", "pipeline.train.curriculum_feed",
         "--config", str(opustrainer_config),
+        "--report", str(feed_report),
         "--log-file", str(out / "opustrainer.log"),
-        "--log-level", "WARNING",
         "--workers", "1",
         "--batch-size", str(128 * threads()),
         "--chunk-size", "128",
         "--temporary-directory", str(work),
+        "--max-skipped-fraction", str(args.max_skipped_fraction),
+        "--clock", str(out / "training-clock.json"),
+        *(["--wall-time", str(wall_time)] if wall_time else []),
+        "--",
         *marian_command("train"),
         *to_args(options),
     ]  # fmt: skip
     logger.info("running: %s", " ".join(command))
     with CheckpointPublisher(out, CHECKPOINT_FILES):
-        result = subprocess.run(command)
+        result = subprocess.run(command, env=feeder_environment())
+    feed = json.loads(feed_report.read_text()) if feed_report.exists() else {}
+    if feed.get("ended_by") == "too-many-skipped":
+        quoted = "\n  ".join(feed["first_skipped"])
+        raise StepError(
+            f"the curriculum's modifiers could not handle {feed['skipped_lines']} of "
+            f"{feed['lines_fed'] + feed['skipped_lines']} lines (more than --max-skipped-fraction "
+            f"{args.max_skipped_fraction}); the first (error, then the line):\n  {quoted}"
+        )
     if result.returncode != 0:
         raise StepError(
             f"training failed with exit status {result.returncode}; see {out / 'train.log'} "
             f"and {out / 'opustrainer.log'}"
         )
+    summary = training_summary(out, options, epochs, feed)
+    logger.info(
+        "stopped by %s after %s updates (%s lines fed, %s skipped, %.0f s)",
+        summary["stop_reason"], summary["updates"], summary["lines_fed"], summary["skipped_lines"],
+        summary["wall_seconds"],
+    )  # fmt: skip
 
     best_checkpoint = out / f"model.npz.best-{best}.npz"
     if not best_checkpoint.exists():
@@ -384,6 +481,7 @@ def main(args):
         tmp.write_text(yaml.safe_dump(decoder, sort_keys=False))
     with atomic_path(out / "final.model.npz") as tmp:
         shutil.copyfile(best_checkpoint, tmp)
+    write_json(out / "training.json", summary)
     shutil.rmtree(work)
     logger.info("best checkpoint by %s copied to %s", best, out / "final.model.npz")
 

@@ -469,6 +469,9 @@ experiment_schema = {
     # hard-codes 5%.
     Optional("cefilter-remove-fraction", default=0.05): fraction_below_one,
     Optional("best-model", default="chrf"): OneOf(*BEST_MODEL_METRICS),
+    # The report (the run's last task) fails when the final model scores a chrF at or below that of copying
+    # the source on a test set: a model worse than no model. True accepts such a model.
+    Optional("accept-below-copy-source", default=False): Boolean,
     # HPLT documents below this web-docs-scorer score (0-10) are skipped.
     Optional("hplt-min-doc-score", default={}): {
         Optional("mono-src", default=7.0): Number(0),
