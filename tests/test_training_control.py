@@ -5,9 +5,10 @@ import json
 import re
 
 import numpy as np
+import pytest
 from test_model_chain import data, kill_when, start, train_args  # noqa: F401 - `data` is a fixture
 
-from conftest import run_step
+from conftest import read_corpus, run_step, write_corpus
 
 TRAIN = "pipeline.train.train"
 
@@ -67,3 +68,114 @@ def test_a_training_killed_between_checkpoints_resumes_where_its_checkpoint_was(
         # unstopped run. Every weight that the model's output depends on is the same within float tolerance.
         if not name.endswith("_bk"):
             np.testing.assert_allclose(resumed[name], expected[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_remove_end_punct_drops_only_the_links_of_a_token_that_disappears():
+    from opustrainer.modifiers.placeholders import PlaceholderTagModifier
+    from opustrainer.modifiers.punctuation import RemoveEndPunctuationModifier
+
+    from pipeline.train.modifiers import RemoveEndPunct, Tags
+
+    glued = "Base64 encoding error.\tBase64-Verschlüsselungsfehler.\t0-0 1-0 2-0"
+    # OpusTrainer 0.5 drops every link of the last words although they stay, then its Tags modifier fails on
+    # the empty alignment field: the line was silently skipped.
+    stock = RemoveEndPunctuationModifier(1.0).remove_punct(glued)
+    assert stock == "Base64 encoding error\tBase64-Verschlüsselungsfehler\t"
+    with pytest.raises(IndexError):
+        PlaceholderTagModifier(1.0, augment=1, tag=0).apply(stock)
+
+    fixed = RemoveEndPunct(1.0)
+    assert fixed.remove_punct(glued) == "Base64 encoding error\tBase64-Verschlüsselungsfehler\t0-0 1-0 2-0"
+    # A punctuation token of its own goes, with its links; counted over any whitespace (a no-break space).
+    assert fixed.remove_punct("Continue ?\tContinuer\u00a0?\t0-0 1-1") == "Continue\tContinuer\t0-0"
+    assert fixed.remove_punct("Quit now ?\tQuitter\t0-0 1-0 2-0") == "Quit now\tQuitte\t0-0 1-0"
+    assert fixed.remove_punct("Done.\tFertig.") == "Done\tFertig"
+    assert not fixed.ends_with_punct("\t.")  # an empty side: no IndexError that would kill the whole batch
+    tags = Tags(1.0, augment=1, tag=0)
+    assert tags.apply("Base64 encoding error\tBase64-Verschlüsselungsfehler\t") == (
+        "Base64 encoding error\tBase64-Verschlüsselungsfehler"
+    )
+
+
+def test_a_line_the_modifiers_cannot_handle_is_marked_not_dropped():
+    from pipeline.train.modifiers import SKIPPED_MARK, Tags
+
+    out = list(Tags(0.0, augment=1, tag=0)(["two words\tzwei Wörter\t0-0 1-7", "ok\tgut\t0-0"]))
+    assert out[0].startswith(SKIPPED_MARK) and "two words\tzwei Wörter\t0-0 1-7" in out[0]
+    assert "Out-of-bound" in out[0]
+    assert out[1] == "ok\tgut"
+
+
+@pytest.fixture
+def bad_line_data(data, tmp_path):  # noqa: F811
+    """The test corpus with one pair whose alignment points past its last word."""
+    folder = tmp_path / "corpus"
+    for name in ("corpus.en.zst", "corpus.fr.zst"):
+        write_corpus(folder / name, read_corpus(data / "corpus" / name))
+    links = read_corpus(data / "corpus" / "corpus.aln.zst")
+    links[7] += " 0-99"
+    write_corpus(folder / "corpus.aln.zst", links)
+    return folder
+
+
+def test_skipped_curriculum_lines_fail_the_training_naming_them(data, bad_line_data, tmp_path):  # noqa: F811
+    def args(out, *extra):
+        return [*train_args(data, out, updates=1000, extra=["--alignments", bad_line_data / "corpus.aln.zst",
+                *extra], after="1e"), "--train-dir", bad_line_data]  # fmt: skip
+
+    out = tmp_path / "strict"
+    result = run_step(TRAIN, args(out), check=False)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "could not handle 1 of" in result.stderr and "Out-of-bound" in result.stderr
+    assert "0-99" in result.stderr  # the line itself is quoted
+    assert not (out / "final.model.npz").exists() and not (out / "training.json").exists()
+
+    lenient = tmp_path / "lenient"
+    run_step(TRAIN, args(lenient, "--max-skipped-fraction", "0.01"))
+    summary = json.loads((lenient / "training.json").read_text())
+    assert summary["skipped_lines"] == 1 and "0-99" in summary["first_skipped"][0]
+    assert summary["stop_reason"] == "after-epochs"
+    assert summary["lines_fed"] >= 299
+
+
+def test_wall_time_caps_a_training_and_early_stopping_is_its_stop_reason(data, tmp_path):  # noqa: F811
+    capped = tmp_path / "capped"
+    run_step(TRAIN, train_args(data, capped, updates=100_000, after="100000u,6s", **{"valid-freq": 20}))
+    summary = json.loads((capped / "training.json").read_text())
+    assert summary["stop_reason"] == "wall-time" and 6 <= summary["wall_seconds"] < 30
+    assert "Saving training checkpoint" in (capped / "train.log").read_text()
+    assert (capped / "final.model.npz").exists()
+
+    # Every validation "stalls" when it must gain 1000 chrF: the second validation ends the training.
+    stalled = tmp_path / "stalled"
+    run_step(TRAIN, train_args(data, stalled, updates=100_000, **{
+        "valid-freq": 5, "early-stopping": 1, "early-stopping-epsilon": 1000}))  # fmt: skip
+    summary = json.loads((stalled / "training.json").read_text())
+    assert summary["stop_reason"] == "early-stopping" and summary["updates"] == 10
+
+
+def test_the_wall_time_is_counted_over_resumed_runs(tmp_path):
+    """The feeder with a stand-in trainer: a budget already spent by earlier runs stops it at once."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT, step_env
+
+    corpus = write_corpus(tmp_path / "c.tsv", [f"a{i}\tb{i}" for i in range(100)])
+    config = tmp_path / "c.yml"
+    config.write_text(f"datasets: {{c: {corpus}}}\nstages: [s]\ns: [c 1.0, until c inf]\nseed: 1\n")
+    clock = tmp_path / "clock.json"
+    clock.write_text('{"seconds": 50}')
+    reader = "import sys, time\nfor line in sys.stdin: time.sleep(0.001)"
+    command = [sys.executable, "-m", "pipeline.train.curriculum_feed", "--config", config, "--report",
+               tmp_path / "r.json", "--clock", clock, "--wall-time", "40", "--", sys.executable, "-c", reader]  # fmt: skip
+    result = subprocess.run(
+        list(map(str, command)), cwd=REPO_ROOT, env=step_env(), capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["ended_by"] == "wall-time" and report["wall_seconds"] >= 50
+    assert json.loads(clock.read_text())["seconds"] >= 50
+
+    bad = subprocess.run(list(map(str, command[:7])), cwd=REPO_ROOT, env=step_env(), capture_output=True)
+    assert bad.returncode == 2 and b"give the Marian command" in bad.stderr

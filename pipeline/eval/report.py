@@ -70,6 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser):
             f"--{kind}-logs", dest="training_logs", nargs="*", type=Path, action="extend", default=[],
             help="Marian's train.log of each trained model (training curves; it holds the validations too)",
         )  # fmt: skip
+    for kind in ("teacher", "backward", "student", "finetuned"):
+        parser.add_argument(
+            f"--{kind}-summaries", dest="training_summaries", nargs="*", type=Path, action="extend",
+            default=[], help="training.json of each trained model, beside its train.log (how it stopped)",
+        )  # fmt: skip
     parser.add_argument(
         "--still-improving-chrf",
         type=float,
@@ -420,6 +425,10 @@ def main(args):
     merged, devset = read_json(args.merged), read_json(args.devset)
     evaluations = [read_evaluation(p) for p in args.evaluations]
     curves = [training_curve(log) for log in args.training_logs]
+    logs = {log.parent.resolve() for log in args.training_logs}
+    for summary in args.training_summaries:
+        if summary.parent.resolve() not in logs:
+            raise StepError(f"{summary} is not beside any of the train.log files given (--*-logs)")
     chain = gaps(evaluations)
     converging = [
         convergence(curve, read_training_stats(log), args.still_improving_chrf)

@@ -472,6 +472,9 @@ experiment_schema = {
     # The report (the run's last task) fails when the final model scores a chrF at or below that of copying
     # the source on a test set: a model worse than no model. True accepts such a model.
     Optional("accept-below-copy-source", default=False): Boolean,
+    # The share of a training's curriculum lines that OpusTrainer's modifiers may fail on (each one counted and
+    # the first quoted in the error); 0: the first such line fails the training.
+    Optional("curriculum-max-skipped-fraction", default=0.0): fraction_below_one,
     # HPLT documents below this web-docs-scorer score (0-10) are skipped.
     Optional("hplt-min-doc-score", default={}): {
         Optional("mono-src", default=7.0): Number(0),
