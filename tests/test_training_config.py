@@ -1,4 +1,5 @@
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,25 @@ def test_a_dataset_listed_twice_is_read_once_with_a_warning(tiny, caplog):
     config = validate_training_config(tiny)
     assert config["datasets"]["train"] == ["opus_a/v1", "local_data/l10n-en-fr/train"]
     assert "datasets.train lists opus_a/v1 more than once" in caplog.text
+
+
+def test_the_two_demo_configs_differ_only_in_the_pair_and_the_paths():
+    """Issue 24: one demo config for both shipped pairs; it must not be tuned to one of them."""
+    import yaml
+
+    from conftest import REPO_ROOT
+
+    def neutral(name):
+        text = (REPO_ROOT / "configs" / name).read_text()
+        config = yaml.safe_load(text.replace("l10n-en-de", "l10n-en-fr"))
+        config["experiment"].update(name=None, trg=None)
+        return config
+
+    assert neutral("tiny.yml") == neutral("tiny.en-de.yml")
+    for name in ("tiny.yml", "tiny.en-de.yml"):
+        config = yaml.safe_load((REPO_ROOT / "configs" / name).read_text())
+        for stage, options in config["marian-args"].items():
+            if stage.startswith("training-"):
+                # Every training stops on convergence, with caps in passes and in wall time.
+                assert options["early-stopping"] >= 1 and options["valid-freq"] <= 250, (name, stage)
+                assert re.fullmatch(r"\d+e,\d+m", options["after"]), (name, stage)
