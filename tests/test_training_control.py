@@ -179,3 +179,31 @@ def test_the_wall_time_is_counted_over_resumed_runs(tmp_path):
 
     bad = subprocess.run(list(map(str, command[:7])), cwd=REPO_ROOT, env=step_env(), capture_output=True)
     assert bad.returncode == 2 and b"give the Marian command" in bad.stderr
+
+
+def test_a_curriculum_that_fails_stops_the_trainer_instead_of_leaving_it_waiting(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT, step_env
+
+    corpus = write_corpus(tmp_path / "c.tsv", ["a.\tb.", "a line without its target"])
+    config = tmp_path / "c.yml"
+    config.write_text(
+        f"datasets: {{c: {corpus}}}\nstages: [s]\ns: [c 1.0, until c 1]\nseed: 1\n"
+        "modifiers: [{RemoveEndPunct: 1.0}]\n"
+    )
+    waits = "import sys, time\nfor line in sys.stdin: pass\ntime.sleep(600)"  # would wait after the data
+    command = [sys.executable, "-m", "pipeline.train.curriculum_feed", "--config", config, "--report",
+               tmp_path / "r.json", "--", sys.executable, "-c", waits]  # fmt: skip
+    result = subprocess.run(
+        list(map(str, command)), cwd=REPO_ROOT, env=step_env(), capture_output=True, timeout=60
+    )
+    assert result.returncode == 1 and b"ValueError" in result.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["ended_by"] == "feeder-error"
+
+    corpus.unlink()
+    result = subprocess.run(
+        list(map(str, command)), cwd=REPO_ROOT, env=step_env(), capture_output=True, timeout=60
+    )
+    assert result.returncode == 1 and b"has no file" in result.stderr

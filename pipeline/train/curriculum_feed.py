@@ -95,6 +95,9 @@ def feed(args) -> int:
     opustrainer_logger.setup_logger(str(args.log_file) if args.log_file else None, "WARNING")
     config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
     curriculum = CurriculumLoader().load(config, basepath=str(args.config.parent))
+    for dataset in curriculum.datasets.values():
+        if missing := [file for file in dataset.files if not os.path.exists(file)]:
+            sys.exit(f"error: the curriculum's dataset {dataset.name} has no file {', '.join(missing)}")
     trainer = Trainer(
         curriculum,
         reader=AsyncDatasetReader,
@@ -159,6 +162,11 @@ def feed(args) -> int:
     except KeyboardInterrupt:
         report["ended_by"] = "interrupted"
         marian.terminate()
+    except BaseException:
+        # The curriculum failed (a dataset unreadable, a modifier crashing a whole batch): Marian saves its
+        # checkpoint and exits instead of waiting for data that will not come.
+        stop_marian("feeder-error")
+        raise
     finally:
         code = marian.wait()
         stopped.set()
