@@ -207,3 +207,17 @@ def test_a_curriculum_that_fails_stops_the_trainer_instead_of_leaving_it_waiting
         list(map(str, command)), cwd=REPO_ROOT, env=step_env(), capture_output=True, timeout=60
     )
     assert result.returncode == 1 and b"has no file" in result.stderr
+
+
+def test_the_skipped_share_is_judged_on_enough_lines():
+    from pipeline.train.curriculum_feed import too_many_skipped
+
+    def report(fed, skipped):
+        return {"lines_fed": fed, "skipped_lines": skipped}
+
+    assert too_many_skipped(report(5, 1), 0.0, final=False)  # 0: the first skipped line is too many
+    assert not too_many_skipped(report(5, 0), 0.0, final=False)
+    assert not too_many_skipped(report(99, 1), 0.001, final=False)  # too few lines to judge a share yet
+    assert too_many_skipped(report(99, 1), 0.001, final=True)
+    assert too_many_skipped(report(20_000, 30), 0.001, final=False)
+    assert not too_many_skipped(report(20_000, 20), 0.001, final=True)

@@ -44,6 +44,7 @@ from pipeline.train.modifiers import SKIPPED_MARK, install
 TOO_MANY_SKIPPED = 3
 # How many skipped lines the report quotes.
 QUOTED_SKIPS = 5
+MIN_LINES_JUDGED = 10_000
 
 
 def parse_args(argv):
@@ -88,6 +89,15 @@ class Clock:
     def save(self):
         if self.path:
             write_json(self.path, {"seconds": round(self.total(), 1)})
+
+
+def too_many_skipped(report: dict, fraction: float, final: bool) -> bool:
+    """With a fraction of 0 the first skipped line is too many; otherwise the share is judged once enough lines
+    were fed for it to mean something, and at the end."""
+    seen = report["lines_fed"] + report["skipped_lines"]
+    if fraction and not final and seen < MIN_LINES_JUDGED:
+        return False
+    return report["skipped_lines"] > fraction * seen
 
 
 def feed(args) -> int:
@@ -143,9 +153,7 @@ def feed(args) -> int:
                 else:
                     lines.append(line)
             report["lines_fed"] += len(lines)
-            if report["skipped_lines"] > args.max_skipped_fraction * (
-                report["lines_fed"] + report["skipped_lines"]
-            ):
+            if too_many_skipped(report, args.max_skipped_fraction, final=False):
                 stop_marian("too-many-skipped")
                 status = TOO_MANY_SKIPPED
                 break
@@ -153,7 +161,10 @@ def feed(args) -> int:
                 break
             marian.stdin.writelines(lines)
         else:
-            if report["ended_by"] is None:
+            if too_many_skipped(report, args.max_skipped_fraction, final=True):
+                stop_marian("too-many-skipped")
+                status = TOO_MANY_SKIPPED
+            elif report["ended_by"] is None:
                 report["ended_by"] = "end-of-data"
         marian.stdin.close()
     except BrokenPipeError:
