@@ -146,6 +146,8 @@ def convergence_flags(report: dict) -> list[str]:
     for row in report.get("convergence", []):
         if row.get("still_improving"):
             lines.append(f"STILL IMPROVING: {row['advice']}")
+        elif row.get("advice"):
+            lines.append(f"NOT JUDGED: {row['advice']}")
     floor = report.get("copy_source_floor") or {}
     for below in floor.get("below", []):
         lines.append(

@@ -256,6 +256,10 @@ def test_verdicts_from_resumed_logs_and_other_metrics(tmp_path):
     log = marian_log(tmp_path / "short", [(250, 12.0)])
     row = convergence(training_curve(log), None, 1.0)
     assert (row["verdict"], row["converged"], row["still_improving"]) == ("too few validations", False, False)
+    assert row["advice"] is None  # nothing says a cap stopped it
+    capped = convergence(training_curve(log), {"updates": 289, "stop_reason": "wall-time"}, 1.0)
+    assert "stopped by its cap (wall-time) after 289 updates and 1 validation(s)" in capped["advice"]
+    assert not capped["still_improving"]
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,8 @@ TRAIN_LINE = re.compile(r"Ep\. (\d+) : Up\. (\d+) : .*?Cost ([0-9.]+).*?([0-9.]+
 VALID_LINE = re.compile(r"\[valid\] Ep\. (\d+) : Up\. (\d+) : ([\w-]+) : ([0-9.eE+-]+)")
 # What pipeline/train/train.py writes beside train.log once Marian has stopped.
 TRAINING_FILE = "training.json"
+# Stop reasons of a training that a cap ended, not convergence.
+CAPPED = ("wall-time", "after-updates", "after-epochs", "after-labels", "end-of-data")
 STOP_REASONS = (
     "early-stopping",
     "after-updates",
@@ -251,6 +253,12 @@ def convergence(curve: dict, stats: dict | None, threshold: float) -> dict:
         "training": stats,
     }
     if len(points) < 2:
+        if row["stop_reason"] in CAPPED:
+            row["advice"] = (
+                f"{row['model']} was stopped by its cap ({row['stop_reason']}) after {row['updates']:,} updates "
+                f"and {len(points)} validation(s): too short to tell whether it converged; raise its cap in "
+                f"{stage_text(row)} or validate more often (`valid-freq`)"
+            )
         return row
     sign = 1 if VERDICT_METRICS.get(metric, True) else -1
     spacings = [b - a for a, b in zip(updates, updates[1:], strict=False)]
@@ -274,13 +282,17 @@ def convergence(curve: dict, stats: dict | None, threshold: float) -> dict:
     return row
 
 
-def advice(row: dict) -> str:
-    """One sentence: what to change so that a model still improving trains until it has converged."""
-    stage = (
+def stage_text(row: dict) -> str:
+    return (
         f"`marian-args.{row['stage']}`"
         if row["stage"]
         else "the `marian-args.training-*` stage that trained it"
     )
+
+
+def advice(row: dict) -> str:
+    """One sentence: what to change so that a model still improving trains until it has converged."""
+    stage = stage_text(row)
     metric = row["metric"]
     shown = METRIC_NAMES.get(metric, metric)
     points = row["last_validations"]
@@ -334,9 +346,12 @@ def convergence_section(rows: list[dict], threshold: float, floor: dict) -> list
         "",
     ]
     lines += convergence_table(rows) if rows else ["No training log was given."]
-    flagged = [r for r in rows if r["still_improving"]]
+    flagged = [r for r in rows if r["advice"]]
     if flagged:
-        lines += [""] + [f"- **Still improving**: {r['advice']}" for r in flagged]
+        lines += [""] + [
+            f"- **{'Still improving' if r['still_improving'] else 'Not judged'}**: {r['advice']}"
+            for r in flagged
+        ]
     if floor["below"]:
         lines += [""] + [
             f"- **Below copying the source, accepted**: {floor_sentence(floor['model'], b)}."
@@ -437,7 +452,7 @@ def main(args):
     for line in convergence_table(converging):
         logger.info("convergence %s", line)
     for row in converging:
-        if row["still_improving"]:
+        if row["advice"]:
             logger.warning("%s", row["advice"])
     floor = copy_source_floor(evaluations)
     floor["accepted"] = args.accept_below_copy_source == "true"
