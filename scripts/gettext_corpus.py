@@ -23,38 +23,37 @@ from pathlib import Path
 WHITESPACE = re.compile(r"\s+")
 
 
-def catalog_pairs(locale_dirs: list[Path], language: str) -> dict[str, str]:
-    pairs = {}
+def catalogs(locale_dirs: list[Path], language: str):
+    """The message catalogs ({source: target}) of the language's `.mo` files, skipping unreadable ones."""
     for locale_dir in locale_dirs:
         for mo in sorted(locale_dir.glob(f"{language}/LC_MESSAGES/*.mo")):
             try:
                 with open(mo, "rb") as handle:
-                    catalog = gettext.GNUTranslations(handle)._catalog
+                    yield gettext.GNUTranslations(handle)._catalog
             except (OSError, UnicodeDecodeError):
                 continue
-            for source, target in catalog.items():
-                if not isinstance(source, str) or not isinstance(target, str) or "\x04" in source:
-                    continue
-                source, target = WHITESPACE.sub(" ", source).strip(), WHITESPACE.sub(" ", target).strip()
-                words = len(source.split())
-                if 3 <= words <= 60 and target and source != target and source not in pairs:
-                    pairs[source] = target
+
+
+def catalog_pairs(locale_dirs: list[Path], language: str) -> dict[str, str]:
+    pairs = {}
+    for catalog in catalogs(locale_dirs, language):
+        for source, target in catalog.items():
+            if not isinstance(source, str) or not isinstance(target, str) or "\x04" in source:
+                continue
+            source, target = WHITESPACE.sub(" ", source).strip(), WHITESPACE.sub(" ", target).strip()
+            words = len(source.split())
+            if 3 <= words <= 60 and target and source != target and source not in pairs:
+                pairs[source] = target
     return pairs
 
 
 def catalog_messages(locale_dirs: list[Path], language: str) -> set[str]:
     """Every translated message of the language, 3 to 60 words, whitespace normalized: monolingual text."""
     messages = set()
-    for locale_dir in locale_dirs:
-        for mo in sorted(locale_dir.glob(f"{language}/LC_MESSAGES/*.mo")):
-            try:
-                with open(mo, "rb") as handle:
-                    catalog = gettext.GNUTranslations(handle)._catalog
-            except (OSError, UnicodeDecodeError):
-                continue
-            for target in catalog.values():
-                if isinstance(target, str) and 3 <= len(target.split()) <= 60:
-                    messages.add(WHITESPACE.sub(" ", target).strip())
+    for catalog in catalogs(locale_dirs, language):
+        for target in catalog.values():
+            if isinstance(target, str) and 3 <= len(target.split()) <= 60:
+                messages.add(WHITESPACE.sub(" ", target).strip())
     return messages
 
 

@@ -45,7 +45,7 @@ def training_json(folder, updates, stop_reason, **extra):
         "updates": updates,
         "stop_reason": stop_reason,
         "skipped_lines": 0,
-        "lines_read": 40_000,
+        "lines_fed": 40_000,
         "wall_seconds": 612.5,
     }
     (folder / "training.json").write_text(json.dumps({**stats, **extra}))
@@ -119,7 +119,7 @@ def test_a_model_still_improving_is_flagged_with_its_numbers(run):
     ]
     assert teacher["last_gain"] == 8.0 and teacher["valid_interval"] == 250
     assert "`marian-args.training-teacher`" in teacher["advice"] and "`after`" in teacher["advice"]
-    assert teacher["training"]["lines_read"] == 40_000
+    assert teacher["training"]["lines_fed"] == 40_000
 
     markdown = (out / "report.md").read_text()
     assert markdown.index("### Teacher -> student -> int8") < markdown.index("## Convergence")
@@ -267,9 +267,9 @@ def test_verdicts_from_resumed_logs_and_other_metrics(tmp_path):
     [
         ("{not json", "is not readable JSON"),
         ("[1, 2]", "must hold a JSON object"),
-        ('{"updates": 10, "stop_reason": "bored", "skipped_lines": 0, "lines_read": 1, "wall_seconds": 1}',
+        ('{"updates": 10, "stop_reason": "bored", "skipped_lines": 0, "lines_fed": 1, "wall_seconds": 1}',
          "`stop_reason` must be one of early-stopping"),
-        ('{"updates": "10", "lines_read": 1, "wall_seconds": "1s"}',
+        ('{"updates": "10", "lines_fed": 1, "wall_seconds": "1s"}',
          "`stop_reason` is missing; `updates` must be int, not '10'; `wall_seconds` must be int or float, not '1s'"),
     ],
     ids=["not-json", "not-object", "stop-reason", "keys"],

@@ -115,7 +115,6 @@ STOP_REASONS = (
 TRAINING_KEYS = {"updates": (int,), "stop_reason": (str,)}
 TRAINING_OPTIONAL_KEYS = {
     "skipped_lines": (int,),
-    "lines_read": (int,),
     "lines_fed": (int,),
     "wall_seconds": (int, float),
 }
@@ -185,7 +184,7 @@ def training_curve(log: Path) -> dict:
 
 
 def read_training_stats(log: Path) -> dict | None:
-    """The `training.json` beside a train.log (updates and stop reason; lines read and skipped and wall time
+    """The `training.json` beside a train.log (updates and stop reason; lines fed and skipped and wall time
     where known; other keys are kept as they are), or None where the training step wrote none."""
     path = log.parent / TRAINING_FILE
     if not path.exists():
