@@ -62,11 +62,86 @@ def test_task_train_triggers_the_hook_with_the_config_as_input(decision, capsys)
 def test_task_train_dry_run_prints_the_payload_and_tasks_and_triggers_nothing(decision, capsys):
     config_path = REPO_ROOT / "configs/tiny.yml"
     assert trigger_training.main(["--config", str(config_path), "--revision", REVISION, "--dry-run"]) == 0
-    assert decision.hooks == []
+    # Offline even with a reachable API and credentials: not one request, let alone a trigger.
+    assert decision.requests == [] and decision.hooks == []
     out = capsys.readouterr().out
     payload = json.loads(out.split("would be triggered with:\n", 1)[1].split("\ntasks the action", 1)[0])
     assert payload["user"]["input"] == yaml.safe_load(config_path.read_text())
+    assert payload["decision"]["action"]["cb_name"] == "train"
+    # The hook rendered offline is the one a decision task of this checkout publishes.
+    (published,) = [a for a in actions_json()["actions"] if a["name"] == "train"]
+    assert f"hook {published['hookGroupId']}/{published['hookId']} would be triggered" in out
+    assert f"translations.v2.translations.revision.{REVISION}.taskgraph.decision" in out
     assert "train-teacher-en-fr-1" in out and "report-en-fr" in out
+
+
+# Runs `task train --dry-run` with every socket operation refused: any network use fails the run.
+OFFLINE_GUARD = """
+import socket, sys
+
+def refuse(*args, **kwargs):
+    raise OSError(f"network use in an offline dry run: {args!r}")
+
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.getaddrinfo = socket.create_connection = refuse
+from translations_taskgraph import trigger_training
+
+sys.exit(trigger_training.main(sys.argv[1:]))
+"""
+
+
+def test_task_train_dry_run_is_offline_without_any_taskcluster_variable():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCLUSTER_")}
+    env["PYTHONPATH"] = f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}"
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        env[name] = "http://127.0.0.1:9"  # a dead port, should anything bypass the guard
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    config_path = REPO_ROOT / "configs/en-fr.full.yml"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            OFFLINE_GUARD,
+            "--config",
+            str(config_path),
+            "--branch",
+            "feature",
+            "--dry-run",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "network use" not in result.stderr
+    assert out.startswith("dry run (offline")
+    assert "translations.v2.translations-pr.branch.feature.latest.taskgraph.decision" in out
+    assert "hook project-translations/in-tree-action-1-train/" in out
+    payload = json.loads(out.split("would be triggered with:\n", 1)[1].split("\ntasks the action", 1)[0])
+    assert payload["user"]["input"] == yaml.safe_load(config_path.read_text())
+    assert payload["user"]["taskGroupId"] == trigger_training.OFFLINE_DECISION_TASK_ID
+    assert payload["decision"]["push"]["branch"] == "feature"
+    assert "train-teacher-en-fr-1" in out and "report-en-fr" in out
+
+
+def test_task_train_without_a_root_url_says_so_before_any_request(monkeypatch, capsys):
+    monkeypatch.delenv("TASKCLUSTER_ROOT_URL", raising=False)
+    assert (
+        trigger_training.main(["--config", str(REPO_ROOT / "configs/tiny.yml"), "--revision", REVISION]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "TASKCLUSTER_ROOT_URL is not set" in err and "--dry-run" in err
+
+
+def test_task_train_without_credentials_says_so_before_any_request(fake_tc, capsys):
+    assert (
+        trigger_training.main(["--config", str(REPO_ROOT / "configs/tiny.yml"), "--revision", REVISION]) == 1
+    )
+    assert "no Taskcluster credentials" in capsys.readouterr().err
+    assert fake_tc.requests == [] and fake_tc.hooks == []
 
 
 def test_task_train_falls_back_to_the_branch_index(decision):

@@ -4,11 +4,17 @@
 
 The config is validated by the one schema first. Then: find the branch's decision task through the index
 (the routes .taskcluster.yml gives decision tasks), read its `public/actions.json`, render the `train`
-action's hookPayload with JSON-e (the input is the config), and trigger the hook. `--dry-run` prints the
-payload and the tasks the action would create (rendered locally, offline) without triggering anything.
+action's hookPayload with JSON-e (the input is the config), and trigger the hook.
 
-Needs TASKCLUSTER_ROOT_URL, and credentials (TASKCLUSTER_CLIENT_ID / TASKCLUSTER_ACCESS_TOKEN, e.g. from
-`taskcluster signin`) with the scope to trigger the hook, except for --dry-run.
+`--dry-run` is offline: no root URL, no credentials, no request. It renders the actions.json a decision task
+of this checkout would publish (the same taskgraph code, `render_actions_json`), renders the `train` hook's
+payload from it, and prints the index paths it would look up, the hook, the payload and the tasks the action
+would create (the preflight check's graph), triggering nothing. The decision task's id is unknown offline,
+so the payload's taskGroupId is a placeholder; the hook id is that of this checkout at level 1 (a branch
+pushed with other changes to .taskcluster.yml or the actions has another).
+
+The real run needs TASKCLUSTER_ROOT_URL, and credentials (TASKCLUSTER_CLIENT_ID / TASKCLUSTER_ACCESS_TOKEN,
+e.g. from `taskcluster signin`) with the scope to trigger the hook; both are checked before any request.
 """
 
 import argparse
@@ -95,6 +101,40 @@ def train_hook(actions: dict, decision_task_id: str, config: dict) -> tuple[str,
     return action["hookGroupId"], action["hookId"], payload
 
 
+# The decision task is not looked up offline: the dry run's payload carries this in its place.
+OFFLINE_DECISION_TASK_ID = "<decision task id>"
+
+
+def local_actions(config: dict, branch: str, revision: str | None) -> dict:
+    """The actions.json a decision task of this checkout would publish (rendered offline)."""
+    from taskgraph.actions.registry import render_actions_json  # noqa: PLC0415  (heavy: taskgraph)
+    from taskgraph.config import load_graph_config  # noqa: PLC0415
+
+    from translations_taskgraph.render import TASKCLUSTER_DIR, build_parameters  # noqa: PLC0415
+
+    graph_config = load_graph_config(str(TASKCLUSTER_DIR))
+    graph_config.register()
+    overrides = {"tasks_for": "github-push", "head_ref": branch or "main"}
+    if revision:
+        overrides |= {"head_rev": revision, "base_rev": revision}
+    parameters = build_parameters(config, **overrides)
+    return render_actions_json(parameters, graph_config, OFFLINE_DECISION_TASK_ID)
+
+
+def dry_run(config_path: Path, config: dict, branch: str, revision: str | None) -> None:
+    """Prints what a real run would look up and submit; offline (no root URL, credentials or request)."""
+    print("dry run (offline: no Taskcluster request is made; nothing is triggered)")
+    print("a real run would look up the decision task in the index at:")
+    for path in index_paths(branch, revision):
+        print(f"  {path}")
+    actions = local_actions(config, branch, revision)
+    hook_group, hook_id, payload = train_hook(actions, OFFLINE_DECISION_TASK_ID, config)
+    print(f"hook {hook_group}/{hook_id} would be triggered with:")
+    print(json.dumps(payload, indent=2, sort_keys=True))
+    print("tasks the action would create:")
+    print(planned_tasks(config_path))
+
+
 def planned_tasks(config_path: Path) -> str:
     """The tasks the action would create, from the offline preflight check."""
     from translations_taskgraph.preflight import run_preflight  # noqa: PLC0415  (heavy: taskgraph)
@@ -126,24 +166,27 @@ def main(argv=None) -> int:
         load_training_config(args.config)  # refuse a wrong config before any request, naming the keys
         # The action's input is the config as written; the action fills in the defaults itself.
         config = yaml.safe_load(args.config.read_text())
-        if "TASKCLUSTER_ROOT_URL" not in os.environ:
-            raise TriggerError("TASKCLUSTER_ROOT_URL is not set (the Taskcluster deployment to use)")
         branch = args.branch or _git("rev-parse", "--abbrev-ref", "HEAD")
         revision = args.revision or (None if args.branch else _git("rev-parse", "HEAD"))
+        if args.dry_run:
+            dry_run(args.config, config, branch, revision)
+            return 0
+        if not os.environ.get("TASKCLUSTER_ROOT_URL"):
+            raise TriggerError(
+                "TASKCLUSTER_ROOT_URL is not set (the URL of the Taskcluster deployment to submit to); "
+                "`--dry-run` needs none"
+            )
         options = taskcluster.optionsFromEnvironment()
+        if not options.get("credentials"):
+            raise TriggerError(
+                "no Taskcluster credentials (TASKCLUSTER_CLIENT_ID / TASKCLUSTER_ACCESS_TOKEN): "
+                "run `eval $(taskcluster signin)` first; `--dry-run` needs none"
+            )
         index, queue = taskcluster.Index(options), taskcluster.Queue(options)
         decision_task_id, path = find_decision_task(index, index_paths(branch, revision))
         print(f"decision task {decision_task_id} (index {path})")
         actions = json.loads(fetch_artifact(queue, decision_task_id, "public/actions.json"))
         hook_group, hook_id, payload = train_hook(actions, decision_task_id, config)
-        if args.dry_run:
-            print(f"hook {hook_group}/{hook_id} would be triggered with:")
-            print(json.dumps(payload, indent=2, sort_keys=True))
-            print("tasks the action would create:")
-            print(planned_tasks(args.config))
-            return 0
-        if not options.get("credentials"):
-            raise TriggerError("no Taskcluster credentials: run `eval $(taskcluster signin)` first")
         result = taskcluster.Hooks(options).triggerHook(hook_group, hook_id, payload)
         action_task = result.get("status", {}).get("taskId") or result.get("taskId")
         print(f"triggered {hook_group}/{hook_id}: action task {action_task}")
