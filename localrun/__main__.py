@@ -53,13 +53,37 @@ def parse_args(argv):
         "--dag", type=Path, help="write the task graph as Graphviz DOT (or SVG/PNG if `dot` exists)"
     )
     parser.add_argument(
-        "--cores", type=int, default=len(os.sched_getaffinity(0)), help="cores to use (default: all)"
+        "--cores",
+        type=bounded(int, 1, "at least 1"),
+        default=len(os.sched_getaffinity(0)),
+        help="cores to use (default: all)",
     )
     parser.add_argument(
-        "--mem-gb", type=float, default=None, help="memory the tasks may use together (default: 80%% of RAM)"
+        "--mem-gb",
+        type=bounded(float, 0.1, "at least 0.1"),
+        default=None,
+        help="memory the tasks may use together (default: 80%% of RAM)",
     )
-    parser.add_argument("--retries", type=int, default=0, help="times to retry a failed task")
+    parser.add_argument(
+        "--retries", type=bounded(int, 0, "0 or more"), default=0, help="times to retry a failed task"
+    )
     return parser.parse_args(argv)
+
+
+def bounded(kind, minimum, wanted: str):
+    """An argparse type: a number of `kind` of at least `minimum` (`--cores 0` would wait forever for a core,
+    holding the run's lock)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return parse
 
 
 def total_memory_gb() -> float:
@@ -157,6 +181,17 @@ def convergence_flags(report: dict) -> list[str]:
     return lines
 
 
+def print_failed_logs(plan: dict, run_dir: Path, since: float, lines: int = 25) -> None:
+    """The end of the log of each task whose last attempt, started after `since`, failed."""
+    for label in plan["order"]:
+        log = run_dir / label / "task.log"
+        if (run_dir / label / "done.json").exists() or not log.exists() or log.stat().st_mtime < since:
+            continue
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- {label} failed; the end of {log}:", file=sys.stderr)
+        print("\n".join(f"    {line}" for line in tail), file=sys.stderr)
+
+
 def clear_stale(plan: dict, run_dir: Path, states: dict) -> None:
     # A task whose definition changed must run again; Snakemake then reruns what depends on it (mtime).
     for label, state in states.items():
@@ -241,6 +276,7 @@ def main(argv=None) -> int:
         )
         python_path = [str(REPO_ROOT), str(REPO_ROOT / "taskcluster"), os.environ.get("PYTHONPATH", "")]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path)}
+        started = time.time()
         process = subprocess.Popen(snakemake_command(plan_path, run_dir, args), cwd=REPO_ROOT, env=env)
         try:
             returncode = process.wait()
@@ -253,6 +289,7 @@ def main(argv=None) -> int:
             )
             return 130
     if returncode != 0:
+        print_failed_logs(plan, run_dir, started)
         print(
             f"The run failed (Snakemake exit status {returncode}); see the task.log named above. "
             "Fix the cause and run the same command again to resume.",

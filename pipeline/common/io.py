@@ -5,6 +5,7 @@ complete, so a killed step never leaves a file that a retry would trust.
 """
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import json
@@ -52,6 +53,24 @@ def _decompressed_pieces(path: Path) -> Iterator[bytes]:
             yield piece
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _checked_start(piece: bytes, path: Path) -> bytes:
+    """The first piece of a file without a UTF-8 byte-order mark (Windows editors write one; kept, it would
+    stick to the first sentence). A file whose lines end in a lone carriage return (classic Mac OS) is refused:
+    read as one line, it would pair its whole text with line 1 of the other side."""
+    if piece.startswith(UTF8_BOM):
+        piece = piece[len(UTF8_BOM) :]
+    lone_returns = piece.count(b"\r") - piece.count(b"\r\n")
+    if lone_returns > piece.count(b"\n"):
+        raise StepError(
+            f"{path}: lines end in a carriage return alone (classic Mac OS line ends), which would be read "
+            "as one line; convert them to newlines first, e.g. `tr '\\r' '\\n' < FILE > FILE.unix`"
+        )
+    return piece
+
+
 def _raw_line_blocks(path: Path, size: int) -> Iterator[tuple[bytes, int]]:
     """The lines of a corpus file `size` at a time (the last block may hold fewer) as (undecoded lines, each
     ending in a line break, how many); a last line without a line break gets one. A cut or unreadable file fails
@@ -63,7 +82,9 @@ def _raw_line_blocks(path: Path, size: int) -> Iterator[tuple[bytes, int]]:
     lines_read = 0
     try:
         tail, tail_ends = b"", np.zeros(0, dtype=np.int64)  # lines not handed out yet, where they end
-        for piece in _decompressed_pieces(path):
+        for number, piece in enumerate(_decompressed_pieces(path)):
+            if number == 0:
+                piece = _checked_start(piece, path)
             ends = np.concatenate(
                 [tail_ends, np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == 10) + len(tail)]
             )
@@ -180,6 +201,13 @@ def atomic_path(path: str | Path):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            # For step.storage_error_message: which output filled the disk, and how far it got.
+            error.filename = error.filename or str(path)
+            with contextlib.suppress(OSError):
+                error.partial_bytes = os.stat(tmp).st_size
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -2,9 +2,11 @@
 and skipping work whose outputs already exist."""
 
 import argparse
+import errno
 import glob
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,3 +92,39 @@ def run_step(description: str, add_arguments: Callable, main: Callable, argv=Non
     except StepError as error:
         logger.error("%s", error)
         sys.exit(1)
+    except OSError as error:
+        if error.errno not in STORAGE_ERRORS:
+            raise
+        logger.error("%s", storage_error_message(error, getattr(args, "output_dir", None)))
+        sys.exit(1)
+
+
+# Failures of the storage rather than of the step: reported in one line, not as a traceback.
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.EROFS}
+
+
+def storage_error_message(error: OSError, output_dir: Path | None) -> str:
+    """What the user needs to fix a full disk, a quota or a name the file system cannot hold. Outputs are
+    written atomically (io.atomic_path), so what the step had written is either complete or gone."""
+    where = Path(error.filename) if error.filename else output_dir
+    if error.errno == errno.ENAMETOOLONG:
+        longest = max((part for part in Path(where or ".").parts), key=len, default="")
+        return (
+            f"a file name is too long for the file system: {where} (its longest part has {len(longest)} "
+            "characters; most file systems allow 255 bytes): shorten the experiment or dataset name"
+        )
+    if error.errno == errno.EROFS:
+        return f"cannot write {where}: the file system is read-only"
+    folder = Path(output_dir or where or ".")
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    usage = shutil.disk_usage(existing)
+    task = folder.parent.name if folder.name == "artifacts" else folder.name
+    partial = getattr(error, "partial_bytes", None)
+    got = f" after {partial / 2**20:.1f} MiB" if partial is not None else ""
+    what = "no space left on the device" if error.errno == errno.ENOSPC else "the disk quota is exceeded"
+    return (
+        f"{what} holding {existing}: task {task} could not write {where}{got}. The device has "
+        f"{usage.free / 2**20:.1f} MiB free of {usage.total / 2**20:.1f} MiB now that the partial file is "
+        f"removed; the task needs more than that. Free some space (or move the runs folder) and run it "
+        "again: outputs that were complete are kept"
+    )

@@ -10,6 +10,7 @@ GPU-hours, wall time and disk. The index is not consulted (offline), so every ta
 
 import argparse
 import contextlib
+import glob
 import gzip
 import io
 import json
@@ -59,7 +60,7 @@ def count_local_pairs(name: str) -> int | None:
     if provider != "local":
         return None
     folder, stem = (REPO_ROOT / prefix).parent, Path(prefix).name
-    for path in sorted(folder.glob(f"{stem}.*")):
+    for path in sorted(folder.glob(f"{glob.escape(stem)}.*")):
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as f:
                 return sum(1 for _ in f)

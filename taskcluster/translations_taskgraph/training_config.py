@@ -12,6 +12,7 @@ One call reports every problem of a config: the structural checks (voluptuous) a
 (datasets against languages, labels, paths) run together.
 """
 
+import difflib
 import hashlib
 import logging
 import os
@@ -209,8 +210,23 @@ REFERENCE_STAGES_NOT_SUPPORTED_YET = [
 
 def _describe(value) -> str:
     if isinstance(value, bool):
-        return f"the YAML boolean {str(value).lower()}"
+        return (
+            f"the YAML boolean {str(value).lower()} (YAML reads unquoted yes/no/on/off/true/false as booleans: "
+            "quote the word if you meant text)"
+        )
     return f"{type(value).__name__} {value!r}"
+
+
+def nullable(validator):
+    """None, or what `validator` accepts; its message when it refuses (voluptuous' Any(None, ...) would only
+    say "not a valid value")."""
+
+    def check(value):
+        return None if value is None else validator(value)
+
+    if hasattr(validator, "json_schema"):
+        check.json_schema = {"anyOf": [{"type": "null"}, validator.json_schema]}
+    return check
 
 
 def Integer(minimum=None, maximum=None):
@@ -275,10 +291,18 @@ def language_code(value):
     return value
 
 
+MAX_EXPERIMENT_NAME = 100
+MAX_DATASET_NAME = 200  # its task's label and folder hold it; file systems allow 255 bytes a name
+
+
 def experiment_name(value):
     if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", value):
         raise Invalid(
             f"name may hold letters, digits, _ . - (it names the run's folder), got {_describe(value)}"
+        )
+    if len(value) > MAX_EXPERIMENT_NAME:
+        raise Invalid(
+            f"name has {len(value)} characters; at most {MAX_EXPERIMENT_NAME} (it names the run's folder)"
         )
     return value
 
@@ -364,6 +388,11 @@ def parse_dataset(name: str) -> tuple[str, str]:
         raise Invalid(
             f"dataset name {name!r} holds characters that are not allowed ({''.join(bad)!r}); "
             "allowed: letters, digits and _ . : / @ % + = , ~ [ ] ? -"
+        )
+    if len(name.encode()) > MAX_DATASET_NAME:
+        raise Invalid(
+            f"dataset name {name[:40]!r}... has {len(name.encode())} bytes; at most {MAX_DATASET_NAME} "
+            "(it names its task's folder)"
         )
     provider, sep, rest = name.partition("_")
     if not sep or not rest:
@@ -453,7 +482,7 @@ experiment_schema = {
     Required("trg"): language_code,
     Required("spm-vocab-size"): All(Integer(64, 256000), _vocab_size),
     Optional("spm-sample-size", default=1_000_000): Integer(1),
-    Optional("corpus-max-sentences", default=None): Any(None, Integer(1)),
+    Optional("corpus-max-sentences", default=None): nullable(Integer(1)),
     Optional("dev-max-sentences", default=2000): Integer(1),
     # The reference has no teacher size setting (its teacher is transformer-big): `big` is its equivalent.
     Optional("teacher-model", default="big"): OneOf(*TEACHER_PRESETS),
@@ -670,9 +699,99 @@ def _remove_unsupported(config: dict, problems: list) -> dict:
     return config
 
 
+# Options each stage's step sets itself (paths, devices, the data stream): a config's value would be overridden
+# or would break the step (`no-restore-corpus` would undo the exact resume of a training).
+RESERVED_MARIAN_OPTIONS = {
+    "training": {
+        "model", "pretrained-model", "train-sets", "tsv", "tsv-fields", "vocabs", "valid-sets",
+        "valid-translation-output", "log", "valid-log", "tempdir", "seed", "config", "relative-paths",
+        "cpu-threads", "devices", "workspace", "no-restore-corpus", "sigterm", "dump-config", "overwrite",
+        "keep-best", "shuffle", "valid-metrics",
+    },
+    "decoding": {
+        "models", "model", "input", "output", "vocabs", "config", "relative-paths", "log", "n-best",
+        "cpu-threads", "devices", "workspace", "dump-config",
+    },
+}  # fmt: skip
+# `after`: comma-separated caps, the first reached ending the training (pipeline/train/train.py applies them).
+AFTER_CAP_RE = re.compile(r"[1-9]\d*[eut]|\d+(?:\.\d+)?[smh]")
+# valid-freq, save-freq, disp-freq, ...: a whole number of updates (u, the default), target labels or epochs.
+FREQUENCY_RE = re.compile(r"\d+[ute]?")
+FREQUENCY_OPTIONS = {"valid-freq", "save-freq", "disp-freq", "sync-freq", "exponential-smoothing-replace-freq"}
+NUMBER_RES = {"INT": re.compile(r"-?\d+"), "UINT": re.compile(r"\d+"), "FLOAT": re.compile(r"-?(\d+(\.\d*)?|\.\d+)(e[-+]?\d+)?")}
+
+
+def _marian_value_problem(option: str, kind: str, value) -> str | None:
+    """What is wrong with `value` for a Marian option of `kind` (as Marian's --help types it), or None."""
+    if kind == "FLAG":
+        if isinstance(value, bool) or str(value).lower() in ("true", "false"):
+            return None
+        return f"is a switch: true or false, got {value!r}"
+    values = value if isinstance(value, list) else [value]
+    if kind != "VECTOR" and isinstance(value, list):
+        return f"takes one value, got a list {value!r}"
+    if any(isinstance(v, bool) for v in values):
+        return f"takes a value, not {value!r}"
+    text = str(value).strip()
+    if option == "after":
+        caps = [cap.strip() for cap in text.split(",")]
+        if text not in ("0", "0e") and not all(AFTER_CAP_RE.fullmatch(cap) for cap in caps):
+            return (
+                f"{value!r}: each comma-separated cap is a whole number with e (epochs), u (updates) or "
+                "t (target labels), or a wall time in s, m or h, e.g. `after: 10e,45m`"
+            )
+    elif option in FREQUENCY_OPTIONS:
+        if not FREQUENCY_RE.fullmatch(text):
+            return f"{value!r}: a whole number, optionally with u (updates), t (target labels) or e (epochs)"
+    elif kind in NUMBER_RES and not NUMBER_RES[kind].fullmatch(text):
+        wanted = {"INT": "a whole number", "UINT": "a whole number of 0 or more", "FLOAT": "a number"}[kind]
+        return f"must be {wanted}, got {value!r}"
+    if option == "beam-size" and text == "0":
+        return "must be at least 1, got 0"
+    return None
+
+
+def _marian_args_problems(config: dict) -> list[tuple[str, str]]:
+    """Unknown Marian options, values Marian would only refuse when a training starts, and options the pipeline
+    sets itself, in every stage of `marian-args`; warns about `after` given with `after-epochs`."""
+    from translations_taskgraph.marian_options import known_options
+
+    marian_args = config.get("marian-args")
+    if not isinstance(marian_args, dict):
+        return []
+    problems = []
+    for stage, options in marian_args.items():
+        if stage not in MARIAN_ARG_STAGES or not isinstance(options, dict):
+            continue  # the schema names these
+        purpose = stage.split("-")[0]
+        known = known_options()["train" if purpose == "training" else "decode"]
+        for option, value in options.items():
+            key = f"marian-args.{stage}.{option}"
+            if not isinstance(option, str):
+                continue
+            if option not in known:
+                close = difflib.get_close_matches(option, list(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append((key, f"Marian has no option --{option} for {purpose}{hint}"))
+            elif option in RESERVED_MARIAN_OPTIONS[purpose]:
+                problems.append((key, f"set by the pipeline itself for every {purpose} step; remove it"))
+            elif (problem := _marian_value_problem(option, known[option], value)) is not None:
+                problems.append((key, problem))
+        if "after" in options and ("after-epochs" in options or "after-batches" in options):
+            other = "after-epochs" if "after-epochs" in options else "after-batches"
+            logger.warning(
+                "marian-args.%s: both `after` and `%s` are set; the first limit reached ends the training "
+                "(`%s` is deprecated in Marian: write it into `after`)",
+                stage,
+                other,
+                other,
+            )
+    return problems
+
+
 def _cross_checks(config: dict) -> list[tuple[str, str]]:
     """The checks between keys that a later stage would make; tolerant of a config with structural errors."""
-    problems = []
+    problems = _marian_args_problems(config)
     experiment = config.get("experiment") if isinstance(config.get("experiment"), dict) else {}
     src, trg = experiment.get("src"), experiment.get("trg")
     languages_valid = all(isinstance(x, str) and LANGUAGE_RE.match(x) for x in (src, trg))

@@ -12,6 +12,7 @@ Argument values in a kind:
   - `{artifacts: true}`: this task's own artifacts folder.
 """
 
+import glob
 import hashlib
 import json
 import shlex
@@ -146,7 +147,8 @@ def local_input_digests(dataset: str) -> dict[str, str]:
     path = local_dataset_path(prefix)
     digests = {}
     if path.parent.is_dir():
-        for candidate in sorted(path.parent.glob(f"{path.name}.*")):
+        # Escaped: names may hold `[`, `]` and `?`, which would otherwise be read as a pattern matching nothing.
+        for candidate in sorted(path.parent.glob(f"{glob.escape(path.name)}.*")):
             if candidate.is_file():
                 sha = hashlib.sha256()
                 with open(candidate, "rb") as data:
