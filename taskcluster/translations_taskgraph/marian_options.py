@@ -15,7 +15,9 @@ from pathlib import Path
 
 OPTIONS_FILE = Path(__file__).with_name("marian_options.json")
 # `  -b,--beam-size UINT=12   Beam size ...`, `  --overwrite   Do not create ...`, `  --x=false  ...`
-HELP_LINE = re.compile(r"^\s+(?:-[A-Za-z],)?--([a-z0-9][a-z0-9-]*)(?: ([A-Z]+)(?:=\S*)?| \.\.\.|=\S+)?(?:\s|$)")
+HELP_LINE = re.compile(
+    r"^\s+(?:-[A-Za-z],)?--([a-z0-9][a-z0-9-]*)(?: ([A-Z]+)(?:=\S*)?| \.\.\.|=\S+)?(?:\s|$)"
+)
 MODES = {"train": [], "decode": ["decode"]}
 
 
@@ -34,7 +36,13 @@ def installed_options() -> dict[str, dict[str, str]]:
     result = {}
     for mode, words in MODES.items():
         help_text = subprocess.run(
-            [sys.executable, "-c", "import sys, _pymarian; sys.exit(_pymarian.main(sys.argv[1:]))", *words, "--help"],
+            [
+                sys.executable,
+                "-c",
+                "import sys, _pymarian; sys.exit(_pymarian.main(sys.argv[1:]))",
+                *words,
+                "--help",
+            ],
             capture_output=True,
             text=True,
             check=True,

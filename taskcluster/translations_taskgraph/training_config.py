@@ -717,8 +717,18 @@ RESERVED_MARIAN_OPTIONS = {
 AFTER_CAP_RE = re.compile(r"[1-9]\d*[eut]|\d+(?:\.\d+)?[smh]")
 # valid-freq, save-freq, disp-freq, ...: a whole number of updates (u, the default), target labels or epochs.
 FREQUENCY_RE = re.compile(r"\d+[ute]?")
-FREQUENCY_OPTIONS = {"valid-freq", "save-freq", "disp-freq", "sync-freq", "exponential-smoothing-replace-freq"}
-NUMBER_RES = {"INT": re.compile(r"-?\d+"), "UINT": re.compile(r"\d+"), "FLOAT": re.compile(r"-?(\d+(\.\d*)?|\.\d+)(e[-+]?\d+)?")}
+FREQUENCY_OPTIONS = {
+    "valid-freq",
+    "save-freq",
+    "disp-freq",
+    "sync-freq",
+    "exponential-smoothing-replace-freq",
+}
+NUMBER_RES = {
+    "INT": re.compile(r"-?\d+"),
+    "UINT": re.compile(r"\d+"),
+    "FLOAT": re.compile(r"-?(\d+(\.\d*)?|\.\d+)(e[-+]?\d+)?"),
+}
 
 
 def _marian_value_problem(option: str, kind: str, value) -> str | None:
