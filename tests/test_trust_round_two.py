@@ -223,7 +223,10 @@ def test_marian_args_the_reference_writes_are_accepted():
     validate_training_config(config)
 
 
-def test_after_with_after_epochs_warns(caplog):
+def test_after_with_after_epochs_warns(caplog, monkeypatch):
+    import translations_taskgraph.training_config as training_config
+
+    monkeypatch.setattr(training_config, "_WARNED", set())  # warned once per process
     validate_training_config(tiny_with_marian_args("training-teacher", **{"after-epochs": 3}))
     assert "both `after` and `after-epochs` are set" in caplog.text
 

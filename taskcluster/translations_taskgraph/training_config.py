@@ -789,13 +789,14 @@ def _marian_args_problems(config: dict) -> list[tuple[str, str]]:
                 problems.append((key, problem))
         if "after" in options and ("after-epochs" in options or "after-batches" in options):
             other = "after-epochs" if "after-epochs" in options else "after-batches"
-            logger.warning(
-                "marian-args.%s: both `after` and `%s` are set; the first limit reached ends the training "
-                "(`%s` is deprecated in Marian: write it into `after`)",
-                stage,
-                other,
-                other,
+            warning = (
+                f"marian-args.{stage}",
+                f"both `after` and `{other}` are set; the first limit reached ends the training "
+                f"(`{other}` is deprecated in Marian: write it into `after`)",
             )
+            if warning not in _WARNED:  # once per process: every kind of the graph validates the config again
+                _WARNED.add(warning)
+                logger.warning("%s: %s", *warning)
     return problems
 
 
