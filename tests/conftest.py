@@ -2,6 +2,7 @@ import contextlib
 import gzip
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,24 +50,75 @@ def build_vocab(corpus_dir, out, size: int, sample_size: int | None = None, src=
     return out / "vocab.spm"
 
 
-def kill_step_after(module: str, args: list, seconds: float, env: dict | None = None) -> bool:
+KILL_ATTEMPTS = 4  # kill_step_after with retry_dir: the delay is halved after each step that finished first
+
+
+def _sigkill_group(process: subprocess.Popen, group: bool = True) -> int:
+    """SIGKILLs a process (its whole process group, for one started in its own session) and returns its exit
+    status: -SIGKILL if it was still running, its own status if it had already ended."""
+    with contextlib.suppress(ProcessLookupError):
+        if group and os.getpgid(process.pid) != process.pid:
+            process.kill()
+            process.wait()
+            pytest.fail(
+                "the process was not started in its own session (start_new_session): kill it with group=False"
+            )
+        if group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.send_signal(signal.SIGKILL)
+    process.communicate()
+    return process.returncode
+
+
+def kill_running(process: subprocess.Popen, group: bool = True, what: str = "the step") -> None:
+    """SIGKILLs a process and fails the test unless it was still running: a kill that comes after the end tests
+    nothing, and a test that ignored it would pass whatever the resume does. It kills the whole process group
+    (the process must have been started with start_new_session), or the process alone with group=False."""
+    status = _sigkill_group(process, group)
+    if status != -signal.SIGKILL:
+        pytest.fail(
+            f"{what} had already ended (exit status {status}) when it was to be killed: it was not killed mid-run"
+        )
+
+
+def kill_step_after(
+    module: str, args: list, seconds: float, env: dict | None = None, retry_dir: Path | None = None
+) -> float:
     """Starts a step in its own process group and SIGKILLs the whole group after `seconds`, as a worker or an
-    engine losing the task would. Returns False if the step had finished before."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *map(str, args)],
-        cwd=REPO_ROOT,
-        env=env or step_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    engine losing the task would; returns the delay at which it was killed. It fails the test unless the step
+    was still running then (its exit status is -SIGKILL): a step that failed first, or finished first, was not
+    killed mid-run, and a rerun after it would prove nothing. With `retry_dir` (the step's output folder), a step
+    that finished first is run again on an emptied folder with half the delay, up to KILL_ATTEMPTS runs."""
+    for attempt in range(KILL_ATTEMPTS if retry_dir is not None else 1):
+        if attempt:
+            shutil.rmtree(retry_dir, ignore_errors=True)
+        with tempfile.TemporaryFile() as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module, *map(str, args)],
+                cwd=REPO_ROOT,
+                env=env or step_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+            try:
+                process.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                status = _sigkill_group(process)
+            else:
+                status = process.returncode
+            if status == -signal.SIGKILL:
+                return seconds
+            if status != 0:
+                log.seek(0)
+                stderr = log.read().decode("utf-8", "replace")[-3000:]
+                pytest.fail(f"{module} failed ({status}) before the kill after {seconds:.2f}s:\n{stderr}")
+        seconds /= 2
+    pytest.fail(
+        f"{module} finished before the kill (the last after {seconds * 2:.2f}s"
+        f"{'' if retry_dir is not None else '; no retry_dir to retry sooner'}): it was never killed mid-run"
     )
-    try:
-        process.wait(timeout=seconds)
-        return False
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return True
 
 
 def _default_sigint():

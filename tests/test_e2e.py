@@ -13,9 +13,13 @@ COPY_SOURCE_CHRF = 31.2
 # Updates of the CI run; the demo (configs/tiny.yml) trains for 4 epochs. Its teacher's valid chrF passes 39 at
 # 1,000 updates, far above copying the source (31.2), so 1,200 leave a wide margin and keep CI under 45 minutes.
 E2E_UPDATES = 1200
+# The engine run's own limit, and the test's (pytest-timeout's global 1,800 s would stop the test first, without
+# the engine's output): tests/test_test_suite.py checks that the test's limit stays above its subprocesses'.
+ENGINE_TIMEOUT = 3600
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(ENGINE_TIMEOUT + 300)
 def test_tiny_config_trains_a_model_that_beats_copying_the_source(tmp_path):
     config = yaml.safe_load((REPO_ROOT / "configs" / "tiny.yml").read_text())
     config["experiment"]["name"] = "e2e"
@@ -31,7 +35,7 @@ def test_tiny_config_trains_a_model_that_beats_copying_the_source(tmp_path):
     config_path.write_text(yaml.safe_dump(config))
 
     process = start_localrun(config_path, tmp_path / "runs", stderr=subprocess.PIPE)
-    stdout, stderr = communicate(process, 3600)
+    stdout, stderr = communicate(process, ENGINE_TIMEOUT)
     assert process.returncode == 0, stdout[-5000:] + stderr[-5000:]
     run_dir = tmp_path / "runs" / "e2e"
     model_dir = run_dir / "train-teacher-en-fr-1" / "artifacts"

@@ -14,9 +14,14 @@ from last_mile import check_last_mile
 from conftest import REPO_ROOT, communicate, read_corpus, start_localrun
 
 MICRO = REPO_ROOT / "tests" / "configs" / "micro.yml"
+ENGINE_TIMEOUT = 1500
+# The engine run, then bergamot-translator's npm install and translation (600 s each, tests/bergamot.py), with a
+# margin: above the global 1,800 s, which would stop the test before its subprocesses' own timeouts
+# (tests/test_test_suite.py checks it).
+TEST_TIMEOUT = ENGINE_TIMEOUT + 2 * 600 + 300
 
 
-def run(config: dict, tmp_path, timeout=1500) -> str:
+def run(config: dict, tmp_path, timeout=ENGINE_TIMEOUT) -> str:
     path = tmp_path / "micro.yml"
     path.write_text(yaml.safe_dump(config))
     process = start_localrun(path, tmp_path / "runs", stderr=subprocess.PIPE)
@@ -56,6 +61,7 @@ def check_distilled_corpus(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(TEST_TIMEOUT)
 def test_micro_chain_trains_and_finetunes_a_student(tmp_path):
     """The whole chain in one run (CI time): the distilled corpus, then the student and its last mile."""
     output = run(yaml.safe_load(MICRO.read_text()), tmp_path)

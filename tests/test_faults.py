@@ -9,7 +9,6 @@ The short form (2 kill points per step) runs with the other tests; the long form
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,17 @@ import pytest
 import yaml
 from test_local_engine import QUICK_CONFIG
 
-from conftest import REPO_ROOT, finish, kill_step_after, read_corpus, start_localrun, step_env, write_corpus
+from conftest import (
+    KILL_ATTEMPTS,
+    REPO_ROOT,
+    finish,
+    kill_running,
+    kill_step_after,
+    read_corpus,
+    start_localrun,
+    step_env,
+    write_corpus,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -108,11 +117,13 @@ def test_a_killed_step_reruns_to_identical_outputs(step, seed, workdir, referenc
     module, args, outputs = STEPS[step]
     out = workdir / f"killed-{step}-{seed}"
     rng = random.Random(f"{step}-{seed}")
-    after = rng.uniform(0.1, 0.9) * references[step]
-    killed = kill_step_after(module, expand(args, workdir, out), after)
+    # Fails unless the step was killed mid-run; one that finished first is run again with half the delay.
+    after = kill_step_after(
+        module, expand(args, workdir, out), rng.uniform(0.1, 0.9) * references[step], retry_dir=out
+    )
     run(module, expand(args, workdir, out))
     assert outputs_of(out, outputs) == outputs_of(workdir / f"ref-{step}", outputs), (
-        f"{step} killed after {after:.2f}s (killed: {killed}) then rerun differs"
+        f"{step} killed after {after:.2f}s then rerun differs"
     )
 
 
@@ -141,8 +152,7 @@ def trained_model(workdir, references):
     while not (out / "model.npz.progress.yml").exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert process.poll() is None, "training ended before its first checkpoint: make it longer"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_running(process, what="the training")
     assert not (out / "final.model.npz").exists()
     result = run("pipeline.train.train", args)
     return out, result
@@ -174,6 +184,7 @@ def test_a_killed_evaluation_reruns_to_identical_outputs(seed, workdir, trained_
         "pipeline.eval.evaluate",
         evaluate_args(workdir, model, out),
         random.Random(seed).uniform(0.1, 0.9) * duration,
+        retry_dir=out,
     )
     run("pipeline.eval.evaluate", evaluate_args(workdir, model, out))
     names = ["translation.fr.zst", "metrics.json"]
@@ -206,11 +217,20 @@ def test_the_local_engine_killed_with_its_process_group_reruns_to_the_same_data(
     assert code == 0, output
     duration = time.time() - start
 
-    runs = tmp_path / "killed"
-    process = start_localrun(config, runs, start_new_session=True)
-    time.sleep(random.Random(seed).uniform(0.3, 0.9) * duration)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.communicate()
+    # The kill must come while the engine runs: one that finished first is run again with half the delay.
+    delay = random.Random(seed).uniform(0.3, 0.9) * duration
+    for attempt in range(KILL_ATTEMPTS):
+        runs = tmp_path / f"killed-{attempt}"
+        process = start_localrun(config, runs, stdout=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            kill_running(process, what="the local engine")
+            break
+        assert process.returncode == 0, f"the engine failed ({process.returncode}) before the kill"
+        delay /= 2
+    else:
+        pytest.fail(f"the engine finished before every kill (the last after {delay * 2:.2f}s)")
     code, output = finish(start_localrun(config, runs))
     assert code == 0, output
     assert data_outputs(runs / "faults") == data_outputs(tmp_path / "reference" / "faults")

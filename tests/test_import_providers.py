@@ -6,20 +6,15 @@ import gzip
 import hashlib
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
 import tarfile
 import threading
-import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import zstandard
 
-from conftest import REPO_ROOT, read_corpus, run_step, step_env
+from conftest import kill_step_after, read_corpus, run_step, step_env
 from pipeline.common import download as download_module
 from pipeline.common.step import StepError
 
@@ -352,23 +347,9 @@ def test_kill_9_then_rerun_gives_the_same_outputs(server, tmp_path):
     reference = tmp_path / "reference"
     assert import_dataset(server, "mtdata_Statmt-news_commentary-16-eng-fra", reference).returncode == 0
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        IMPORT,
-        "--dataset",
-        "mtdata_Statmt-news_commentary-16-eng-fra",
-        "--langs",
-        "en,fr",
-        "--output-dir",
-        str(out),
-    ]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=step_env(**mirrors(server)), stderr=subprocess.DEVNULL
-    )
-    time.sleep(1.0)  # mid-way: loading mtdata's index takes a few seconds
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    args = ["--dataset", "mtdata_Statmt-news_commentary-16-eng-fra", "--langs", "en,fr", "--output-dir", out]
+    # mid-way: loading mtdata's index takes a few seconds; fails unless the import was still running then
+    kill_step_after(IMPORT, args, 1.0, env=step_env(**mirrors(server)), retry_dir=out)
     assert not (out / "stats.json").exists()
     assert import_dataset(server, "mtdata_Statmt-news_commentary-16-eng-fra", out).returncode == 0
     for name in ("corpus.en.zst", "corpus.fr.zst"):

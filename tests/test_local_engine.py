@@ -78,6 +78,8 @@ def test_an_invalid_config_is_refused_before_any_task(quick_config, tmp_path):
 
 
 @pytest.mark.e2e
+# Up to 600 s for a checkpoint, then the engine's three waits (120 + 900 + 900 s): above the global 1,800 s.
+@pytest.mark.timeout(2700)
 @pytest.mark.parametrize("interruption", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_path, interruption):
     runs = tmp_path / "runs"
@@ -93,6 +95,9 @@ def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_pat
     # The whole process group, as a terminal's Ctrl-C does: the engine, Snakemake, the step and Marian.
     os.killpg(process.pid, interruption)
     code, output = finish(process, timeout=120)
+    # A kill that came after the engine's end would test nothing: its exit status says it was running.
+    if interruption == signal.SIGKILL:
+        assert code == -signal.SIGKILL, f"the engine had ended ({code}) before the kill:\n{output}"
     if interruption == signal.SIGINT:
         assert code == 130, output
         assert "Interrupted: run the same command again to resume" in output
@@ -124,6 +129,7 @@ def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_pat
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(2 * 900 + 300)  # two engine runs of up to 900 s each (finish)
 def test_a_changed_config_reruns_only_what_it_affects(quick_config, tmp_path):
     runs = tmp_path / "runs"
     config = yaml.safe_load(quick_config.read_text())

@@ -4,8 +4,6 @@ n-best picks, collection, cross-entropy filtering, mono merge and ensemble evalu
 outputs, a no-op rerun, clear failures on bad input, and a rerun after kill -9 that finishes the same."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +14,7 @@ from test_steps import assert_fails_cleanly
 
 from conftest import (
     REPO_ROOT,
+    kill_running,
     kill_step_after,
     read_corpus,
     run_step,
@@ -270,8 +269,7 @@ def kill_when(process, condition, timeout=120):
         assert process.poll() is None, process.communicate()[1][-3000:]
         assert time.time() < deadline, "the condition to kill never came"
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_running(process)  # fails the test if the step ended before the kill
 
 
 def test_training_resumes_after_kill_9(data, tmp_path):
@@ -569,7 +567,7 @@ def test_collect_and_mono_merge_after_kill_9_give_the_same_outputs(tmp_path, sec
     for module, args in steps.items():
         clean, killed = tmp_path / f"{module}-clean", tmp_path / f"{module}-killed"
         run_step(module, [*args, "--output-dir", clean])
-        kill_step_after(module, [*args, "--output-dir", killed], seconds)
+        kill_step_after(module, [*args, "--output-dir", killed], seconds, retry_dir=killed)
         run_step(module, [*args, "--output-dir", killed])
         # A kill can leave a hidden temporary (.NAME.*.tmp) beside the outputs; the outputs are what count.
         names = sorted(p.name for p in clean.iterdir())

@@ -3,7 +3,6 @@ download tasks in their place, and the graph leaves out exactly the tasks they r
 (pipeline/data/download_artifacts.py): from a folder address, from a task's artifacts, bad input, kill -9."""
 
 import hashlib
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from fake_taskcluster import FakeTaskcluster, serve
 
-from conftest import REPO_ROOT, run_step, step_env
+from conftest import REPO_ROOT, kill_running, run_step, step_env
 from translations_taskgraph.render import generator_for
 from translations_taskgraph.training_config import ConfigError, validate_training_config
 
@@ -201,8 +200,7 @@ def test_kill_9_during_the_download_then_rerun_gives_the_same_files(tmp_path, fa
         and time.time() < deadline
     ):
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_running(process, group=False, what="the download")  # fails the test if it had ended
     assert len(digests(out)) < len(FILES)
     fake.handle = original
     run_step(DOWNLOAD, args(TASK_ID, out), env=step_env(TASKCLUSTER_ROOT_URL=fake.root_url))

@@ -3,8 +3,6 @@ pipeline/common/taskcluster_resume.py, the train step's use of it, and the exit 
 
 import hashlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 from fake_taskcluster import FakeTaskcluster, serve
 
-from conftest import REPO_ROOT, build_vocab, run_step, sample_pairs, step_env, write_corpus
+from conftest import REPO_ROOT, build_vocab, kill_running, run_step, sample_pairs, step_env, write_corpus
 from pipeline.common.taskcluster_resume import EXIT_TASKCLUSTER_REQUEST_FAILED
 
 TASK_ID = "TrainTask0000000000000"
@@ -159,8 +157,7 @@ def test_kill_9_while_fetching_then_rerun_gives_the_same_files(tmp_path, fake):
     deadline = time.time() + 30
     while not (out.exists() and any(out.iterdir())) and time.time() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_running(process, group=False, what="the fetch")  # fails the test if it had ended
     fake.handle = slow
     assert run_helper(out, fake, RUN_ID="1").returncode == 0
     assert digests(out) == digests(reference)
@@ -311,8 +308,7 @@ def test_a_training_killed_like_a_preempted_worker_continues_from_its_published_
             manifests = [
                 n for (_, run, n) in list(fake.artifacts) if run == 0 and n.endswith("manifest.json")
             ]
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        kill_running(process, what="the training")  # fails the test if it had ended
         assert len(manifests) >= 2, "no checkpoints were published while training"
         assert not [n for (_, _, n) in fake.artifacts if n.startswith("public/build/")]
         newest = max(int(n.split("/")[2]) for n in manifests)
