@@ -21,7 +21,12 @@ fi
 # Optional components outside the lock (their own pins conflict with it), on request, after the sync (which
 # would remove them): TRANSLATIONS_EXTRAS=monocleaner installs KenLM (built from source: a C++ compiler, about
 # 2 minutes the first time) and monocleaner's language-model filter without its fastspell dependency, for
-# monocleaner thresholds above 0 on this machine (pipeline/monocleaner/scorers.py).
+# monocleaner thresholds above 0 on this machine (pipeline/monocleaner/scorers.py). TRANSLATIONS_EXTRAS=bicleaner
+# installs bicleaner-ai 3.6 (its `bicleaner-ai-classify` and `bicleaner-ai-train`) in an environment of its own,
+# .venv-bicleaner/ (it pins numpy<2 and TensorFlow 2.16-2.20): the CPU build of TensorFlow (about 260 MB to
+# download, 2 GB installed, about 75 s), which pipeline/bicleaner/scorers.py finds there when no other
+# bicleaner-ai-classify is on PATH. bicleaner-ai and tf-keras go in without their dependencies, which name the
+# CUDA build (`tensorflow`, 620 MB); fasttext-wheel is what bicleaner-ai-train imports (from the hardrules extra).
 extras="${TRANSLATIONS_EXTRAS:-}"
 for extra in ${extras//,/ }; do
     case "$extra" in
@@ -29,8 +34,22 @@ for extra in ${extras//,/ }; do
             .venv/bin/pip install --quiet --disable-pip-version-check "kenlm==0.3.0" "sacremoses>=0.1" "toolwrapper>=2.1"
             .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "monocleaner==1.7.1"
             ;;
+        bicleaner)
+            if ! .venv-bicleaner/bin/python -c pass 2>/dev/null; then
+                rm -rf .venv-bicleaner
+                python3 -m venv .venv-bicleaner
+            fi
+            echo "*" >.venv-bicleaner/.gitignore  # not part of the repository
+            .venv-bicleaner/bin/pip install --quiet --disable-pip-version-check \
+                "tensorflow-cpu==2.20.0" "numpy==1.26.4" "protobuf>=6.33" "transformers==4.57.6" \
+                "huggingface-hub>=0.30,<1" "bicleaner-ai-glove==0.2.1" "fasttext-wheel==0.9.2" "scikit-learn" \
+                "PyYAML>=5.1.2" "toolwrapper" "sentencepiece" "regex" "sacremoses" "fuzzywuzzy" \
+                "python-Levenshtein" "zstandard"
+            .venv-bicleaner/bin/pip install --quiet --disable-pip-version-check --no-deps \
+                "tf-keras==2.20.1" "bicleaner-ai==3.6"
+            ;;
         *)
-            echo "setup: unknown extra '$extra' in TRANSLATIONS_EXTRAS (known: monocleaner)" >&2
+            echo "setup: unknown extra '$extra' in TRANSLATIONS_EXTRAS (known: monocleaner, bicleaner)" >&2
             exit 1
             ;;
     esac

@@ -1,20 +1,17 @@
 """bicleaner-ai: the model-pack fetch (loopback server) and the scoring step around the model call.
 
 bicleaner-ai needs TensorFlow, which this project's lock does not hold: the scoring step is tested with a
-scorer of the same interface (tests/bicleaner_scorers.py); the real one runs `bicleaner-ai-classify`."""
+scorer of the same interface (tests/bicleaner_scorers.py); the real one runs `bicleaner-ai-classify`, tested in
+tests/test_clean_bicleaner_real.py where its environment (.venv-bicleaner/) is installed."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from conftest import (
     REPO_ROOT,
     file_server,
+    kill_step_after,
     read_corpus,
     run_step,
     sample_pairs,
@@ -132,6 +129,29 @@ def test_pairs_at_or_below_the_threshold_are_removed(server, cleaned, tmp_path):
     assert not (out / ".work").exists()
 
 
+def test_the_real_scorer_finds_bicleaner_ai_or_says_how_to_install_it(tmp_path, monkeypatch):
+    from pipeline.bicleaner import scorers
+    from pipeline.common.step import StepError
+
+    monkeypatch.setenv("BICLEANER_AI_CLASSIFY", str(tmp_path / "nothing"))
+    with pytest.raises(StepError, match="BICLEANER_AI_CLASSIFY=.*nothing is not an executable"):
+        scorers.find_command()
+    monkeypatch.delenv("BICLEANER_AI_CLASSIFY")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(scorers, "EXTRA_ENVIRONMENT", tmp_path / "absent")
+    with pytest.raises(StepError, match="run `TRANSLATIONS_EXTRAS=bicleaner scripts/setup.sh`"):
+        scorers.find_command()
+    # The environment that setup.sh installs, found without PATH.
+    command = tmp_path / "venv" / "bin" / "bicleaner-ai-classify"
+    command.parent.mkdir(parents=True)
+    command.write_text("#!/bin/sh\n")
+    command.chmod(0o755)
+    monkeypatch.setattr(scorers, "EXTRA_ENVIRONMENT", tmp_path / "venv")
+    assert scorers.find_command() == str(command)
+    monkeypatch.setenv("BICLEANER_AI_CLASSIFY", str(command))
+    assert scorers.find_command() == str(command)
+
+
 def test_bad_input_and_bad_scores_fail_clearly(server, cleaned, tmp_path):
     result = score(cleaned, tmp_path / "a", "0.5", check=False)
     assert result.returncode == 1 and "needs --pack" in result.stderr
@@ -184,15 +204,8 @@ def test_kill_9_then_rerun_gives_the_same_outputs(server, tmp_path):
         out,
         *extra,
     ]
-    process = subprocess.Popen(
-        [sys.executable, "-m", BICLEANER, *map(str, args)],
-        cwd=REPO_ROOT,
-        env=step_env(),
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    # Fails unless the step (and its scorer) was killed mid-run; one that finished first is run again sooner.
+    kill_step_after(BICLEANER, args, 1.0, retry_dir=out)
     score(folder, out, "0.5", *extra)
     for name in ("corpus.en.zst", "corpus.fr.zst", "scores.zst", "stats.json"):
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
