@@ -1,7 +1,8 @@
 """The local engine's view of the task graph: the tasks that run a step, in order, with a digest each.
 
-A task's digest covers its step (script, arguments, resources) and its upstream tasks' digests, so a
-changed config reruns exactly the tasks it affects.
+A task's digest covers what decides its outputs (translations_taskgraph/source_digest.py: the step's
+definition, the code it runs, its local input files) and its upstream tasks' digests, so a changed config or
+code change reruns exactly the tasks it affects.
 """
 
 import hashlib
@@ -9,10 +10,13 @@ import json
 from pathlib import Path
 
 from pipeline.common.io import atomic_path
+from translations_taskgraph.source_digest import step_digest
 
 
 def task_digest(step: dict, upstream_digests: list[str]) -> str:
-    payload = json.dumps({"step": step, "upstream": sorted(upstream_digests)}, sort_keys=True)
+    """What decides the task's outputs (the same step digest as the Taskcluster cache key's) and its upstream
+    tasks' digests."""
+    payload = json.dumps({"step": step_digest(step), "upstream": sorted(upstream_digests)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -86,7 +86,7 @@ def test_editing_one_source_changes_only_its_tasks_and_descendants(baseline, mon
 
     def edited_read(path):
         data = original(path)
-        return data + b"\n# edited\n" if Path(path) == REPO_ROOT / edited else data
+        return data + b"\nEDITED = 1\n" if Path(path) == REPO_ROOT / edited else data
 
     monkeypatch.setattr(source_digest, "read_bytes", edited_read)
     after = digests(generator_for(config()).full_task_graph)

@@ -2,7 +2,6 @@
 of forked workers (each inherits the filters built once in the parent) and the length histograms."""
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,17 +13,13 @@ import numpy as np
 from pipeline.clean import filters as filtering
 from pipeline.common.io import LineBlock, atomic_path, compress_lines, encode_lines, write_json
 from pipeline.common.pool import forked_map
+from pipeline.common.slug import dataset_slug  # noqa: F401 (the steps call runner.dataset_slug)
 
 logger = logging.getLogger("clean")
 
 BATCH = 5000  # lines a worker cleans at once
 DEFAULT_FILTERS_DIR = Path(__file__).resolve().parent / "opuscleaner" / "configs"
 LENGTH_BINS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144]  # words; the last bin holds everything longer
-
-
-def dataset_slug(name: str) -> str:
-    """The dataset's task-label form (`opus_UNPC/v1.0` -> `opus_UNPC_v1_0`), as filter files are named."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
 
 _BIN_OF = [next((b for b in LENGTH_BINS if n <= b), LENGTH_BINS[-1] + 1) for n in range(LENGTH_BINS[-1] + 2)]

@@ -1,17 +1,29 @@
-"""The source files a step script runs: the script, the `pipeline` modules it imports (transitively) and the
-data files in the script's folder (presets).
+"""What decides a task's outputs, digested the same way for both engines.
 
-A cached task's digest covers exactly these files (found by parsing the imports, not by hashing the whole
-tree), so editing one step script re-runs only its tasks and what depends on them, and editing a helper in
-pipeline/common/ re-runs only the steps that import it.
+`step_digest(step)` covers a step's definition (module, resolved arguments, which carry the config values the
+step reads, environment, outputs), the content of the local files it imports (`local-inputs`, `repo-inputs`)
+and its code: the step script, the `pipeline` modules it imports (transitively, found by parsing the imports,
+not by hashing the whole tree), the files those modules name by path (`pymarian_cli.py`, which Marian steps run
+by path; folders such as `configs`) and the data files in the script's folder (presets). Python sources are
+digested as their syntax tree, printed back without docstrings, comments or formatting (`ast.unparse`), so an
+edit that cannot change what a step does changes no digest; other files byte for byte. The local engine keys
+its `done.json` on it (with the upstream digests, localrun/plan.py); the Taskcluster cache key adds the worker
+command and the docker image's digest (transforms/cache.py).
+
+The printed tree depends on the Python version that renders the graph (the decision image's pinned one).
 """
 
 import ast
 import hashlib
+import json
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 PACKAGE = "pipeline"
+MODULE_NAME = re.compile(rf"{PACKAGE}(\.[A-Za-z_][A-Za-z0-9_]*)+")
+# The parts of a step's definition that decide its outputs (not its resources: threads and memory).
+DEFINITION_KEYS = ("module", "args", "env", "outputs", "local-inputs", "repo-inputs")
 
 
 def read_bytes(path: Path) -> bytes:
@@ -33,9 +45,12 @@ def _package_inits(module: str, root: Path) -> list[Path]:
     return [path for path in inits if path.is_file()]
 
 
-def _imported_modules(path: Path, module: str, root: Path) -> set[str]:
-    tree = ast.parse(read_bytes(path), filename=str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(read_bytes(path), filename=str(path))
+
+
+def _imported_modules(tree: ast.Module, module: str, is_package: bool) -> set[str]:
+    package = module if is_package else module.rpartition(".")[0]
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -50,13 +65,41 @@ def _imported_modules(path: Path, module: str, root: Path) -> set[str]:
             found.add(base)
             # `from pipeline.common import io` imports the module pipeline.common.io.
             found.update(f"{base}.{alias.name}" for alias in node.names)
+    # Modules run by name: `[sys.executable, "-m", "pipeline.train.curriculum_feed", ...]`.
+    found.update(
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and MODULE_NAME.fullmatch(node.value)
+    )
     return {name for name in found if name == PACKAGE or name.startswith(PACKAGE + ".")}
 
 
+def _files_named(tree: ast.Module, folder: Path) -> set[Path]:
+    """Files (and the files of folders) of `folder` that a module names in a string: `"pymarian_cli.py"` in
+    `Path(__file__).with_name("pymarian_cli.py")`, `"configs"` in `Path(__file__).parent / "configs"`."""
+    found = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        name = node.value
+        if not name or name.startswith(".") or "/" in name or "\0" in name or len(name) > 100:
+            continue
+        path = folder / name
+        if path.is_file():
+            found.add(path)
+        elif path.is_dir() and name != "__pycache__":
+            found.update(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return found
+
+
 def script_sources(script: str, root: Path = REPO_ROOT) -> list[str]:
-    """The repository paths of the script and every `pipeline` module it imports, sorted."""
+    """The repository paths of the script, every `pipeline` module it imports and every file they name or
+    keep beside the script, sorted."""
     module = script.removesuffix(".py").replace("/", ".")
     seen: dict[str, Path] = {}
+    files: set[Path] = set()
     pending = [module]
     while pending:
         name = pending.pop()
@@ -64,24 +107,64 @@ def script_sources(script: str, root: Path = REPO_ROOT) -> list[str]:
         if path is None or name in seen:
             continue
         seen[name] = path
-        for init in _package_inits(name, root):
-            seen.setdefault(init.relative_to(root).as_posix(), init)
-        pending.extend(_imported_modules(path, name, root) - set(seen))
+        files.update(_package_inits(name, root))
+        tree = _parse(path)
+        pending.extend(_imported_modules(tree, name, path.name == "__init__.py") - set(seen))
+        for named in _files_named(tree, path.parent):
+            files.add(named)
+            if named.suffix == ".py":  # a script run by path: its own imports count too
+                pending.extend(_imported_modules(_parse(named), name, False) - set(seen))
     if module not in seen:
         raise FileNotFoundError(f"step script {script} does not exist")
-    files = {path.relative_to(root).as_posix() for path in seen.values()}
+    files.update(seen.values())
     # Data files next to the script (e.g. pipeline/train/configs/ presets) are read by it too.
     folder = seen[module].parent
     files.update(
-        path.relative_to(root).as_posix()
+        path
         for path in folder.rglob("*")
         if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
     )
-    return sorted(files)
+    return sorted(path.relative_to(root).as_posix() for path in files)
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                node.body = node.body[1:] or [ast.Pass()]
+    return tree
+
+
+def normalized_content(path: Path) -> bytes:
+    """What of a file decides a step's behaviour: a Python module's code without docstrings, comments or
+    formatting; any other file's bytes."""
+    data = read_bytes(path)
+    if path.suffix != ".py":
+        return data
+    try:
+        tree = ast.parse(data, filename=str(path))
+    except SyntaxError:
+        return data
+    return ast.unparse(_without_docstrings(tree)).encode()
 
 
 def source_digest(script: str, root: Path = REPO_ROOT) -> str:
     digest = hashlib.sha256()
     for relative in script_sources(script, root):
-        digest.update(relative.encode() + b"\0" + hashlib.sha256(read_bytes(root / relative)).digest())
+        digest.update(
+            relative.encode() + b"\0" + hashlib.sha256(normalized_content(root / relative)).digest()
+        )
     return digest.hexdigest()
+
+
+def step_digest(step: dict, root: Path = REPO_ROOT) -> str:
+    """The digest of what decides a step's outputs (the module docstring says what): one function for the
+    local engine's task digests and the Taskcluster cache key."""
+    definition = {key: step[key] for key in DEFINITION_KEYS if key in step}
+    payload = json.dumps(definition, sort_keys=True) + "\0" + source_digest(step["script"], root)
+    return hashlib.sha256(payload.encode()).hexdigest()

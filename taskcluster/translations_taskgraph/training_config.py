@@ -13,7 +13,6 @@ One call reports every problem of a config: the structural checks (voluptuous) a
 """
 
 import difflib
-import hashlib
 import logging
 import os
 import re
@@ -31,6 +30,8 @@ from voluptuous import (
     Required,
     Schema,
 )
+
+from pipeline.common.slug import dataset_slug  # noqa: F401 (one slug for labels and steps; imported from here)
 
 logger = logging.getLogger("training-config")
 
@@ -435,14 +436,6 @@ def local_dataset_path(prefix: str) -> Path:
             )
         return path
     return REPO_ROOT / path
-
-
-def dataset_slug(name: str) -> str:
-    """A label- and file-safe form of a dataset name: `opus_Books/v1` -> `opus_Books_v1`."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
-    if len(slug) > 60:
-        slug = f"{slug[:50]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-    return slug
 
 
 def _dataset(value):

@@ -1,8 +1,8 @@
 """Cache every pipeline task in the index under a digest of what decides its outputs.
 
-The digest covers the step (module, resolved arguments, which carry the config values the step reads, its
-environment and outputs), the worker command, the source files of the step script and of the `pipeline`
-modules it imports (`source_digest.py`), and the digest of its docker image. taskgraph's `cached_tasks`
+The digest covers the step's digest (source_digest.step_digest, the local engine's too: its definition, the
+code it runs and the content of its local input files), the worker command and the digest of its docker
+image. taskgraph's `cached_tasks`
 transform, which runs next, adds the upstream tasks' digests and the index routes; an identical task is then
 replaced by the indexed one (the `index-search` optimization).
 """
@@ -12,7 +12,7 @@ import json
 from taskgraph.transforms.base import TransformSequence
 from voluptuous import ALLOW_EXTRA, Required, Schema
 
-from translations_taskgraph.source_digest import source_digest
+from translations_taskgraph.source_digest import step_digest
 
 # Bump to invalidate every cached pipeline task at once.
 CACHE_VERSION = "1"
@@ -37,13 +37,10 @@ def image_digest(config, image: str) -> str:
 
 
 def digest_data(config, task) -> list[str]:
-    step = task["attributes"]["step"]
-    definition = {key: step[key] for key in ("module", "args", "env", "outputs")}
     return [
         f"version={CACHE_VERSION}",
-        "step=" + json.dumps(definition, sort_keys=True),
+        "step=" + step_digest(task["attributes"]["step"]),
         "command=" + json.dumps(task["worker"].get("command"), sort_keys=True),
-        "sources=" + source_digest(step["script"]),
         "image=" + image_digest(config, task["worker"]["docker-image"]["in-tree"]),
     ]
 
