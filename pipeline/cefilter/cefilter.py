@@ -6,6 +6,9 @@ the --remove-fraction of pairs with the lowest scores are dropped (a pair the ba
 reconstruct is likely a bad translation). Writes `<output-dir>/corpus.<src|trg>.zst` (the kept pairs, in
 their original order), `scores.zst` (one score per input pair) and `stats.json`.
 
+Streams: memory does not grow with the corpus. The pairs to drop are found by `drop_threshold` over the
+scores file (a few passes, counting scores per interval), then one pass writes the kept pairs.
+
 Retry-safe: the scores are written atomically and reused by a rerun. Uses THREADS CPU threads (or the
 GPUS listed) and WORKSPACE MB.
 """
@@ -14,9 +17,20 @@ import argparse
 import logging
 import math
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pipeline.common.io import atomic_path, read_lines, read_pairs, write_json, write_lines, write_pairs
+import numpy as np
+
+from pipeline.common.io import (
+    atomic_path,
+    decode_lines,
+    read_line_blocks,
+    read_lines,
+    read_pairs,
+    write_json,
+    write_lines,
+)
 from pipeline.common.marian import device_options, run_marian
 from pipeline.common.step import StepError, already_done, run_step
 
@@ -36,6 +50,56 @@ def lowest(scores: list[float], fraction: float) -> set[int]:
     """Indices of the floor(fraction * n) lowest scores (earlier pairs go first among equal scores)."""
     count = math.floor(len(scores) * fraction)
     return set(sorted(range(len(scores)), key=lambda i: (scores[i], i))[:count])
+
+
+SCORE_BLOCK = 10_000  # lines read at once
+# Below this many scores left in the searched interval, they are sorted in memory (8 bytes each).
+EXACT_BELOW = 1_000_000
+
+
+def score_blocks(path: Path) -> Iterator[np.ndarray]:
+    """The scores of a `scores.zst`, a block at a time (float64, the first field of each line)."""
+    first_line = 1
+    for block in read_line_blocks([path], SCORE_BLOCK):
+        lines = decode_lines(block.blocks[0], path, first_line)
+        try:
+            yield np.array([line.split(maxsplit=1)[0] for line in lines], dtype=np.float64)
+        except (ValueError, IndexError):
+            raise ValueError(f"{path}: a line from {first_line} on is not a score") from None
+        first_line += block.count
+
+
+def drop_threshold(blocks: Callable[[], Iterator[np.ndarray]], count: int) -> tuple[float, int]:
+    """(t, ties) such that dropping every score below t, and the first `ties` scores equal to t in corpus
+    order, drops the `count` lowest scores as `lowest` does, in memory that does not grow with the corpus:
+    each pass over `blocks()` counts the scores in 1,024 intervals of the range still searched, until the
+    interval holding the count-th lowest has few enough scores to sort."""
+    low, high = math.inf, -math.inf
+    for block in blocks():
+        if len(block):
+            low, high = min(low, float(block.min())), max(high, float(block.max()))
+    below = 0  # scores below `low`, all dropped
+    narrowed = True
+    while low != high:
+        edges = np.linspace(low, high, 1025)
+        counts = np.zeros(1024, dtype=np.int64)
+        for block in blocks():
+            counts += np.histogram(block[(block >= low) & (block <= high)], bins=edges)[0]
+        if counts.sum() <= EXACT_BELOW or not narrowed:  # few enough, or adjacent floats: sort them
+            values = np.sort(np.concatenate([b[(b >= low) & (b <= high)] for b in blocks()]))
+            threshold = float(values[count - below - 1])
+            return threshold, count - below - int(np.count_nonzero(values < threshold))
+        cumulative = np.cumsum(counts)
+        bin_index = int(np.searchsorted(cumulative, count - below))  # the bin holding the count-th lowest
+        below += int(cumulative[bin_index - 1]) if bin_index else 0
+        # np.histogram's last bin is closed, the others half-open: their upper edge stays out.
+        new_low = float(edges[bin_index])
+        new_high = float(edges[bin_index + 1])
+        if bin_index < 1023:
+            new_high = float(np.nextafter(new_high, -math.inf))
+        narrowed = (new_low, new_high) != (low, high)
+        low, high = new_low, max(new_low, new_high)
+    return low, count - below
 
 
 def score(args, work: Path, scores_file: Path) -> None:
@@ -84,8 +148,10 @@ def main(args):
     for name in ("final.model.npz", "vocab.spm"):
         if not (args.model_dir / name).exists():
             raise StepError(f"no trained backward model in {args.model_dir} (missing {name})")
-    pairs = list(read_pairs(args.corpus_dir / outputs[0], args.corpus_dir / outputs[1]))
-    if not pairs:
+    corpus = [args.corpus_dir / outputs[0], args.corpus_dir / outputs[1]]
+    # One streaming pass: the pair count, and two sides of equal length (read_line_blocks checks).
+    pairs_count = sum(block.count for block in read_line_blocks(corpus, SCORE_BLOCK))
+    if not pairs_count:
         raise StepError(f"the corpus in {args.corpus_dir} is empty")
     scores_file = out / "scores.zst"
     if not scores_file.exists():
@@ -94,32 +160,46 @@ def main(args):
         score(args, work, scores_file)
         shutil.rmtree(work)
     try:
-        scores = [float(line.split()[0]) for line in read_lines(scores_file)]
-    except (ValueError, IndexError):
+        scores_count = sum(len(block) for block in score_blocks(scores_file))
+    except ValueError:
         scores_file.unlink()
         raise StepError(
             "Marian's scores are not one number a line; removed them, a rerun scores again"
         ) from None
-    if len(scores) != len(pairs):
+    if scores_count != pairs_count:
         scores_file.unlink()
-        raise StepError(f"Marian returned {len(scores)} scores for {len(pairs)} pairs; a rerun scores again")
-    dropped = lowest(scores, args.remove_fraction)
-    kept = write_pairs(
-        out / outputs[0], out / outputs[1], (p for i, p in enumerate(pairs) if i not in dropped)
+        raise StepError(
+            f"Marian returned {scores_count} scores for {pairs_count} pairs; a rerun scores again"
+        )
+    to_drop = math.floor(pairs_count * args.remove_fraction)
+    threshold, ties = (
+        drop_threshold(lambda: score_blocks(scores_file), to_drop) if to_drop else (-math.inf, 0)
     )
-    kept_scores = [s for i, s in enumerate(scores) if i not in dropped]
+    kept_min, total, dropped = math.inf, 0.0, 0
+    with write_lines(out / outputs[0]) as src_out, write_lines(out / outputs[1]) as trg_out:
+        scores = (float(s) for block in score_blocks(scores_file) for s in block)
+        for (src, trg), value in zip(read_pairs(*corpus), scores, strict=True):
+            total += value
+            if value < threshold or (value == threshold and dropped < to_drop and ties > 0):
+                ties -= value == threshold
+                dropped += 1
+                continue
+            kept_min = min(kept_min, value)
+            src_out.write(src)
+            trg_out.write(trg)
+        kept = src_out.count
     write_json(
         out / "stats.json",
         {
-            "lines_in": len(pairs),
-            "removed": len(dropped),
+            "lines_in": pairs_count,
+            "removed": dropped,
             "lines_out": kept,
             "remove_fraction": args.remove_fraction,
-            "threshold": min(kept_scores) if kept_scores else None,
-            "mean_score": sum(scores) / len(scores),
+            "threshold": kept_min if kept else None,
+            "mean_score": total / pairs_count,
         },
     )
-    logger.info("kept %d of %d pairs (dropped the %d lowest-scoring)", kept, len(pairs), len(dropped))
+    logger.info("kept %d of %d pairs (dropped the %d lowest-scoring)", kept, pairs_count, dropped)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ class TruncatedError(OSError):
 
 
 PIECE = 1 << 22  # bytes of decompressed text read at once
+COMPRESSED_PIECE = 1 << 17  # bytes of a zstd file decompressed at once
 
 
 def _zstd_pieces(file) -> Iterator[bytes]:
@@ -32,7 +33,8 @@ def _zstd_pieces(file) -> Iterator[bytes]:
     incomplete (zstandard's stream_reader returns what it has at the end of a cut file without complaint, which
     would make a truncated corpus look like a shorter one)."""
     decompressor = None
-    while chunk := file.read(PIECE // 4):
+    # Small compressed reads: a 1 MB read of very repetitive text decompresses to tens of MB at once.
+    while chunk := file.read(COMPRESSED_PIECE):
         while chunk:
             if decompressor is None or decompressor.eof:
                 decompressor = zstandard.ZstdDecompressor().decompressobj()
