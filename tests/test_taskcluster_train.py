@@ -204,7 +204,33 @@ def test_preflight_check_runs_offline_and_prints_the_plan(tmp_path):
     out = result.stdout
     assert "en-fr-full (en-fr), target stage" in out
     assert "b-linux-gpu-4: 2" in out
-    assert "GPU-hours" in out and "h wall time" in out and "GB of artifacts" in out
+    assert "GPU-hours" in out and "CPU-hours" in out and "h wall time" in out and "GB of artifacts" in out
+    # Every GPU stage has its GPU-hours, the data stages their CPU-hours, in the table and in the JSON.
+    estimate = json.loads((tmp_path / "estimate.json").read_text())
+    rows = {row["stage"]: row for row in estimate["stages"]}
+    for stage in (
+        "backtranslations-train-backwards-model",
+        "train-teacher-model",
+        "backtranslations-mono-trg-translate",
+        "distillation-parallel-src-translate",
+        "distillation-mono-src-translate",
+        "distillation-corpus-final-filtering",
+        "distillation-student-model-train",
+        "distillation-student-model-finetune",
+        "corpus-clean-parallel-bicleaner-ai",
+    ):
+        assert rows[stage]["gpu_hours"] > 0, stage
+        assert any(line.split()[:1] == [stage] for line in out.splitlines()), stage
+    for stage in (
+        "dataset",
+        "corpus-clean-parallel",
+        "corpus-clean-mono",
+        "corpus-merge-parallel",
+        "corpus-merge-mono",
+    ):
+        assert rows[stage]["cpu_hours"] > 0 and rows[stage]["gpu_hours"] == 0, stage
+    assert estimate["teacher_share_of_gpu_hours"] < 0.9
+    assert "unknown, assumed" in out
     for name in (
         "parameters.yml",
         "actions.json",
@@ -243,5 +269,19 @@ def test_preflight_estimate_scales_with_the_config():
             task["dependencies"] = {}
         graph_for[(teacher, ensemble)] = preflight.estimate(config, graph, preflight.worker_gpu_counts())
     assert graph_for[("big", 1)]["gpu_hours"] > graph_for[("tiny", 1)]["gpu_hours"]
-    assert graph_for[("big", 2)]["gpu_hours"] > 1.8 * graph_for[("big", 1)]["gpu_hours"]
+    # Every stage is costed now, not the teachers alone: a second member doubles the teachers' own stages.
+
+    def stage_gpu(estimate, stage):
+        return next(row["gpu_hours"] for row in estimate["stages"] if row["stage"] == stage)
+
+    for stage in (
+        "train-teacher-model",
+        "distillation-parallel-src-translate",
+        "distillation-mono-src-translate",
+    ):
+        assert stage_gpu(graph_for[("big", 2)], stage) > 1.9 * stage_gpu(graph_for[("big", 1)], stage), stage
+    assert stage_gpu(graph_for[("big", 2)], "distillation-student-model-train") == pytest.approx(
+        stage_gpu(graph_for[("big", 1)], "distillation-student-model-train")
+    )
+    assert graph_for[("big", 2)]["gpu_hours"] > graph_for[("big", 1)]["gpu_hours"]
     assert graph_for[("big", 2)]["disk_gb"] > graph_for[("big", 1)]["disk_gb"]

@@ -10,174 +10,117 @@ GPU-hours, wall time and disk. The index is not consulted (offline), so every ta
 
 import argparse
 import contextlib
-import glob
-import gzip
-import io
 import json
 import logging
 import os
-import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
-import zstandard
 from taskgraph.actions.registry import trigger_action_callback
 from taskgraph.optimize.base import OptimizationStrategy
 
+from translations_taskgraph import cost_model
 from translations_taskgraph.render import REPO_ROOT, TASKCLUSTER_DIR, build_parameters
-from translations_taskgraph.training_config import STAGES, ConfigError, load_training_config, parse_dataset
+from translations_taskgraph.training_config import STAGES, ConfigError, load_training_config
 
 # Offline: an `index-search` optimization that never looks anything up (taskgraph's optimize_strategies).
 OFFLINE_STRATEGIES = {"index-search": OptimizationStrategy()}
 
-# -- The estimate's assumptions (rough figures for a V100-class GPU and one CPU core) ---------------------
-# A dataset whose size cannot be known offline (opus, url) is assumed to hold this many sentence pairs.
-ASSUMED_PAIRS_PER_REMOTE_DATASET = 5_000_000
-ASSUMED_PAIRS_PER_MONO_DATASET = 10_000_000
-ASSUMED_SENTENCES_PER_EVALUATION_DATASET = 3_000  # WMT test sets, FLORES dev/devtest: 1,000 to 3,000
-# Training throughput, sentence pairs per second per GPU, and the epochs an early-stopped run takes.
-TRAIN_PAIRS_PER_GPU_SECOND = {"tiny": 6000, "base": 2000, "big": 600}
-EPOCHS_UNTIL_EARLY_STOP = {"tiny": 6, "base": 8, "big": 8}
-# Sentence pairs in one update when Marian fits the batch to the GPU memory (mini-batch-fit).
-PAIRS_PER_UPDATE = {"tiny": 1000, "base": 1500, "big": 1500}
-# Decoding (evaluation), sentences per second per GPU.
-DECODE_SENTENCES_PER_GPU_SECOND = {"tiny": 800, "base": 300, "big": 100}
-# CPU steps: sentence pairs per second (import, cleaning with language id, merge).
-CPU_PAIRS_PER_SECOND = {"dataset": 50_000, "clean": 10_000, "merge": 100_000}
-SPM_SENTENCES_PER_SECOND = 20_000
-# Disk: bytes per zstd-compressed sentence pair, and the size of one checkpoint with its optimizer state.
-BYTES_PER_COMPRESSED_PAIR = 60
-CHECKPOINT_BYTES = {"tiny": 40e6, "base": 600e6, "big": 2.5e9}
-# Task overhead: image pull, checkout, fetches.
-TASK_OVERHEAD_SECONDS = 180
+# The cost model of every kind (rates with their sources, sizes from the config): cost_model.py.
+count_local_pairs = cost_model.count_lines
 
 
-def count_local_pairs(name: str) -> int | None:
-    """Lines of a `local_` dataset's first file (`<prefix>.<lang>[.gz|.zst|.txt]`), None when unknown offline."""
-    provider, prefix = parse_dataset(name)
-    if provider != "local":
-        return None
-    folder, stem = (REPO_ROOT / prefix).parent, Path(prefix).name
-    for path in sorted(folder.glob(f"{glob.escape(stem)}.*")):
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return sum(1 for _ in f)
-        if path.suffix == ".zst":
-            with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as f:
-                return io.BufferedReader(f).read().count(b"\n")
-        with path.open("rb") as f:
-            return sum(1 for _ in f)
-    return None
+def _devices(task: dict, worker_gpus: dict[str, int], engine: str, cores: int | None, gpus: int) -> dict:
+    """The GPUs and cores a task gets: its worker's on Taskcluster, the machine's on the local engine."""
+    if engine == "local":
+        wanted = ((task["attributes"].get("step") or {}).get("resources") or {}).get("gpus", 0) or 0
+        return {"engine": "local", "gpus": min(int(wanted), gpus), "cores": cores or os.cpu_count() or 1}
+    worker_gpus_count = worker_gpus.get(task["task"]["workerType"], 0)
+    kind = "gpu" if worker_gpus_count else "cpu"
+    return {"engine": "taskcluster", "gpus": worker_gpus_count, "cores": cost_model.WORKER_CORES[kind]}
 
 
-def _updates(marian_args: dict) -> tuple[str, float] | None:
-    """`after: 200u` -> ("u", 200), `after: 2e` -> ("e", 2)."""
-    after = str(marian_args.get("after", "")).strip()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([ue])", after)
-    return (match.group(2), float(match.group(1))) if match else None
-
-
-def estimate(config: dict, graph: dict, worker_gpus: dict[str, int]) -> dict:
-    """GPU-hours, wall time and disk of the tasks in `graph` (task-graph.json), from the config."""
-    experiment = config["experiment"]
-    notes = []
-    sizes = {}
-    for category in ("train", "devtest", "test", "mono-src", "mono-trg"):
-        for name in config["datasets"][category]:
-            count = count_local_pairs(name)
-            if count is None:
-                count = (
-                    ASSUMED_PAIRS_PER_MONO_DATASET
-                    if category.startswith("mono")
-                    else ASSUMED_SENTENCES_PER_EVALUATION_DATASET
-                    if category in ("devtest", "test")
-                    else ASSUMED_PAIRS_PER_REMOTE_DATASET
-                )
-                notes.append(f"{name}: size unknown offline, assumed {count:,} sentences")
-            sizes[(category, name)] = count
-    train_pairs = sum(n for (category, _), n in sizes.items() if category == "train")
-    if experiment["corpus-max-sentences"]:
-        train_pairs = min(train_pairs, experiment["corpus-max-sentences"])
-    test_sentences = {name: n for (category, name), n in sizes.items() if category == "test"}
-
-    teacher = experiment["teacher-model"]
-    preset = REPO_ROOT / "pipeline" / "train" / "configs" / "model" / f"teacher.{teacher}.yml"
-    options = {**(yaml.safe_load(preset.read_text()) if preset.exists() else {})}
-    options.update(config["marian-args"]["training-teacher"])
-    after = _updates(options)
-    if options.get("mini-batch") and not options.get("mini-batch-fit"):
-        pairs_per_update = float(options["mini-batch"]) * float(options.get("optimizer-delay", 1))
-    else:
-        pairs_per_update = PAIRS_PER_UPDATE[teacher]
-    if after and after[0] == "u":
-        epochs = after[1] * pairs_per_update / max(train_pairs, 1)
-    elif after:
-        epochs = after[1]
-    else:
-        epochs = EPOCHS_UNTIL_EARLY_STOP[teacher]
-        notes.append(f"teacher: no `after` in marian-args, assumed {epochs} epochs until early stopping")
-
-    gpu_seconds = 0.0
-    critical: dict[str, float] = {}  # label -> finish time along the longest path
-    disk = 0.0
+def estimate(
+    config: dict,
+    graph: dict,
+    worker_gpus: dict[str, int],
+    engine: str = "taskcluster",
+    cores: int | None = None,
+    gpus: int = 0,
+    count=cost_model.count_lines,
+) -> dict:
+    """GPU-hours, CPU-hours, wall time and disk of the tasks in `graph` (task-graph.json), per stage and in
+    all, from the config's sizes and the cost model. `engine`: "taskcluster" (each task on its own worker, so
+    the tasks of a stage, chunks included, run side by side) or "local" (`cores` and `gpus` of one machine)."""
+    sizes, notes = cost_model.dataset_sizes(config, count)
+    flows = cost_model.corpus_sizes(config, sizes)
+    if engine == "local":  # the local engine runs the tasks that run a step (no docker images)
+        graph = {task_id: task for task_id, task in graph.items() if task["attributes"].get("step")}
     tasks = {task["label"]: task for task in graph.values()}
     label_of = {task_id: task["label"] for task_id, task in graph.items()}
-
-    def duration(task) -> tuple[float, int]:
-        """Seconds and GPUs of one task."""
-        attributes = task["attributes"]
-        kind = attributes.get("kind", task["label"].split("-")[0])
-        gpus = worker_gpus.get(task["task"]["workerType"], 0)
-        dataset = attributes.get("dataset")
-        pairs = max((n for (c, name), n in sizes.items() if name == dataset), default=0)
-        if kind == "dataset":
-            seconds = pairs / CPU_PAIRS_PER_SECOND["dataset"]
-        elif kind == "corpus-clean-parallel":
-            seconds = pairs / CPU_PAIRS_PER_SECOND["clean"]
-        elif kind in ("corpus-merge-parallel", "corpus-merge-devset"):
-            seconds = train_pairs / CPU_PAIRS_PER_SECOND["merge"]
-        elif kind == "build-vocab":
-            seconds = min(experiment["spm-sample-size"], train_pairs) / SPM_SENTENCES_PER_SECOND
-        elif kind == "train-teacher":
-            seconds = epochs * train_pairs / (TRAIN_PAIRS_PER_GPU_SECOND[teacher] * max(gpus, 1))
-        elif kind == "evaluate-teacher":
-            seconds = test_sentences.get(dataset, 0) / (
-                DECODE_SENTENCES_PER_GPU_SECOND[teacher] * max(gpus, 1)
-            )
-        else:
-            seconds = 0.0
-        return seconds + TASK_OVERHEAD_SECONDS, gpus
+    costs = {
+        label: cost_model.task_cost(
+            task, config, sizes, flows, _devices(task, worker_gpus, engine, cores, gpus)
+        )
+        for label, task in tasks.items()
+    }
+    machine_cores = cores or os.cpu_count() or 1
+    finish_at: dict[str, float] = {}
 
     def finish(label) -> float:
-        if label not in critical:
-            task = tasks[label]
+        if label not in finish_at:
             start = max(
-                (finish(label_of[dep]) for dep in task["dependencies"].values() if dep in label_of),
+                (finish(label_of[dep]) for dep in tasks[label]["dependencies"].values() if dep in label_of),
                 default=0.0,
             )
-            critical[label] = start + duration(task)[0]
-        return critical[label]
+            finish_at[label] = start + costs[label]["seconds"]
+        return finish_at[label]
 
-    for task in tasks.values():
-        seconds, gpus = duration(task)
-        gpu_seconds += seconds * gpus
-        kind = task["attributes"].get("kind", "")
-        if kind in ("dataset", "corpus-clean-parallel", "corpus-merge-parallel", "corpus-merge-devset"):
-            pairs = sizes.get(("train", task["attributes"].get("dataset")), train_pairs)
-            disk += pairs * BYTES_PER_COMPRESSED_PAIR
-        elif kind == "train-teacher":
-            # Best checkpoint, last checkpoint with optimizer state, the unpacked corpus.
-            disk += 3 * CHECKPOINT_BYTES[teacher] + train_pairs * 2 * 60
+    order = {stage: i for i, stage in enumerate(STAGES)}
+    by_stage: dict[str, list[dict]] = defaultdict(list)
+    for cost in costs.values():
+        by_stage[cost["stage"]].append(cost)
+    stages = []
+    for stage, items in by_stage.items():
+        longest = max(c["seconds"] for c in items)
+        if engine == "local":
+            wall = max(longest, sum(c["seconds"] * c["threads"] for c in items) / machine_cores)
+        else:
+            wall = longest  # one worker per task: the stage's tasks (chunks, members, datasets) side by side
+        stages.append(
+            {
+                "stage": stage,
+                "kind": items[0]["kind"],
+                "tasks": len(items),
+                "gpu_hours": sum(c["gpu_seconds"] for c in items) / 3600,
+                "cpu_hours": sum(c["cpu_seconds"] for c in items) / 3600,
+                "wall_hours": wall / 3600,
+                "disk_gb": sum(c["disk_bytes"] for c in items) / 1e9,
+                # what the longest task works on (the one that sets the stage's wall time on Taskcluster)
+                "basis": max(items, key=lambda c: c["seconds"])["basis"],
+            }
+        )
+    stages.sort(key=lambda s: (order.get(s["stage"], order.get(s["kind"], len(order))), s["stage"]))
     wall = max((finish(label) for label in tasks), default=0.0)
+    if engine == "local":
+        wall = max(wall, sum(c["seconds"] * c["threads"] for c in costs.values()) / machine_cores)
+    total_gpu = sum(c["gpu_seconds"] for c in costs.values())
+    teachers = sum(c["gpu_seconds"] for c in costs.values() if c["kind"] == "train-teacher")
     return {
-        "train_pairs": train_pairs,
-        "teacher_epochs": round(epochs, 2),
-        "gpu_hours": round(gpu_seconds / 3600, 1),
+        "engine": engine,
+        "sizes": {f"{c}/{n}": v for (c, n), v in sizes.items()},
+        "corpora": flows,
+        "stages": stages,
+        "tasks": costs,
+        "gpu_hours": round(total_gpu / 3600, 1),
+        "cpu_hours": round(sum(c["cpu_seconds"] for c in costs.values()) / 3600, 1),
         "wall_hours": round(wall / 3600, 1),
-        "disk_gb": round(disk / 1e9, 1),
+        "disk_gb": round(sum(c["disk_bytes"] for c in costs.values()) / 1e9, 1),
+        "teacher_share_of_gpu_hours": round(teachers / total_gpu, 3) if total_gpu else 0.0,
         "notes": notes,
+        "rates": cost_model.rates(),
     }
 
 
@@ -191,8 +134,9 @@ def worker_gpu_counts() -> dict[str, int]:
     return counts
 
 
-def run_preflight(config_path: Path, output_dir: Path) -> dict:
-    """Runs the train callback in test mode in `output_dir`; returns the summary."""
+def run_preflight(config_path: Path, output_dir: Path, **engine) -> dict:
+    """Runs the train callback in test mode in `output_dir`; returns the summary. `engine`: estimate's
+    engine, cores and gpus."""
     raw = yaml.safe_load(config_path.read_text())
     config = load_training_config(config_path)  # the message names the file and every bad key
     parameters = build_parameters(
@@ -231,8 +175,37 @@ def run_preflight(config_path: Path, output_dir: Path) -> dict:
         "artifacts": artifacts,
         "by_stage": by_stage,
         "worker_types": Counter(task["task"]["workerType"] for task in graph.values()),
-        "estimate": estimate(config, graph, worker_gpu_counts()),
+        "estimate": estimate(config, graph, worker_gpu_counts(), **engine),
     }
+
+
+def _number(value: float, digits: int = 1) -> str:
+    return "-" if not value else f"{value:,.{digits}f}" if value >= 0.05 else "<0.1"
+
+
+def stage_table(estimate: dict) -> list[str]:
+    """The per-stage table: tasks, GPU-hours, CPU-hours, wall time with the configured parallelism, disk."""
+    lines = [
+        f"  {'stage':<46} {'tasks':>5} {'GPU-h':>8} {'CPU-h':>8} {'wall h':>7} {'disk GB':>8}  longest task's work"
+    ]
+    for row in estimate["stages"]:
+        lines.append(
+            f"  {row['stage']:<46} {row['tasks']:>5} {_number(row['gpu_hours']):>8} "
+            f"{_number(row['cpu_hours']):>8} {_number(row['wall_hours']):>7} {_number(row['disk_gb']):>8}  "
+            f"{row['basis']}"
+        )
+    return lines
+
+
+def size_lines(notes: list[dict]) -> list[str]:
+    """The datasets' sizes, grouped by how each is known (counted, published, unknown and assumed)."""
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for note in notes:
+        groups[(note["category"], note["size"])].append(note["dataset"])
+    lines = ["dataset sizes:"]
+    for (category, how), names in groups.items():
+        lines.append(f"  {category}: {how}: {', '.join(names)}")
+    return lines
 
 
 def print_summary(summary: dict) -> None:
@@ -252,14 +225,82 @@ def print_summary(summary: dict) -> None:
     for worker_type, count in sorted(summary["worker_types"].items()):
         print(f"  {worker_type}: {count}")
     estimate = summary["estimate"]
-    print(
-        f"estimate: {estimate['gpu_hours']} GPU-hours, {estimate['wall_hours']} h wall time, "
-        f"{estimate['disk_gb']} GB of artifacts (teacher: {estimate['teacher_epochs']} epochs over "
-        f"{estimate['train_pairs']:,} sentence pairs)"
+    where = (
+        "Taskcluster, one worker per task: a stage's tasks (datasets, chunks, members) run side by side"
+        if estimate["engine"] == "taskcluster"
+        else f"local engine, {estimate.get('cores')} cores, {estimate.get('gpus', 0)} GPUs"
     )
-    for note in estimate["notes"]:
-        print(f"  assumed: {note}")
+    print(f"estimate per stage ({where}; rates and their sources: cost_model.py, and 'rates' in the JSON):")
+    for line in stage_table(estimate):
+        print(line)
+    corpora = estimate["corpora"]
+    print(
+        f"estimate: {estimate['gpu_hours']:,} GPU-hours, {estimate['cpu_hours']:,} CPU-hours, "
+        f"{estimate['wall_hours']:,} h wall time (critical path), {estimate['disk_gb']:,} GB of artifacts "
+        f"(teachers {estimate['teacher_share_of_gpu_hours']:.0%} of the GPU-hours; corpora: "
+        f"{corpora['train']:,} parallel pairs, {corpora['mono-src']:,} source mono, "
+        f"{corpora['mono-trg']:,} target mono lines)"
+    )
+    for line in size_lines(estimate["notes"]):
+        print(line)
     print(f"graph artifacts: {summary['artifacts']}")
+    if summary.get("estimate_json"):
+        print(f"estimate (JSON): {summary['estimate_json']}")
+
+
+def read_run(run_dir: Path) -> dict[str, float]:
+    """label -> seconds of each finished task of a local run (`runs/<exp>/<label>/done.json`)."""
+    seconds = {}
+    for done in sorted(run_dir.glob("*/done.json")):
+        try:
+            seconds[done.parent.name] = float(json.loads(done.read_text())["seconds"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return seconds
+
+
+def compare_with_run(estimate: dict, actual: dict[str, float]) -> dict:
+    """Estimate against actual per stage, over the tasks the run finished (sums of task seconds)."""
+    rows = defaultdict(lambda: {"tasks": 0, "finished": 0, "estimate_s": 0.0, "actual_s": 0.0})
+    for label, cost in estimate["tasks"].items():
+        row = rows[cost["stage"]]
+        row["tasks"] += 1
+        if label in actual:
+            row["finished"] += 1
+            row["estimate_s"] += cost["seconds"]
+            row["actual_s"] += actual[label]
+    order = [s["stage"] for s in estimate["stages"]]
+    result = []
+    for stage in order:
+        row = rows[stage]
+        if row["finished"]:
+            ratio = row["actual_s"] / row["estimate_s"] if row["estimate_s"] else None
+            result.append({"stage": stage, **row, "actual_over_estimate": ratio})
+    unknown = sorted(set(actual) - set(estimate["tasks"]))
+    return {"stages": result, "not_in_graph": unknown}
+
+
+def print_comparison(comparison: dict, run_dir: Path) -> None:
+    print(f"estimate against actual ({run_dir}, finished tasks only, seconds summed over a stage's tasks):")
+    print(f"  {'stage':<46} {'done':>9} {'estimate s':>11} {'actual s':>10} {'actual/est':>10}")
+    for row in comparison["stages"]:
+        ratio = row["actual_over_estimate"]
+        print(
+            f"  {row['stage']:<46} {row['finished']:>4}/{row['tasks']:<4} {row['estimate_s']:>11,.1f} "
+            f"{row['actual_s']:>10,.1f} {'-' if ratio is None else f'{ratio:.2f}':>10}"
+        )
+    if not comparison["stages"]:
+        print("  no finished task of this graph in the run folder")
+    if comparison["not_in_graph"]:
+        print(f"  finished tasks not in this config's graph: {', '.join(comparison['not_in_graph'])}")
+
+
+def _json_ready(estimate: dict) -> dict:
+    result = dict(estimate)
+    for row in result["stages"]:
+        for key in ("gpu_hours", "cpu_hours", "wall_hours", "disk_gb"):
+            row[key] = round(row[key], 3)
+    return result
 
 
 def main(argv=None) -> int:
@@ -271,21 +312,60 @@ def main(argv=None) -> int:
         default=None,
         help="where the graph artifacts go (default: runs/preflight/<experiment>/)",
     )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="write the estimate (per stage and per task, sizes, rates and their sources) here as JSON "
+        "(default: <output-dir>/estimate.json)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("taskcluster", "local"),
+        default=None,
+        help="estimate for Taskcluster workers (default) or the local engine on this machine "
+        "(default with --run-dir)",
+    )
+    parser.add_argument(
+        "--cores", type=int, default=None, help="local engine: cores (default: this machine's)"
+    )
+    parser.add_argument("--gpus", type=int, default=0, help="local engine: GPUs (default 0)")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="a local run folder (runs/<experiment>): compare the estimate with its tasks' done.json seconds",
+    )
     args = parser.parse_args(argv)
     try:
         config = load_training_config(args.config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if args.run_dir and not args.run_dir.is_dir():
+        print(f"error: --run-dir {args.run_dir}: no such folder", file=sys.stderr)
+        return 1
+    engine = args.engine or ("local" if args.run_dir else "taskcluster")
+    cores = args.cores or os.cpu_count() or 1
     output_dir = args.output_dir or REPO_ROOT / "runs" / "preflight" / config["experiment"]["name"]
     output_dir = output_dir.resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     # taskgraph prints every task definition in test mode: keep that in a log next to the artifacts.
     with (output_dir / "preflight.log").open("w") as log, contextlib.redirect_stdout(log):
         logging.basicConfig(level=logging.INFO, stream=log, force=True)
-        summary = run_preflight(args.config, output_dir)
+        summary = run_preflight(args.config, output_dir, engine=engine, cores=cores, gpus=args.gpus)
     logging.basicConfig(level=logging.WARNING, force=True)
+    if engine == "local":
+        summary["estimate"].update(cores=cores, gpus=args.gpus)
+    if args.run_dir:
+        summary["estimate"]["comparison"] = compare_with_run(summary["estimate"], read_run(args.run_dir))
+    json_path = args.json or output_dir / "estimate.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(_json_ready(summary["estimate"]), indent=1) + "\n")
+    summary["estimate_json"] = json_path
     print_summary(summary)
+    if args.run_dir:
+        print_comparison(summary["estimate"]["comparison"], args.run_dir)
     return 0
 
 
