@@ -197,14 +197,15 @@ def count_lines(name: str) -> int | None:
     return None
 
 
-def dataset_sizes(config: dict, count=count_lines) -> tuple[dict, list[str]]:
+def dataset_sizes(config: dict, count=count_lines) -> tuple[dict, list[dict]]:
     """(category, dataset) -> lines that its import writes, and for each how its size is known or assumed."""
     experiment, datasets = config["experiment"], config["datasets"]
     sizes, notes = {}, []
-    unknown = {c: [n for n in datasets.get(c, []) if count(n) is None] for c in datasets}
+    counted = {name: count(name) for names in datasets.values() for name in names}  # each file read once
+    unknown = {c: [n for n in names if counted[n] is None] for c, names in datasets.items()}
     for category, names in datasets.items():
         for name in names:
-            lines = count(name)
+            lines = counted[name]
             how = f"counted in the local file: {lines:,} lines" if lines is not None else ""
             if category in ("devtest", "test"):
                 if lines is None and name in KNOWN_EVALUATION_SIZES:
@@ -275,11 +276,11 @@ def parse_after(after) -> dict:
     return caps
 
 
-def curriculum_lines(path: Path, sizes: dict[str, float], epochs_until_stop: float) -> tuple[float, float]:
+def curriculum_lines(path: Path, sizes: dict[str, float]) -> tuple[float, float]:
     """Lines an OpusTrainer curriculum feeds: (lines before the open-ended last stage, lines per pass of it).
 
     `until <dataset> <n>` ends a stage after n passes over `dataset`, which is `weight` of the mix: the stage
-    feeds n * size / weight lines. `until ... inf` (until Marian stops) counts `epochs_until_stop` passes."""
+    feeds n * size / weight lines. `until ... inf` (until Marian stops): the caller counts its passes."""
     curriculum = yaml.safe_load(path.read_text())
     fixed, open_ended = 0.0, 0.0
     for stage in curriculum.get("stages", []):
@@ -336,7 +337,7 @@ def training_plan(model_type: str, architecture: str, config: dict, flows: dict)
         curriculum = PRESETS / "opustrainer" / "student.yml"
         corpora = {"original": flows["filtered"]}
         corpus = flows["filtered"]
-    fixed, per_pass = curriculum_lines(curriculum, corpora, 0) if curriculum.exists() else (0.0, corpus)
+    fixed, per_pass = curriculum_lines(curriculum, corpora) if curriculum.exists() else (0.0, corpus)
     per_pass = per_pass or corpus
     assumed = EPOCHS_UNTIL_EARLY_STOP[model_type]
     epochs = min(assumed, caps["e"]) if "e" in caps else assumed

@@ -1,11 +1,17 @@
 """Preflight check of a training config: what the Taskcluster `train` action would run, without a network.
 
-    python -m translations_taskgraph.preflight --config FILE [--output-dir DIR]
+    python -m translations_taskgraph.preflight --config FILE [--output-dir DIR] [--json FILE]
+        [--run-dir runs/NAME [--cores N] [--gpus N]] [--engine taskcluster|local]
 
 It runs the `train` action callback in test mode (the same code the action task runs, with the same schema
 first), writes the graph artifacts (`DIR/artifacts/`: parameters.yml, actions.json, full-task-graph.json,
-target-tasks.json, task-graph.json, ...) and prints the tasks by stage, the worker types, and an estimate of
-GPU-hours, wall time and disk. The index is not consulted (offline), so every task counts as to run.
+target-tasks.json, task-graph.json, ...) and prints the tasks by stage, the worker types, and the estimate of
+every stage from the cost model (cost_model.py): GPU-hours, CPU-hours, wall time with the configured parallelism
+(one worker per task on Taskcluster, so split-chunks divides the translation stages' wall time), disk, and the
+dataset sizes with how each is known. The estimate goes to `DIR/estimate.json` (or --json) with every rate and
+its source. With --run-dir, the estimate is for the local engine and is compared, per stage, with the seconds
+of the run's finished tasks (`<label>/done.json`). The index is not consulted (offline), so every task counts
+as to run.
 """
 
 import argparse
@@ -194,6 +200,11 @@ def stage_table(estimate: dict) -> list[str]:
             f"{_number(row['cpu_hours']):>8} {_number(row['wall_hours']):>7} {_number(row['disk_gb']):>8}  "
             f"{row['basis']}"
         )
+    tasks = sum(row["tasks"] for row in estimate["stages"])
+    lines.append(
+        f"  {'total (wall: the critical path)':<46} {tasks:>5} {_number(estimate['gpu_hours']):>8} "
+        f"{_number(estimate['cpu_hours']):>8} {_number(estimate['wall_hours']):>7} {_number(estimate['disk_gb']):>8}"
+    )
     return lines
 
 
