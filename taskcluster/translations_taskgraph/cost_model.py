@@ -81,7 +81,12 @@ ALIGN = Rate(
     "on 2 cores (local engine), start-up included",
 )
 SHORTLIST = Rate(5_000, "pairs per CPU-second", "assumed: lexical shortlist from the alignments (one core)")
-SPM = Rate(10_000, "lines per CPU-second", "assumed: SentencePiece training on the sampled lines")
+SPM = Rate(
+    10_884,
+    "lines per CPU-second",
+    "measured here: benchmarks/bench_costs.py --threads 1, pipeline/train/spm_vocab.py on the demo corpus's "
+    "80,178 lines in 7.4 CPU-s",
+)
 DECHUNK = Rate(
     IMPORT.value, "lines per CPU-second", "assumed: concatenating chunks, the measured import rate"
 )
@@ -106,9 +111,10 @@ TRAIN_GPU = {
 }
 # Training on CPU (the local engine without a GPU), target words per second per core.
 TRAIN_CPU_TINY = Rate(
-    650,
+    600,
     "target words per CPU-second",
-    "measured here: README 'Quick start', teacher tiny at 1,250 to 1,360 words/s on 2 cores (configs/tiny.en-de.yml)",
+    "measured here: benchmarks/bench_costs.py --threads 1 --updates 60, teacher.tiny at 527 and 605 words/s on one "
+    "thread of the loaded host; README 'Quick start': 1,250 to 1,360 words/s on 2 threads (configs/tiny.en-de.yml)",
 )
 # Other presets on CPU: the tiny rate divided by their size relative to tiny (assumed: cost ~ parameters).
 CPU_SLOWDOWN = {"tiny": 1, "base-memory": 3, "base": 4, "big": 25}
@@ -124,19 +130,33 @@ DECODE_GPU = {
 # Teacher and backward presets other than big decode this many times faster on a GPU (assumed: fewer layers
 # and narrower; a GPU gains less from a smaller model than a CPU does).
 GPU_DECODE_SPEEDUP = {"big": 1, "base": 2, "tiny": 4}
-# Decoding on CPU, per core, for the tiny presets; other presets are CPU_SLOWDOWN times slower.
+# Decoding on CPU, per core, for the tiny presets; other presets are CPU_SLOWDOWN times slower. Measured with
+# pymarian on 2 threads, the demo's 1,000 test sentences (9,772 French words), the CPU decoding batches
+# (pipeline/common/marian.py, CPU_DECODING_BATCHES): the beam-4 tiny teacher in 15.8 s, the int8 student with its
+# shortlist in 2.9 s.
 DECODE_CPU_TINY = {
-    "teacher": Rate(400, "target words per CPU-second", "assumed: tiny teacher on one core, beam 4"),
-    "backward": Rate(400, "target words per CPU-second", "assumed: tiny backward model on one core, beam 4"),
-    "student": Rate(
-        1_000,
+    "teacher": Rate(
+        309, "target words per CPU-second", "measured here: 9,772 words / (15.8 s x 2 threads), beam 4"
+    ),
+    "backward": Rate(
+        309,
         "target words per CPU-second",
-        "assumed: tiny fp32 student on one core, beam 1 (the README measured the int8 student 7.5x its teacher)",
+        "derived: the tiny backward preset is the tiny teacher's architecture",
+    ),
+    "student": Rate(
+        1_685,
+        "target words per CPU-second",
+        "measured here: 9,772 words / (2.9 s x 2 threads), int8 student with shortlist (fp32 is slower)",
     ),
 }
 # Scoring (cross-entropy filter of the distilled corpus by the backward model): a forward pass, no search.
 SCORE_GPU = Rate(40_000, "target words per GPU-second", ASSUMED_GPU + ": s2s forward pass, about 3x training")
-SCORE_CPU_TINY = Rate(2_000, "target words per CPU-second", "assumed: tiny model forward pass on one core")
+SCORE_CPU_TINY = Rate(
+    1_372,
+    "target words per CPU-second",
+    "measured here: benchmarks/bench_costs.py --threads 1, marian-scorer with teacher.tiny on the demo's 1,000 test "
+    "pairs (9,772 words) in 7.1 CPU-s, model loading included",
+)
 BICLEANER_GPU = Rate(
     1_500, "pairs per GPU-second", "assumed: bicleaner-ai (XLM-R-small classifier) on one GPU"
 )
