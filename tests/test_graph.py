@@ -132,7 +132,6 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         },
         "docker-image-base": set(),
         "docker-image-train": set(),
-        "docker-image-toolchain": set(),
         "tests-lint": set(),
         "tests-unit": set(),
     }

@@ -119,7 +119,7 @@ def test_a_seeded_index_hit_replaces_the_task(fake_tc, baseline):
     fake_tc.add_task("CachedDevset0000000000", {"metadata": {"name": label}}, state="completed")
     fake_tc.index[namespace] = "CachedDevset0000000000"
     # taskgraph replaces a task only if its dependencies are replaced too: the images are cached as well.
-    for image in ("base", "train", "toolchain"):
+    for image in ("base", "train"):
         image_task = baseline.tasks[f"docker-image-{image}"]
         fake_tc.add_task(f"CachedImage{image:0<11}", {"metadata": {"name": image_task.label}})
         fake_tc.index[image_task.optimization["index-search"][0]] = f"CachedImage{image:0<11}"

@@ -1,57 +1,19 @@
 """Docker images without a Docker engine: every Dockerfile parses (known instructions, FROM first, what it copies
-exists), every image has its docker-image task, and every task of every config names an image that exists."""
+exists), every image has its docker-image task, and every task of every config names an image that exists
+(tests/test_image_environments.py checks that the image has what the task's step imports, and
+tests/test_base_image_pins.py that every base image is pinned by digest)."""
 
 from pathlib import Path
 
 import pytest
 import yaml
+from docker_images import IMAGES_DIR, DockerfileError, parse_dockerfile
 
 from translations_taskgraph.render import generator_for
 from translations_taskgraph.training_config import validate_training_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-IMAGES_DIR = REPO_ROOT / "taskcluster" / "docker"
 DOCKERFILES = sorted([*IMAGES_DIR.glob("*/Dockerfile"), REPO_ROOT / "docker" / "Dockerfile"])
-INSTRUCTIONS = {
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL", "MAINTAINER",
-    "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
-}  # fmt: skip
-
-
-class DockerfileError(ValueError):
-    pass
-
-
-def parse_dockerfile(text: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """(instruction, arguments) pairs with continuation lines joined, and taskgraph's `# %include` paths."""
-    instructions, includes, pending = [], [], ""
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if stripped.startswith("# %include "):
-            includes.append(stripped[len("# %include ") :].strip())
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if pending and stripped.startswith("#"):
-            continue  # a comment inside a continued instruction
-        pending += " " + stripped
-        if pending.endswith("\\"):
-            pending = pending[:-1].rstrip()
-            continue
-        word, _, arguments = pending.strip().partition(" ")
-        if word.upper() not in INSTRUCTIONS:
-            raise DockerfileError(f"line {number}: unknown instruction {word!r}")
-        if word != word.upper():
-            raise DockerfileError(f"line {number}: write instructions in upper case ({word})")
-        if not arguments.strip():
-            raise DockerfileError(f"line {number}: {word} without arguments")
-        instructions.append((word, arguments.strip()))
-        pending = ""
-    if pending:
-        raise DockerfileError("the file ends inside a continued instruction")
-    first = next((word for word, _ in instructions if word != "ARG"), None)
-    if first != "FROM":
-        raise DockerfileError(f"the first instruction (after ARGs) must be FROM, got {first}")
-    return instructions, includes
 
 
 def test_the_parser_refuses_broken_dockerfiles():
@@ -116,9 +78,7 @@ def test_every_task_names_an_image_that_exists(config_path):
         assert (IMAGES_DIR / name / "Dockerfile").exists(), (
             f"{label}: no taskcluster/docker/{name}/Dockerfile"
         )
-        gpus = task.attributes.get("step", {}).get("resources", {}).get("gpus", 0)
-        # GPU steps run where the CUDA Marian is; the others in the base image.
-        assert name == ("train" if gpus else "base"), label
+        # Whether that image has what the task's step imports: tests/test_image_environments.py.
 
 
 def test_workers_classes_retries_and_resources():

@@ -14,10 +14,14 @@ import taskgraph.decision
 import yaml
 from fake_taskcluster import fake_tc_fixture  # noqa: F401  (the fake_tc fixture)
 from taskgraph.main import create_parser
+from taskgraph.target_tasks import get_method
 from taskgraph.util.vcs import get_repository
 
 from translations_taskgraph import decision_requirements
-from translations_taskgraph.render import TASKCLUSTER_DIR
+from translations_taskgraph.parameters import TARGET_TASKS_BY_TRIGGER
+from translations_taskgraph.render import TASKCLUSTER_DIR, generator_for
+from translations_taskgraph.target_tasks import runs_for, uses_gpu
+from translations_taskgraph.training_config import validate_training_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPO_URL = "https://github.com/translations-pipeline/translations"
@@ -251,7 +255,6 @@ def test_a_push_builds_the_images_and_runs_the_checks(fake_tc, tmp_path, monkeyp
     assert created_labels(fake_tc) == {
         "docker-image-base",
         "docker-image-train",
-        "docker-image-toolchain",
         "tests-lint",
         "tests-unit",
     }
@@ -268,7 +271,6 @@ def test_a_pull_request_also_runs_the_ci_training_pipeline(fake_tc, tmp_path, mo
     assert labels == pipeline | {
         "docker-image-base",
         "docker-image-train",
-        "docker-image-toolchain",
         "tests-lint",
         "tests-unit",
     }
@@ -276,5 +278,65 @@ def test_a_pull_request_also_runs_the_ci_training_pipeline(fake_tc, tmp_path, mo
     assert f"train-teacher-en-fr-{ci['experiment']['teacher-ensemble']}" in labels
     # On the production worker types, with the pull request's own scopes and cache routes.
     worker_types = {fake_tc.tasks[task_id]["workerType"] for task_id in fake_tc.created}
-    assert {"b-linux-large", "b-linux-gpu"} <= worker_types
+    assert {"b-linux-large", "b-linux-gpu", "b-linux-gpu-4"} <= worker_types
     assert all(fake_tc.tasks[task_id]["schedulerId"] == "translations-level-1" for task_id in fake_tc.created)
+
+
+# --- pull requests from forks (untrusted): no GPU task, like the train action ---
+
+
+def test_pull_requests_from_forks_are_untrusted():
+    """Taskcluster's GitHub service renders a fork's pull request (from anyone without write access) as
+    `github-pull-request-untrusted` under this policy; the decision passes that trigger on."""
+    assert TCYML["policy"]["pullRequests"] == "public_restricted"
+    (task,) = render(*pull_request(untrusted=True))
+    assert taskgraph_args(task).tasks_for == "github-pull-request-untrusted"
+
+
+def test_a_fork_pull_request_schedules_only_lint_and_the_tests(fake_tc, tmp_path, monkeypatch):
+    (task,) = render(*pull_request(untrusted=True))
+    run_decision(task, tmp_path, monkeypatch)
+    assert created_labels(fake_tc) == {"docker-image-base", "tests-lint", "tests-unit"}
+    worker_types = {fake_tc.tasks[task_id]["workerType"] for task_id in fake_tc.created}
+    assert not any("gpu" in worker_type for worker_type in worker_types)
+    parameters = yaml.safe_load((tmp_path / "artifacts" / "parameters.yml").read_text())
+    assert parameters["tasks_for"] == "github-pull-request-untrusted"
+    assert parameters["target_tasks_method"] == "pr-ci"
+
+
+@pytest.fixture(scope="module", params=["taskcluster/configs/config.ci.yml", "configs/en-fr.full.yml"])
+def full_graph(request):
+    config = validate_training_config(yaml.safe_load((REPO_ROOT / request.param).read_text()))
+    return generator_for(config).full_task_graph
+
+
+@pytest.mark.parametrize("untrusted", [False, True], ids=["same-repository", "fork"])
+def test_the_target_tasks_of_a_pull_request(full_graph, untrusted):
+    """The target tasks (and what they depend on) that a pull request's decision task selects, for the CI
+    config and a production config: a fork's has no GPU task; a same-repository one trains on GPUs."""
+    (task,) = render(*pull_request(untrusted=untrusted))
+    tasks_for = taskgraph_args(task).tasks_for
+    method = TARGET_TASKS_BY_TRIGGER[tasks_for]
+    targets = get_method(method)(full_graph, {"tasks_for": tasks_for}, None)
+    closure = full_graph.graph.transitive_closure(set(targets))
+    gpu = {label for label in closure.nodes if uses_gpu(full_graph.tasks[label])}
+    if untrusted:
+        assert set(targets) == {"tests-lint", "tests-unit"}
+        assert closure.nodes == {"tests-lint", "tests-unit", "docker-image-base"}
+        assert gpu == set()
+    else:
+        assert {"tests-lint", "tests-unit"} <= set(targets)
+        assert any(label.startswith("train-teacher-") for label in gpu)
+        assert any(full_graph.tasks[label].task["workerType"] == "b-linux-gpu" for label in gpu)
+
+
+def test_a_gpu_task_cannot_opt_in_for_a_fork():
+    full = generator_for(validate_training_config(yaml.safe_load(
+        (REPO_ROOT / "taskcluster/configs/config.ci.yml").read_text()))).full_task_graph  # fmt: skip
+    teacher = next(t for label, t in full.tasks.items() if label.startswith("train-teacher-"))
+    teacher.attributes["run_on_tasks_for"] = ["all", "github-pull-request-untrusted"]
+    assert uses_gpu(teacher)
+    assert not runs_for(teacher, "github-pull-request-untrusted")
+    assert runs_for(teacher, "github-pull-request")
+    lint = full.tasks["tests-lint"]
+    assert runs_for(lint, "github-pull-request-untrusted") and not uses_gpu(lint)
