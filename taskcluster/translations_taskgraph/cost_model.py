@@ -92,7 +92,7 @@ DECHUNK = Rate(
 )
 # Downloads of remote datasets (opus, mtdata, news-crawl, hplt, url): bytes of one pair / line as served.
 DOWNLOAD = Rate(20e6, "bytes per second", "assumed: 20 MB/s from OPUS/statmt/HPLT to a cloud worker")
-DOWNLOAD_BYTES_PER_PAIR = 100  # assumed: gzip-compressed pair as served (two ~130-character lines, ~2.5x)
+DOWNLOAD_BYTES_PER_PAIR = 170  # assumed: gzip as served, about 1.3x the zstd BYTES_PER_PAIR below
 
 # -- Marian rates ------------------------------------------------------------------------------------------------
 # Training, target words per second per GPU, by (model type, architecture preset).
@@ -192,9 +192,12 @@ TASK_OVERHEAD = {
 WORKER_CORES = {"cpu": 16, "gpu": 8}
 
 # -- Disk ------------------------------------------------------------------------------------------------------
-BYTES_PER_PAIR = 60  # assumed: zstd-compressed pair (two ~130-character lines, ~4x)
+# Derived: measured on runs/tiny-en-de (local engine, this host): its merged corpus takes 43.6 bytes a pair
+# (corpus.en.zst + corpus.de.zst, 23,939 pairs of 7.4 words a line) and its alignments 6.0 bytes a line
+# (corpus.aln.zst); scaled to WORDS_PER_LINE (x 22 / 7.4, assumed: compressed bytes grow with the words).
+BYTES_PER_PAIR = 43.6 * 22 / 7.4
 BYTES_PER_LINE = BYTES_PER_PAIR / 2
-BYTES_PER_ALIGNMENT_LINE = 40  # assumed: zstd-compressed "i-j" links of a ~22-word pair
+BYTES_PER_ALIGNMENT_LINE = 6.0 * 22 / 7.4
 # One trained model's artifacts: best and last checkpoint, optimizer state (assumed: parameters x 4 bytes x 3).
 CHECKPOINT_BYTES = {"tiny": 40e6, "base-memory": 250e6, "base": 300e6, "big": 2.5e9}
 
@@ -548,6 +551,8 @@ def task_cost(task: dict, config: dict, sizes: dict, flows: dict, devices: dict)
     seconds = cpu_work / max(threads, 1) + (gpu_work / gpus if gpus else 0.0)
     overhead = TASK_OVERHEAD[devices["engine"]][0]
     seconds += extra_seconds + overhead
+    # GPU-hours and CPU-hours are what the task holds: its worker's GPUs, or the cores it runs on, for its whole
+    # time (overhead included), as a cloud bill counts them.
     return {
         "label": task["label"],
         "kind": kind,
