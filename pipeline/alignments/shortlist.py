@@ -57,9 +57,21 @@ def words_of_pieces(sp, line: str) -> tuple[list[str], list[int]]:
     return pieces, words
 
 
-def count_links(sp, pairs, alignment_lines):
+def count_links(sp, pairs, alignment_lines, alignments_name="the alignments"):
+    """Link counts per source piece, streaming the corpus and its alignments (memory grows with the
+    vocabulary, not the corpus); fails if the two differ in length."""
     counts: dict[str, Counter] = defaultdict(Counter)
-    for number, ((src, trg), links) in enumerate(zip(pairs, alignment_lines, strict=False), start=1):
+    pairs, alignment_lines = iter(pairs), iter(alignment_lines)
+    number = 0
+    for number, pair in enumerate(pairs, start=1):
+        links = next(alignment_lines, None)
+        if links is None:
+            total = number + sum(1 for _ in pairs)
+            raise StepError(
+                f"{alignments_name} has {number - 1} lines for {total} sentence pairs: "
+                "not the alignments of this corpus"
+            )
+        src, trg = pair
         src_pieces, src_words = words_of_pieces(sp, src)
         trg_pieces, trg_words = words_of_pieces(sp, trg)
         src_by_word, trg_by_word = defaultdict(list), defaultdict(list)
@@ -92,6 +104,12 @@ def count_links(sp, pairs, alignment_lines):
             if j not in aligned_trg:
                 for t in word_pieces:
                     counts[NULL][t] += 1
+    extra = sum(1 for _ in alignment_lines)
+    if extra:
+        raise StepError(
+            f"{alignments_name} has {number + extra} lines for {number} sentence pairs: "
+            "not the alignments of this corpus"
+        )
     return counts
 
 
@@ -121,16 +139,9 @@ def main(args):
 
     sp = sentencepiece.SentencePieceProcessor(model_file=str(args.vocab))
     pairs = read_pairs(args.corpus_dir / f"corpus.{args.src}.zst", args.corpus_dir / f"corpus.{args.trg}.zst")
-    alignment_lines = list(read_lines(args.alignments))
-    pairs = list(pairs)
-    if len(pairs) != len(alignment_lines):
-        raise StepError(
-            f"{args.alignments} has {len(alignment_lines)} lines for {len(pairs)} sentence pairs: "
-            "not the alignments of this corpus"
-        )
-    if not pairs:
+    counts = count_links(sp, pairs, read_lines(args.alignments), str(args.alignments))
+    if not counts:
         raise StepError(f"the corpus in {args.corpus_dir} is empty")
-    counts = count_links(sp, pairs, alignment_lines)
     out.mkdir(parents=True, exist_ok=True)
     work = out / ".work"
     work.mkdir(exist_ok=True)
