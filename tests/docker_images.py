@@ -179,6 +179,7 @@ class PythonEnvironment:
 class ImageEnvironment:
     environments: dict[str, PythonEnvironment]
     path: list[str]
+    links: dict[str, str] = field(default_factory=dict)  # symbolic link -> what it points to (`ln -s`)
 
     @property
     def python(self) -> PythonEnvironment | None:
@@ -191,6 +192,20 @@ class ImageEnvironment:
             if entry in SYSTEM_BINS:
                 return None
         return None
+
+    def has_command(self, name: str, distribution: str) -> bool:
+        """Whether `name`, a console script of `distribution`, is on PATH: in the bin/ (on PATH) of an
+        environment that has the distribution, or linked from there into a folder on PATH
+        (`ln -s <venv>/bin/<name> <folder>/`)."""
+        distribution = canonicalize_name(distribution)
+        for entry in (entry.rstrip("/") for entry in self.path):
+            linked = self.links.get(f"{entry}/{name}")
+            for prefix, environment in self.environments.items():
+                if distribution in environment.distributions and (
+                    linked == f"{prefix}/bin/{name}" or entry == f"{prefix}/bin"
+                ):
+                    return True
+        return False
 
 
 _PIP_OPTIONS_WITH_VALUES = {
@@ -221,7 +236,7 @@ def image_environment(dockerfile_text: str, lock_path: Path = REPO_ROOT / "poetr
     """The Python environments the image's final stage declares, and its PATH."""
     instructions, _ = parse_dockerfile(dockerfile_text)
     environments: dict[str, PythonEnvironment] = {}
-    workdir, path, lock_copied, variables = "/", [], False, {}
+    workdir, path, lock_copied, variables, links = "/", [], False, {}, {}
     for word, arguments in final_stage(instructions):
         if word == "WORKDIR":
             workdir = arguments if arguments.startswith("/") else f"{workdir.rstrip('/')}/{arguments}"
@@ -247,6 +262,12 @@ def image_environment(dockerfile_text: str, lock_path: Path = REPO_ROOT / "poetr
                         raise DockerfileError(f"{' '.join(command)}: name the environment's pip by its path")
                     prefix = command[0].rsplit("/bin/", 1)[0]
                     _pip_install(rest[1:], environments.setdefault(prefix, PythonEnvironment(prefix)))
+                elif program == "ln" and "-s" in command:
+                    source, destination = [w for w in command[1:] if not w.startswith("-")][-2:]
+                    name = Path(source).name
+                    if destination.endswith("/") or Path(destination).name != name:
+                        destination = f"{destination.rstrip('/')}/{name}"
+                    links[destination] = source
                 elif program == "poetry" and len(command) > 1 and command[1] in ("sync", "install"):
                     if not lock_copied:
                         raise DockerfileError("poetry sync before poetry.lock was copied into the image")
@@ -257,7 +278,7 @@ def image_environment(dockerfile_text: str, lock_path: Path = REPO_ROOT / "poetr
                     environment.distributions.update(
                         name for name, of in lock_groups(lock_path).items() if of & groups
                     )
-    return ImageEnvironment(environments, path)
+    return ImageEnvironment(environments, path, links)
 
 
 @lru_cache(maxsize=8)
@@ -328,6 +349,43 @@ def step_imports(script: str) -> dict[str, str]:
             for module, where in module_imports((REPO_ROOT / relative).read_text(), relative).items():
                 found.setdefault(module, where)
     return found
+
+
+# Commands of Python distributions that steps run as programs (not importable: another environment): the
+# distribution that provides each, and the step argument without which the step does not run it (bicleaner-ai's
+# scorer needs a model pack; a dataset with threshold 0 is copied through without one, on a CPU worker). A step
+# needs a command when one of its modules names it in a string and it is given that argument.
+COMMANDS = {"bicleaner-ai-classify": {"distribution": "bicleaner-ai", "when-given": "--pack"}}
+
+
+@lru_cache(maxsize=256)
+def step_commands(script: str) -> dict[str, str]:
+    """{command of COMMANDS: "file:line"} that a step script's modules name."""
+    from translations_taskgraph.source_digest import script_sources
+
+    found = {}
+    for relative in script_sources(script):
+        if relative.endswith(".py"):
+            tree = ast.parse((REPO_ROOT / relative).read_text(), filename=relative)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and node.value in COMMANDS:
+                    found.setdefault(node.value, f"{relative}:{node.lineno}")
+    return found
+
+
+def missing_commands(script: str, image: ImageEnvironment, flags=None) -> list[str]:
+    """The commands the step runs (given the argument `flags`; None: every argument) that are not on the image's
+    PATH from an environment holding their distribution, one line each."""
+    problems = []
+    for name, where in sorted(step_commands(script).items()):
+        distribution, when = COMMANDS[name]["distribution"], COMMANDS[name]["when-given"]
+        if flags is not None and when not in flags:
+            continue
+        if not image.has_command(name, distribution):
+            problems.append(
+                f"the command {name} ({where}) is not on PATH from an environment with {distribution}"
+            )
+    return problems
 
 
 def missing_imports(script: str, image: ImageEnvironment) -> list[str]:

@@ -22,6 +22,7 @@ from docker_images import (
     image_environment,
     import_names,
     lock_groups,
+    missing_commands,
     missing_imports,
     module_imports,
     step_imports,
@@ -52,11 +53,12 @@ def test_every_step_runs_in_an_image_that_has_what_it_imports(graph):
         if step is None:
             continue
         image = image_of(graph, task)
+        environment = declared_environment(image)
         checked += 1
-        problems += [
-            f"{label} ({image} image): {line}"
-            for line in missing_imports(step["script"], declared_environment(image))
-        ]
+        flags = {flag for flag, _value in step["args"]}
+        missing = missing_imports(step["script"], environment)
+        for line in missing + missing_commands(step["script"], environment, flags):
+            problems.append(f"{label} ({image} image): {line}")
     assert checked > 30
     assert not problems, "\n".join(problems)
 
@@ -73,13 +75,22 @@ def test_the_checks_run_in_the_environment_they_link(graph):
         assert {"go-task-bin", "ruff", "pytest"} <= python.distributions, label
 
 
-def test_monocleaner_and_the_gpu_steps_are_placed_where_their_packages_are(graph):
-    """The finding this file was written for: monocleaner ran in an image without monocleaner."""
+def test_the_cleaners_are_placed_where_their_packages_are(graph):
+    """The finding this file was written for (monocleaner ran in an image without monocleaner), and bicleaner-ai,
+    whose scoring tasks (given a model pack) run where its command is."""
     monocleaner = [t for t in graph.tasks.values() if t.kind == "corpus-clean-mono-monocleaner"]
     assert monocleaner
     for task in monocleaner:
         assert "monocleaner" in step_imports(task.attributes["step"]["script"])
         assert declared_environment(image_of(graph, task)).python.provides("monocleaner")
+    for task in graph.tasks.values():
+        if task.kind == "corpus-clean-parallel-bicleaner-ai":
+            scoring = any(flag == "--pack" for flag, _ in task.attributes["step"]["args"])
+            has = declared_environment(image_of(graph, task)).has_command(
+                "bicleaner-ai-classify", "bicleaner-ai"
+            )
+            assert has or not scoring, task.label
+            assert scoring == (task.attributes["bicleaner-threshold"] > 0), task.label
 
 
 # --- the check itself ---
@@ -113,6 +124,26 @@ def test_the_check_finds_a_step_whose_package_the_image_lacks():
         OLD_BASE + 'RUN python3 -m venv /opt/m && /opt/m/bin/pip install "monocleaner==1.7.1"\n'
     )
     assert missing_imports("pipeline/monocleaner/monocleaner.py", elsewhere)
+
+
+def test_the_check_finds_a_step_whose_command_the_image_lacks():
+    """bicleaner-ai runs as a program from an environment of its own: it must be on PATH."""
+    linked = OLD_BASE + (
+        "RUN python3 -m venv /opt/b && /opt/b/bin/pip install bicleaner-ai==3.6 && mkdir -p /opt/bin "
+        "&& ln -s /opt/b/bin/bicleaner-ai-classify /opt/bin/\nENV PATH=/opt/bin:$PATH\n"
+    )
+    assert missing_commands("pipeline/bicleaner/bicleaner.py", image_environment(linked)) == []
+    assert missing_commands("pipeline/bicleaner/bicleaner.py", image_environment(OLD_BASE))
+    not_on_path = linked.replace("ENV PATH=/opt/bin:$PATH\n", "")
+    assert missing_commands("pipeline/bicleaner/bicleaner.py", image_environment(not_on_path))
+    assert missing_commands("pipeline/clean/clean_parallel.py", image_environment(OLD_BASE)) == []
+    # Without a model pack (threshold 0: copied through, on a CPU worker) the step does not run it.
+    bicleaner_flags = {"--input-dir", "--threshold", "--output-dir"}
+    assert (
+        missing_commands("pipeline/bicleaner/bicleaner.py", image_environment(OLD_BASE), bicleaner_flags)
+        == []
+    )
+    assert missing_commands("pipeline/bicleaner/bicleaner.py", image_environment(OLD_BASE), {"--pack"})
 
 
 def test_the_environment_python3_runs_in_follows_path():
