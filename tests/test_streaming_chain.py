@@ -91,3 +91,60 @@ def test_cefilter_memory_does_not_grow_with_the_corpus(tmp_path):
     assert small["removed"] == 4_000
     # Ten times the corpus: the old step (every pair in a list) grew about 4x here.
     assert large_rss <= 1.3 * small_rss, (small_rss, large_rss)
+
+
+TRANSLATE = "pipeline.translate.translate"
+# A stand-in for marian-decoder: echoes its input upper-cased, and stops after STOP_AFTER lines (exit STATUS).
+FAKE_DECODER = """#!/usr/bin/env python3
+import os, sys
+stop, status = int(os.environ.get("STOP_AFTER", "-1")), int(os.environ.get("STATUS", "0"))
+for number, line in enumerate(sys.stdin):
+    if number == stop:
+        sys.exit(status)
+    sys.stdout.write(line.upper())
+"""
+
+
+def fake_marian(tmp_path):
+    folder = tmp_path / "marian"
+    folder.mkdir()
+    (folder / "marian-decoder").write_text(FAKE_DECODER)
+    (folder / "marian-decoder").chmod(0o755)
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("final.model.npz", "final.model.npz.decoder.yml"):
+        (model / name).write_bytes(b"")
+    return folder, model
+
+
+def translate(tmp_path, source, model, out, **env):
+    args = ["--input", source, "--chunk", 1, "--chunks", 1, "--model-dirs", model, "--part-lines", 10,
+            "--output-dir", out]  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", TRANSLATE, *map(str, args)],
+        cwd=REPO_ROOT,
+        env=step_env(**env),
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_decoder_that_dies_mid_stream_fails_clearly_and_keeps_the_finished_parts(tmp_path):
+    marian, model = fake_marian(tmp_path)
+    source = write_corpus(tmp_path / "source.zst", [f"line {i}" for i in range(35)])
+    out = tmp_path / "out"
+    result = translate(tmp_path, source, model, out, MARIAN=str(marian), STOP_AFTER="23", STATUS="3")
+    assert result.returncode == 1
+    assert (
+        "Marian decode failed with exit status 3; see" in result.stderr and "Traceback" not in result.stderr
+    )
+    assert sorted(p.name for p in (out / "parts").glob("part.*.zst")) == ["part.00000.zst", "part.00001.zst"]
+    assert not (out / "translation.zst").exists()
+    # A decoder that ends early without an error is caught too.
+    result = translate(tmp_path, source, model, out, MARIAN=str(marian), STOP_AFTER="11", STATUS="0")
+    assert result.returncode == 1 and "Marian returned 11 translations for 15 lines" in result.stderr
+    # The rerun resumes at the third part and finishes.
+    result = translate(tmp_path, source, model, out, MARIAN=str(marian))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("already translated") == 3
+    assert read_corpus(out / "translation.zst") == [f"LINE {i}" for i in range(35)]

@@ -181,10 +181,11 @@ def translate_parts(args, options, work: Path, start: int, end: int, part_lines:
     try:
         output = (raw.decode("utf-8").rstrip("\n") for raw in process.stdout)
         translations = best_translations(output, references)
-        number, total = first, end - offset
+        number, total, received = first, end - offset, 0
         while total > 0:
             size = min(part_lines, total)
             lines = list(itertools.islice(translations, size))
+            received += len(lines)
             if len(lines) < size:
                 break  # Marian ended early: its exit status and log say why
             with write_lines(work / f"part.{number:05d}.zst") as writer:
@@ -204,9 +205,7 @@ def translate_parts(args, options, work: Path, start: int, end: int, part_lines:
     if returncode != 0:
         raise StepError(f"Marian decode failed with exit status {returncode}; see {log}")
     if total > 0:
-        raise StepError(
-            f"Marian returned {end - offset - total} translations for {end - offset} lines; see {log}"
-        )
+        raise StepError(f"Marian returned {received} translations for {end - offset} lines; see {log}")
 
 
 def main(args):
