@@ -5,7 +5,7 @@ Marian and SentencePiece set, with pymarian on this machine, on the demo corpus 
 - Marian training of the tiny teacher preset for --updates updates: target words per CPU-second (Marian's log);
 - scoring --lines test pairs with that model (the cross-entropy filter's work): target words per CPU-second.
 
-    .venv/bin/python benchmarks/bench_costs.py [--threads 1] [--updates 60] [--lines 1000] [--output FILE]
+    task bench-costs [-- --threads 1 --updates 60 --lines 1000 --output FILE]
 
 Decoding is not measured here: a model trained for a few updates ends every output at once (0 words). The
 decoding rates come from trained models (pipeline/common/marian.py's CPU batch measurement). Prints a JSON
