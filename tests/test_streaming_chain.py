@@ -148,3 +148,48 @@ def test_a_decoder_that_dies_mid_stream_fails_clearly_and_keeps_the_finished_par
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("already translated") == 3
     assert read_corpus(out / "translation.zst") == [f"LINE {i}" for i in range(35)]
+
+
+def test_more_chunks_than_lines_leaves_the_last_chunks_empty_without_starting_marian(tmp_path):
+    marian, model = fake_marian(tmp_path)
+    (marian / "marian-decoder").write_text("#!/bin/sh\nexit 9\n")  # would fail the step if started
+    source = write_corpus(tmp_path / "source.zst", ["one", "two", "three"])
+    args = [
+        "--input",
+        source,
+        "--chunk",
+        5,
+        "--chunks",
+        5,
+        "--model-dirs",
+        model,
+        "--output-dir",
+        tmp_path / "out",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", TRANSLATE, *map(str, args)],
+        cwd=REPO_ROOT,
+        env=step_env(MARIAN=str(marian)),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert read_corpus(tmp_path / "out" / "translation.zst") == []
+    assert json.loads((tmp_path / "out" / "chunk.json").read_text())["lines"] == 0
+
+
+def test_references_of_another_length_are_refused_before_decoding(tmp_path):
+    marian, model = fake_marian(tmp_path)
+    source = write_corpus(tmp_path / "source.zst", ["one", "two", "three"])
+    references = write_corpus(tmp_path / "references.zst", ["un", "deux"])
+    args = ["--input", source, "--references", references, "--chunk", 1, "--chunks", 1, "--model-dirs", model,
+            "--output-dir", tmp_path / "out"]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", TRANSLATE, *map(str, args)],
+        cwd=REPO_ROOT,
+        env=step_env(MARIAN=str(marian)),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "references.zst has 2 lines, " in result.stderr
+    assert not (tmp_path / "out" / "parts").exists()
