@@ -117,9 +117,10 @@ def fake_marian(tmp_path):
     return folder, model
 
 
-def translate(tmp_path, source, model, out, **env):
-    args = ["--input", source, "--chunk", 1, "--chunks", 1, "--model-dirs", model, "--part-lines", 10,
-            "--output-dir", out]  # fmt: skip
+def translate(source, model, out, *extra, chunk=1, chunks=1, **env):
+    """Runs the translation step on one chunk, in parts of 10 lines, with `env` added to the step's."""
+    args = ["--input", source, "--chunk", chunk, "--chunks", chunks, "--model-dirs", model, "--part-lines", 10,
+            "--output-dir", out, *extra]  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", TRANSLATE, *map(str, args)],
         cwd=REPO_ROOT,
@@ -133,7 +134,7 @@ def test_a_decoder_that_dies_mid_stream_fails_clearly_and_keeps_the_finished_par
     marian, model = fake_marian(tmp_path)
     source = write_corpus(tmp_path / "source.zst", [f"line {i}" for i in range(35)])
     out = tmp_path / "out"
-    result = translate(tmp_path, source, model, out, MARIAN=str(marian), STOP_AFTER="23", STATUS="3")
+    result = translate(source, model, out, MARIAN=str(marian), STOP_AFTER="23", STATUS="3")
     assert result.returncode == 1
     assert (
         "Marian decode failed with exit status 3; see" in result.stderr and "Traceback" not in result.stderr
@@ -141,10 +142,10 @@ def test_a_decoder_that_dies_mid_stream_fails_clearly_and_keeps_the_finished_par
     assert sorted(p.name for p in (out / "parts").glob("part.*.zst")) == ["part.00000.zst", "part.00001.zst"]
     assert not (out / "translation.zst").exists()
     # A decoder that ends early without an error is caught too.
-    result = translate(tmp_path, source, model, out, MARIAN=str(marian), STOP_AFTER="11", STATUS="0")
+    result = translate(source, model, out, MARIAN=str(marian), STOP_AFTER="11", STATUS="0")
     assert result.returncode == 1 and "Marian returned 11 translations for 15 lines" in result.stderr
     # The rerun resumes at the third part and finishes.
-    result = translate(tmp_path, source, model, out, MARIAN=str(marian))
+    result = translate(source, model, out, MARIAN=str(marian))
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("already translated") == 3
     assert read_corpus(out / "translation.zst") == [f"LINE {i}" for i in range(35)]
@@ -154,25 +155,7 @@ def test_more_chunks_than_lines_leaves_the_last_chunks_empty_without_starting_ma
     marian, model = fake_marian(tmp_path)
     (marian / "marian-decoder").write_text("#!/bin/sh\nexit 9\n")  # would fail the step if started
     source = write_corpus(tmp_path / "source.zst", ["one", "two", "three"])
-    args = [
-        "--input",
-        source,
-        "--chunk",
-        5,
-        "--chunks",
-        5,
-        "--model-dirs",
-        model,
-        "--output-dir",
-        tmp_path / "out",
-    ]
-    result = subprocess.run(
-        [sys.executable, "-m", TRANSLATE, *map(str, args)],
-        cwd=REPO_ROOT,
-        env=step_env(MARIAN=str(marian)),
-        capture_output=True,
-        text=True,
-    )
+    result = translate(source, model, tmp_path / "out", chunk=5, chunks=5, MARIAN=str(marian))
     assert result.returncode == 0, result.stderr
     assert read_corpus(tmp_path / "out" / "translation.zst") == []
     assert json.loads((tmp_path / "out" / "chunk.json").read_text())["lines"] == 0
@@ -182,14 +165,6 @@ def test_references_of_another_length_are_refused_before_decoding(tmp_path):
     marian, model = fake_marian(tmp_path)
     source = write_corpus(tmp_path / "source.zst", ["one", "two", "three"])
     references = write_corpus(tmp_path / "references.zst", ["un", "deux"])
-    args = ["--input", source, "--references", references, "--chunk", 1, "--chunks", 1, "--model-dirs", model,
-            "--output-dir", tmp_path / "out"]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", TRANSLATE, *map(str, args)],
-        cwd=REPO_ROOT,
-        env=step_env(MARIAN=str(marian)),
-        capture_output=True,
-        text=True,
-    )
+    result = translate(source, model, tmp_path / "out", "--references", references, MARIAN=str(marian))
     assert result.returncode == 1 and "references.zst has 2 lines, " in result.stderr
     assert not (tmp_path / "out" / "parts").exists()
