@@ -1,6 +1,7 @@
 import contextlib
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -158,6 +159,42 @@ def finish(process: subprocess.Popen, timeout: float = 900) -> tuple[int, str]:
     """Waits for a process started with merged output; returns its exit status and output."""
     output, _ = communicate(process, timeout)
     return process.returncode, output
+
+
+def descendants(graph, labels) -> set:
+    """`labels` and every task of the taskgraph `graph` that depends on them, directly or not."""
+    children = {}
+    for label, task in graph.tasks.items():
+        for dep in task.dependencies.values():
+            children.setdefault(dep, set()).add(label)
+    seen, pending = set(), list(labels)
+    while pending:
+        label = pending.pop()
+        if label not in seen:
+            seen.add(label)
+            pending.extend(children.get(label, ()))
+    return seen
+
+
+def write_failing_plan(run_dir: Path, missing: Path) -> Path:
+    """A local-engine plan of one task, `merge`, whose step fails at once (its input `missing` does not
+    exist); returns the plan's path."""
+    step = {
+        "module": "pipeline.clean.merge_corpus",
+        "args": [
+            ["--input-dirs", str(missing)],
+            ["--src", "en"],
+            ["--trg", "fr"],
+            ["--output-dir", {"artifacts": True}],
+        ],
+        "outputs": ["corpus.en.zst"],
+        "env": {},
+        "resources": {"cpus": 1, "mem-gb": 0.5},
+    }
+    task = {"kind": "merge", "stage": "merge", "step": step, "dependencies": [], "digest": "abc"}
+    plan = run_dir / "plan.json"
+    plan.write_text(json.dumps({"order": ["merge"], "targets": ["merge"], "tasks": {"merge": task}}))
+    return plan
 
 
 def write_corpus(path: Path, lines: list[str]) -> Path:

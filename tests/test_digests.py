@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import write_corpus
+from conftest import descendants, write_corpus
 from localrun.plan import build_plan
 from pipeline.clean import runner
 from translations_taskgraph import source_digest, training_config
@@ -30,28 +30,14 @@ def both_digests(graph) -> dict[str, tuple[str, str]]:
     }
 
 
-def descendants(graph, labels) -> set:
-    children = {}
-    for label, task in graph.tasks.items():
-        for dep in task.dependencies.values():
-            children.setdefault(dep, set()).add(label)
-    seen, pending = set(), list(labels)
-    while pending:
-        label = pending.pop()
-        if label not in seen:
-            seen.add(label)
-            pending.extend(children.get(label, ()))
-    return seen
-
-
 @pytest.fixture(scope="module")
 def baseline():
     graph = generator_for(config()).full_task_graph
     return graph, both_digests(graph)
 
 
-def changed_by_edit(monkeypatch, edited: str, edit) -> tuple[set, set]:
-    """The labels whose Taskcluster digest and whose local digest change when `edited` reads as edit(text)."""
+def read_edited(monkeypatch, edited: str, edit) -> None:
+    """Makes the digests read the repository file `edited` as edit(its text)."""
     original = source_digest.read_bytes
     target = REPO_ROOT / edited
     assert target.is_file()
@@ -65,7 +51,6 @@ def changed_by_edit(monkeypatch, edited: str, edit) -> tuple[set, set]:
         return new.encode()
 
     monkeypatch.setattr(source_digest, "read_bytes", edited_read)
-    return edited_read
 
 
 def compare(before: dict, after: dict) -> tuple[set, set]:
@@ -105,7 +90,7 @@ def test_comments_docstrings_and_layout_change_no_digest(baseline, monkeypatch, 
     for edit in (change_a_comment, change_the_docstring, reformat):
         text = (REPO_ROOT / path).read_text()
         assert edit(text) != text, edit.__name__
-    changed_by_edit(monkeypatch, path, lambda text: reformat(change_the_docstring(change_a_comment(text))))
+    read_edited(monkeypatch, path, lambda text: reformat(change_the_docstring(change_a_comment(text))))
     tc_changed, local_changed = compare(before, both_digests(generator_for(config()).full_task_graph))
     assert tc_changed == set() and local_changed == set()
 
@@ -139,7 +124,7 @@ def test_a_code_edit_changes_exactly_the_tasks_that_run_it_and_their_descendants
     graph, before = baseline
     runs_it = runners_of(graph, path)
     assert runs_it and all(label.startswith(runners) for label in runs_it), runs_it
-    changed_by_edit(monkeypatch, path, edit)
+    read_edited(monkeypatch, path, edit)
     tc_changed, local_changed = compare(before, both_digests(generator_for(config()).full_task_graph))
     expected = descendants(graph, runs_it) & set(before)
     assert tc_changed == expected and local_changed == expected

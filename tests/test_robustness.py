@@ -14,7 +14,15 @@ import pytest
 import yaml
 import zstandard
 
-from conftest import REPO_ROOT, finish, run_step, sample_pairs, start_localrun, write_corpus
+from conftest import (
+    REPO_ROOT,
+    finish,
+    run_step,
+    sample_pairs,
+    start_localrun,
+    write_corpus,
+    write_failing_plan,
+)
 from pipeline.common.io import read_lines, write_json, write_lines
 from pipeline.common.step import StepError
 from translations_taskgraph.training_config import (
@@ -350,25 +358,7 @@ def test_every_task_the_docs_name_exists():
 def test_a_rerun_keeps_the_log_of_the_failed_attempt(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    plan = {
-        "tasks": {
-            "merge": {
-                "digest": "abc",
-                "step": {
-                    "module": "pipeline.clean.merge_corpus",
-                    "args": [
-                        ["--input-dirs", str(tmp_path / "missing")],
-                        ["--src", "en"],
-                        ["--trg", "fr"],
-                        ["--output-dir", {"artifacts": True}],
-                    ],
-                    "outputs": ["corpus.en.zst"],
-                    "env": {},
-                },
-            }
-        }
-    }
-    (run_dir / "plan.json").write_text(json.dumps(plan))
+    write_failing_plan(run_dir, tmp_path / "missing")
     command = [
         sys.executable,
         "-m",

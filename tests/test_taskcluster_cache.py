@@ -8,6 +8,7 @@ import pytest
 import yaml
 from fake_taskcluster import fake_tc_fixture  # noqa: F401  (the fake_tc fixture)
 
+from conftest import descendants
 from translations_taskgraph import source_digest
 from translations_taskgraph.render import generator_for
 from translations_taskgraph.training_config import validate_training_config
@@ -25,20 +26,6 @@ def digests(graph) -> dict:
         for label, task in graph.tasks.items()
         if "cached_task" in task.attributes
     }
-
-
-def descendants(graph, labels) -> set:
-    children = {}
-    for label, task in graph.tasks.items():
-        for dep in task.dependencies.values():
-            children.setdefault(dep, set()).add(label)
-    seen, pending = set(), list(labels)
-    while pending:
-        label = pending.pop()
-        if label not in seen:
-            seen.add(label)
-            pending.extend(children.get(label, ()))
-    return seen
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Inputs, retries and settings that misbehave (issue 23): each test failed on the code before its fix."""
 
-import json
 import os
 import random
 import string
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, finish, run_step, start_localrun, step_env, write_corpus
+from conftest import REPO_ROOT, finish, run_step, start_localrun, step_env, write_corpus, write_failing_plan
 from pipeline.common.io import read_lines, read_pairs
 from translations_taskgraph.training_config import (
     ConfigError,
@@ -124,25 +123,11 @@ def test_snakemake_retries_keep_every_attempts_log_numbered(tmp_path):
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    step = {
-        "module": "pipeline.clean.merge_corpus",
-        "args": [
-            ["--input-dirs", str(tmp_path / "missing")],
-            ["--src", "en"],
-            ["--trg", "fr"],
-            ["--output-dir", {"artifacts": True}],
-        ],
-        "outputs": ["corpus.en.zst"],
-        "env": {},
-        "resources": {"cpus": 1, "mem-gb": 0.5},
-    }
-    task = {"kind": "merge", "stage": "merge", "step": step, "dependencies": [], "digest": "abc"}
-    plan = {"order": ["merge"], "targets": ["merge"], "tasks": {"merge": task}}
-    (run_dir / "plan.json").write_text(json.dumps(plan))
+    plan = write_failing_plan(run_dir, tmp_path / "missing")
     args = Namespace(cores=1, mem_gb=1.0, retries=2)
     env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'taskcluster'}"}
     result = subprocess.run(
-        snakemake_command(run_dir / "plan.json", run_dir, args), cwd=REPO_ROOT, env=env, capture_output=True
+        snakemake_command(plan, run_dir, args), cwd=REPO_ROOT, env=env, capture_output=True
     )
     assert result.returncode != 0
     logs = {p.name: p.read_text() for p in (run_dir / "merge").glob("task*.log")}
