@@ -15,34 +15,17 @@ the backward model (`--scores marian`). CPU time and peak RSS come from wait4() 
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_data import generate  # noqa: E402
+from bench_data import generate, measure  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def measure(repo: Path, module: str, args: list, threads: int) -> dict:
-    env = {**os.environ, "THREADS": str(threads), "WORKSPACE": "1000", "PYTHONPATH": str(repo)}
-    start = time.time()
-    process = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=repo, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    stderr = process.stderr.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.time() - start
-    process.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{module} failed:\n{stderr[-3000:]}")
-    return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def write_scores(path: Path, lines: int) -> None:
@@ -93,7 +76,7 @@ def main(argv=None) -> int:
                                      "--remove-fraction", "0.05", "--output-dir", out]  # fmt: skip
                     else:
                         raise SystemExit(f"unknown stage {stage!r}")
-                    result = measure(repo, module, step_args, args.threads)
+                    result = measure(module, step_args, args.threads, repo)
                     result.update(code=name, stage=stage, lines=size, threads=args.threads)
                     result["lines_per_s"] = size / result["wall_s"]
                     rows.append(result)

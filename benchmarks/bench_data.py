@@ -62,14 +62,15 @@ def generate(folder: Path, size: int, seed: int = 7) -> Path:
     return folder
 
 
-def measure(module: str, args: list, threads: int) -> dict:
-    env = {**os.environ, "THREADS": str(threads), "WORKSPACE": "1000", "PYTHONPATH": str(REPO_ROOT)}
+def measure(module: str, args: list, threads: int, repo: Path = REPO_ROOT) -> dict:
+    """Runs a step of the checkout `repo` as the engines do; its CPU time, wall time and peak RSS."""
+    env = {**os.environ, "THREADS": str(threads), "WORKSPACE": "1000", "PYTHONPATH": str(repo)}
     start = time.time()
-    process = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=REPO_ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=repo, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    stderr = process.stderr.read().decode()  # before waiting: a full pipe would block the step
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.time() - start
-    stderr = process.stderr.read().decode()
     process.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{module} failed:\n{stderr[-3000:]}")
