@@ -72,21 +72,36 @@ def chunk_lines(path: Path, start: int, end: int) -> Iterator[str]:
     return itertools.islice(read_lines(path), start, end)
 
 
-def parse_nbest(lines, count: int) -> list[list[str]]:
-    """Marian's n-best lines `i ||| hypothesis ||| features ||| score` -> the hypotheses of each sentence."""
-    hypotheses = [[] for _ in range(count)]
+def nbest_hypotheses(lines) -> Iterator[list[str]]:
+    """Marian's n-best lines `i ||| hypothesis ||| features ||| score`, which come sentence by sentence from 0,
+    as the hypotheses of each sentence in turn (streaming: one sentence's list in memory)."""
+    expected, hypotheses = 0, []
     for line in lines:
         fields = line.split(" ||| ")
         try:
             index = int(fields[0])
         except ValueError:
             raise StepError(f"not a Marian n-best line: {line[:200]!r}") from None
-        if not 0 <= index < count or len(fields) < 2:
-            raise StepError(f"n-best line for sentence {index} out of range 0..{count - 1}: {line[:200]!r}")
-        hypotheses[index].append(fields[1])
-    missing = [i for i, options in enumerate(hypotheses) if not options]
-    if missing:
-        raise StepError(f"Marian returned no hypothesis for {len(missing)} sentence(s), first {missing[0]}")
+        if index == expected + 1 and hypotheses:
+            yield hypotheses
+            expected, hypotheses = index, []
+        if index != expected or len(fields) < 2:
+            raise StepError(f"n-best line for sentence {index} where {expected} was expected: {line[:200]!r}")
+        hypotheses.append(fields[1])
+    if hypotheses:
+        yield hypotheses
+
+
+def parse_nbest(lines, count: int) -> list[list[str]]:
+    """The hypotheses of each of `count` sentences from Marian's n-best lines (nbest_hypotheses, all at once)."""
+    hypotheses = []
+    for options in nbest_hypotheses(lines):
+        if len(hypotheses) == count:
+            raise StepError(f"n-best lines for more than the {count} sentences, from sentence {count} on")
+        hypotheses.append(options)
+    if len(hypotheses) < count:
+        missing = count - len(hypotheses)
+        raise StepError(f"Marian returned no hypothesis for {missing} sentence(s), first {len(hypotheses)}")
     return hypotheses
 
 
@@ -150,21 +165,8 @@ def best_translations(output, references: Iterator[str] | None) -> Iterator[str]
     if references is None:
         yield from output
         return
-    expected, hypotheses = 0, []
-    for line in output:
-        fields = line.split(" ||| ")
-        try:
-            index = int(fields[0])
-        except ValueError:
-            raise StepError(f"not a Marian n-best line: {line[:200]!r}") from None
-        if index == expected + 1 and hypotheses:
-            yield best_by_chrf(hypotheses, next(references))
-            expected, hypotheses = index, []
-        if index != expected or len(fields) < 2:
-            raise StepError(f"n-best line for sentence {index} where {expected} was expected: {line[:200]!r}")
-        hypotheses.append(fields[1])
-    if hypotheses:
-        yield best_by_chrf(hypotheses, next(references))
+    for hypotheses, reference in zip(nbest_hypotheses(output), references, strict=False):
+        yield best_by_chrf(hypotheses, reference)
 
 
 def translate_parts(args, options, work: Path, start: int, end: int, part_lines: int, first: int) -> None:
