@@ -258,12 +258,27 @@ def tar_gz(files: dict[str, bytes]) -> bytes:
 
 
 @contextlib.contextmanager
+def http_server(handler):
+    """Serves `handler` (a BaseHTTPRequestHandler class) on a free port of 127.0.0.1, one thread per request;
+    yields the base URL, and stops the server afterwards."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@contextlib.contextmanager
 def file_server(files: dict[str, bytes]):
     """Serves `files` (URL path -> body) on 127.0.0.1, 404 for any other path; under /slow/ the same files
     drip 16 bytes per 0.25 s, so that a kill lands mid-download. Yields (base URL, the paths requested)."""
-    import threading
     import time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     requested = []
 
@@ -285,9 +300,5 @@ def file_server(files: dict[str, bytes]):
                 if slow:
                     time.sleep(0.25)
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", requested
-    finally:
-        httpd.shutdown()
+    with http_server(Handler) as url:
+        yield url, requested

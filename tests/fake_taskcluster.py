@@ -10,13 +10,14 @@ import base64
 import hashlib
 import json
 import re
-import threading
 import urllib.parse
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from conftest import http_server
 
 
 def _timestamp(days=0):
@@ -273,15 +274,9 @@ def serve(fake: FakeTaskcluster | None = None):
     """Runs the fake API on a free port of 127.0.0.1; yields the FakeTaskcluster with its root_url set."""
     fake = fake or FakeTaskcluster()
     handler = type("Handler", (_Handler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    fake.root_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(handler) as url:
+        fake.root_url = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def clear_taskgraph_state():

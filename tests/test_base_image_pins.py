@@ -7,13 +7,14 @@ import datetime
 import importlib.util
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
 from docker_images import IMAGES_DIR, parse_dockerfile
+
+from conftest import http_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = sorted([*IMAGES_DIR.glob("*/Dockerfile"), REPO_ROOT / "docker" / "Dockerfile"])
@@ -142,11 +143,8 @@ class FakeRegistry(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def registry():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRegistry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with http_server(FakeRegistry) as url:
+        yield url
 
 
 def test_the_checker_reads_references_like_docker():

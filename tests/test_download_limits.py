@@ -5,10 +5,11 @@ through the environment. Every server listens on 127.0.0.1 only."""
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from conftest import http_server
 from pipeline.common import download as download_module
 from pipeline.common.download import DownloadError
 from pipeline.common.step import StepError
@@ -59,11 +60,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(Handler) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import zstandard
 
-from conftest import kill_step_after, read_corpus, run_step, step_env
+from conftest import http_server, kill_step_after, read_corpus, run_step, step_env
 from pipeline.common import download as download_module
 from pipeline.common.step import StepError
 
@@ -171,12 +170,9 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    Handler.server_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield Handler.server_url
-    httpd.shutdown()
+    with http_server(Handler) as url:
+        Handler.server_url = url
+        yield url
 
 
 @pytest.fixture(autouse=True)

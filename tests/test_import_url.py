@@ -3,13 +3,12 @@
 import gzip
 import io
 import json
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from conftest import read_corpus, run_step, step_env
+from conftest import http_server, read_corpus, run_step, step_env
 
 IMPORT = "pipeline.data.import_dataset"
 EN = ["Hello world", "Open the file", "Save changes?"]
@@ -62,11 +61,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with http_server(Handler) as url:
+        yield url
 
 
 def import_dataset(dataset, out, **env):
