@@ -20,7 +20,11 @@ def dropped_by_threshold(scores: list[float], fraction: float) -> set[int]:
     if not count:
         return set()
     array = np.array(scores)
-    threshold, ties = cefilter.drop_threshold(lambda: iter(np.array_split(array, 7)), count)
+
+    def blocks():
+        return iter(np.array_split(array, 7))
+
+    threshold, ties = cefilter.drop_threshold(blocks, count, *cefilter.score_range(blocks())[1:])
     dropped = set()
     for index, value in enumerate(scores):
         if value < threshold or (value == threshold and ties > 0):

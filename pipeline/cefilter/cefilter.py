@@ -69,15 +69,24 @@ def score_blocks(path: Path) -> Iterator[np.ndarray]:
         first_line += block.count
 
 
-def drop_threshold(blocks: Callable[[], Iterator[np.ndarray]], count: int) -> tuple[float, int]:
+def score_range(blocks: Iterator[np.ndarray]) -> tuple[int, float, float]:
+    """How many scores, the lowest and the highest, in one pass."""
+    count, low, high = 0, math.inf, -math.inf
+    for block in blocks:
+        if len(block):
+            count += len(block)
+            low, high = min(low, float(block.min())), max(high, float(block.max()))
+    return count, low, high
+
+
+def drop_threshold(
+    blocks: Callable[[], Iterator[np.ndarray]], count: int, low: float, high: float
+) -> tuple[float, int]:
     """(t, ties) such that dropping every score below t, and the first `ties` scores equal to t in corpus
     order, drops the `count` lowest scores as `lowest` does, in memory that does not grow with the corpus:
-    each pass over `blocks()` counts the scores in 1,024 intervals of the range still searched, until the
-    interval holding the count-th lowest has few enough scores to sort."""
-    low, high = math.inf, -math.inf
-    for block in blocks():
-        if len(block):
-            low, high = min(low, float(block.min())), max(high, float(block.max()))
+    each pass over `blocks()` counts the scores in 1,024 intervals of the range still searched (from the
+    lowest score `low` to the highest `high`), until the interval holding the count-th lowest has few enough
+    scores to sort."""
     below = 0  # scores below `low`, all dropped
     narrowed = True
     while low != high:
@@ -160,7 +169,7 @@ def main(args):
         score(args, work, scores_file)
         shutil.rmtree(work)
     try:
-        scores_count = sum(len(block) for block in score_blocks(scores_file))
+        scores_count, low, high = score_range(score_blocks(scores_file))
     except ValueError:
         scores_file.unlink()
         raise StepError(
@@ -173,7 +182,7 @@ def main(args):
         )
     to_drop = math.floor(pairs_count * args.remove_fraction)
     threshold, ties = (
-        drop_threshold(lambda: score_blocks(scores_file), to_drop) if to_drop else (-math.inf, 0)
+        drop_threshold(lambda: score_blocks(scores_file), to_drop, low, high) if to_drop else (-math.inf, 0)
     )
     kept_min, total, dropped = math.inf, 0.0, 0
     with write_lines(out / outputs[0]) as src_out, write_lines(out / outputs[1]) as trg_out:
