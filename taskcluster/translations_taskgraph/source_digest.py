@@ -14,6 +14,7 @@ The printed tree depends on the Python version that renders the graph (the decis
 """
 
 import ast
+import functools
 import hashlib
 import json
 import re
@@ -45,13 +46,13 @@ def _package_inits(module: str, root: Path) -> list[Path]:
     return [path for path in inits if path.is_file()]
 
 
-def _parse(path: Path) -> ast.Module:
-    return ast.parse(read_bytes(path), filename=str(path))
-
-
-def _imported_modules(tree: ast.Module, module: str, is_package: bool) -> set[str]:
-    package = module if is_package else module.rpartition(".")[0]
+@functools.cache
+def _references(data: bytes, filename: str, package: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The `pipeline` modules a module's source imports or runs by name, and the strings it holds. Cached by
+    content: a graph asks for the same modules once per task."""
+    tree = ast.parse(data, filename=filename)
     found = set()
+    strings = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -65,25 +66,25 @@ def _imported_modules(tree: ast.Module, module: str, is_package: bool) -> set[st
             found.add(base)
             # `from pipeline.common import io` imports the module pipeline.common.io.
             found.update(f"{base}.{alias.name}" for alias in node.names)
-    # Modules run by name: `[sys.executable, "-m", "pipeline.train.curriculum_feed", ...]`.
-    found.update(
-        node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and MODULE_NAME.fullmatch(node.value)
-    )
-    return {name for name in found if name == PACKAGE or name.startswith(PACKAGE + ".")}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            strings.append(node.value)
+            # Modules run by name: `[sys.executable, "-m", "pipeline.train.curriculum_feed", ...]`.
+            if MODULE_NAME.fullmatch(node.value):
+                found.add(node.value)
+    imports = frozenset(name for name in found if name == PACKAGE or name.startswith(PACKAGE + "."))
+    return imports, tuple(strings)
 
 
-def _files_named(tree: ast.Module, folder: Path) -> set[Path]:
+def _module_references(path: Path, module: str, is_package: bool) -> tuple[frozenset[str], tuple[str, ...]]:
+    package = module if is_package else module.rpartition(".")[0]
+    return _references(read_bytes(path), str(path), package)
+
+
+def _files_named(strings: tuple[str, ...], folder: Path) -> set[Path]:
     """Files (and the files of folders) of `folder` that a module names in a string: `"pymarian_cli.py"` in
     `Path(__file__).with_name("pymarian_cli.py")`, `"configs"` in `Path(__file__).parent / "configs"`."""
     found = set()
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
-            continue
-        name = node.value
+    for name in strings:
         if not name or name.startswith(".") or "/" in name or "\0" in name or len(name) > 100:
             continue
         path = folder / name
@@ -108,12 +109,12 @@ def script_sources(script: str, root: Path = REPO_ROOT) -> list[str]:
             continue
         seen[name] = path
         files.update(_package_inits(name, root))
-        tree = _parse(path)
-        pending.extend(_imported_modules(tree, name, path.name == "__init__.py") - set(seen))
-        for named in _files_named(tree, path.parent):
+        imports, strings = _module_references(path, name, path.name == "__init__.py")
+        pending.extend(imports - set(seen))
+        for named in _files_named(strings, path.parent):
             files.add(named)
             if named.suffix == ".py":  # a script run by path: its own imports count too
-                pending.extend(_imported_modules(_parse(named), name, False) - set(seen))
+                pending.extend(_module_references(named, name, False)[0] - set(seen))
     if module not in seen:
         raise FileNotFoundError(f"step script {script} does not exist")
     files.update(seen.values())
@@ -143,11 +144,15 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 def normalized_content(path: Path) -> bytes:
     """What of a file decides a step's behaviour: a Python module's code without docstrings, comments or
     formatting; any other file's bytes."""
-    data = read_bytes(path)
-    if path.suffix != ".py":
+    return _normalized(read_bytes(path), path.suffix == ".py", str(path))
+
+
+@functools.cache
+def _normalized(data: bytes, is_python: bool, filename: str) -> bytes:
+    if not is_python:
         return data
     try:
-        tree = ast.parse(data, filename=str(path))
+        tree = ast.parse(data, filename=filename)
     except SyntaxError:
         return data
     return ast.unparse(_without_docstrings(tree)).encode()
