@@ -467,6 +467,19 @@ def main(args):
     )  # fmt: skip
 
     best_checkpoint = out / f"model.npz.best-{best}.npz"
+    if (
+        not best_checkpoint.exists()
+        and summary["stop_reason"] == "wall-time"
+        and (out / "model.npz").exists()
+    ):
+        # The wall-time cap came before the first validation: the weights at the stop are all there is.
+        logger.warning(
+            "stopped by its wall-time cap after %s updates, before its first validation (valid-freq %s): "
+            "the last weights become the model; raise the cap or validate more often to choose by %s",
+            summary["updates"], options.get("valid-freq"), best,
+        )  # fmt: skip
+        summary["model_chosen_by"] = "last weights (no validation before the wall-time cap)"
+        best_checkpoint = out / "model.npz"
     if not best_checkpoint.exists():
         raise StepError(
             f"Marian finished without a best checkpoint {best_checkpoint.name}: did it validate at all?"
