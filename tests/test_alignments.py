@@ -165,13 +165,59 @@ def test_align_resumes_after_kill_9(tmp_path, moment):
         # Both links files are renamed into place, reverse first: the moment after eflomal is when both exist.
         if moment == "eflomal":
             return work.exists()
-        return (work / "forward.links").exists() and (work / "reverse.links").exists()
+        return (work / "sample" / "forward.links").exists() and (work / "sample" / "reverse.links").exists()
 
     assert kill_when(ALIGN, args, moment_reached) == -signal.SIGKILL
     assert not (out / "corpus.aln.zst").exists()
     result = run_step(ALIGN, args)
     assert ("reusing them" in result.stderr) == (moment == "symmetrization")
     check_alignments(out / "corpus.aln.zst", pairs)
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.aln.zst", "priors.txt"]
+
+
+def test_align_in_chunks_with_priors_from_a_sample(aligned, tmp_path):
+    # Priors from the first 120 pairs, then 3 chunks of at most 150 pairs aligned with them: as many lines as
+    # pairs, links within bounds, about as many links as the whole corpus aligned at once gets.
+    pairs = aligned["pairs"] + [("", "seule la cible"), ("only source", "")]
+    corpus = corpus_dir(tmp_path, pairs)
+    out = tmp_path / "out"
+    args = ["--corpus-dir", corpus, "--src", "en", "--trg", "fr", "--output-dir", out]
+    result = run_step(ALIGN, [*args, "--prior-sample-lines", 120, "--chunk-lines", 150])
+    assert "chunk 3/3: 2 pairs, with fixed priors" in result.stderr
+    assert "computing priors from the alignment of 120 pairs" in result.stderr
+    lines = check_alignments(out / "corpus.aln.zst", pairs)
+    assert lines[-2:] == ["", ""]
+    whole = read_corpus(aligned["aln"] / "corpus.aln.zst")
+    links = sum(len(line.split()) for line in lines[:300])
+    assert abs(links - sum(len(line.split()) for line in whole)) < 0.1 * links
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.aln.zst", "priors.txt"]
+    from pipeline.alignments.align import check_priors
+
+    check_priors(out / "priors.txt")
+    # Given priors: the corpus is aligned in chunks with them even when it is shorter than the sample.
+    again = tmp_path / "again"
+    given = ["--priors", out / "priors.txt", "--chunk-lines", 1000, "--output-dir", again]
+    result = run_step(ALIGN, [*args[:-2], *given])
+    assert "chunk 1/1: 302 pairs, with fixed priors" in result.stderr
+    assert (again / "priors.txt").read_bytes() == (out / "priors.txt").read_bytes()
+
+
+def test_align_in_chunks_resumes_after_kill_9(tmp_path):
+    pairs = sample_pairs(3000)
+    corpus = corpus_dir(tmp_path, pairs)
+    out = tmp_path / "out"
+    args = ["--corpus-dir", corpus, "--src", "en", "--trg", "fr", "--output-dir", out]
+    args += ["--prior-sample-lines", 500, "--chunk-lines", 1000]
+    work = out / ".work"
+    assert kill_when(ALIGN, args, lambda: (work / "chunk.00001.aln.zst").exists()) == -signal.SIGKILL
+    assert not (out / "corpus.aln.zst").exists()
+    priors = (work / "priors.txt").read_bytes()
+    result = run_step(ALIGN, args)
+    assert "chunk 1/3 already aligned" in result.stderr and "chunk 2/3 already aligned" in result.stderr
+    assert "computing priors" not in result.stderr
+    assert "chunk 3/3: 1000 pairs" in result.stderr
+    check_alignments(out / "corpus.aln.zst", pairs)
+    assert (out / "priors.txt").read_bytes() == priors
     assert sorted(p.name for p in out.iterdir()) == ["corpus.aln.zst", "priors.txt"]
 
 

@@ -2,24 +2,37 @@
 
 Reads `<corpus-dir>/corpus.<src|trg>.zst` (tokens = whitespace-separated words). Writes to <output-dir>:
 `corpus.aln.zst`, one line per sentence pair of Pharaoh links `i-j` (source word i, target word j, from 0),
-and `priors.txt`, eflomal's Dirichlet priors: computed from this corpus when --priors is not given, else a
-copy of the given file, which guides the alignment (priors of the parallel corpus reused for the
-back-translated and distilled corpora).
+and `priors.txt`, eflomal's Dirichlet priors, which the later alignments of the chain reuse (--priors: those
+of the parallel corpus guide the back-translated and distilled corpora's).
 
-eflomal samples at random, so two runs can differ slightly. A killed run resumes: the two directions are
-kept in `<output-dir>/.work/` once eflomal has written them, and only what is missing is redone.
-Uses THREADS CPU threads.
+Memory follows --chunk-lines and --prior-sample-lines, not the corpus, as in the reference: without --priors,
+the first --prior-sample-lines pairs (the merged corpora are shuffled: a random sample) are aligned and the
+priors computed from them; a corpus no longer than the sample is then done (its alignment is the sample's).
+A longer corpus, or any corpus given --priors, is aligned --chunk-lines pairs at a time with those fixed
+priors, and each chunk symmetrized on its own. A pair with an empty side gets an empty line (no links).
+
+eflomal samples at random, so two runs can differ slightly. A killed run resumes: the priors and each
+finished chunk (or the two directions of the sample) are kept in `<output-dir>/.work/`, and only what is
+missing is redone. Uses THREADS CPU threads.
 """
 
 import argparse
 import logging
 import os
 import shutil
+from itertools import islice
 from multiprocessing import Pool
 from pathlib import Path
 
-from pipeline.common.io import atomic_path, read_lines, read_pairs, remove_stale_temporaries, write_lines
-from pipeline.common.step import StepError, already_done, run_step, threads
+from pipeline.common.io import (
+    atomic_path,
+    count_lines,
+    read_lines,
+    read_pairs,
+    remove_stale_temporaries,
+    write_lines,
+)
+from pipeline.common.step import StepError, already_done, positive_int, run_step, threads
 
 logger = logging.getLogger("align")
 
@@ -33,6 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--trg", required=True)
     parser.add_argument("--priors", type=Path, help="eflomal priors (priors.txt of an earlier alignment)")
     parser.add_argument("--output-dir", required=True, type=Path)
+    parser.add_argument(
+        "--chunk-lines",
+        type=positive_int,
+        default=1_000_000,
+        help="pairs aligned at once with fixed priors (memory grows with this, not with the corpus)",
+    )
+    parser.add_argument(
+        "--prior-sample-lines",
+        type=positive_int,
+        default=10_000_000,
+        help="pairs aligned to compute the priors when --priors is not given (the reference's 10M)",
+    )
 
 
 def parse_links(line: str, src_len: int, trg_len: int, where: str) -> set[tuple[int, int]]:
@@ -139,6 +164,39 @@ def check_priors(path: Path):
             )
 
 
+def eflomal_links(pairs: list[tuple[str, str]], priors: Path | None, work: Path, cores: int):
+    """eflomal's forward and reverse links of `pairs` (one line each per pair), kept in `work`."""
+    sources = [src.strip() + "\n" for src, _ in pairs]
+    targets = [trg.strip() + "\n" for _, trg in pairs]
+    work.mkdir(parents=True, exist_ok=True)
+    forward, reverse = run_eflomal(sources, targets, priors, work, cores)
+    fwd_lines, rev_lines = list(read_lines(forward)), list(read_lines(reverse))
+    if not len(fwd_lines) == len(rev_lines) == len(pairs):
+        raise StepError(f"eflomal wrote {len(fwd_lines)}/{len(rev_lines)} link lines for {len(pairs)} pairs")
+    return sources, targets, fwd_lines, rev_lines
+
+
+def write_symmetrized(path: Path, pairs, fwd_lines, rev_lines, first_number: int, cores: int):
+    items = (
+        (n, len(src.split()), len(trg.split()), fwd, rev)
+        for n, ((src, trg), fwd, rev) in enumerate(
+            zip(pairs, fwd_lines, rev_lines, strict=True), start=first_number
+        )
+    )
+    with Pool(cores) as pool, write_lines(path) as aln:
+        for line in pool.imap(_symmetrize, items, chunksize=2000):
+            aln.write(line)
+
+
+def write_priors(path: Path, sources, targets, fwd_lines, rev_lines):
+    import eflomal
+
+    logger.info("computing priors from the alignment of %d pairs", len(sources))
+    priors = eflomal.calculate_priors(sources, targets, fwd_lines, rev_lines)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as priors_file:
+        eflomal.write_priors(priors_file, *priors)
+
+
 def main(args):
     out = args.output_dir
     if already_done(out, OUTPUTS):
@@ -147,39 +205,54 @@ def main(args):
     cores = threads()
     if args.priors:
         check_priors(args.priors)
-    pairs = list(
-        read_pairs(args.corpus_dir / f"corpus.{args.src}.zst", args.corpus_dir / f"corpus.{args.trg}.zst")
-    )
-    if not pairs:
+    src_file = args.corpus_dir / f"corpus.{args.src}.zst"
+    trg_file = args.corpus_dir / f"corpus.{args.trg}.zst"
+    total, trg_total = count_lines(src_file), count_lines(trg_file)
+    if total != trg_total:
+        raise StepError(f"line counts differ: {src_file} has {total} lines, {trg_file} has {trg_total}")
+    if total == 0:
         raise StepError(f"the corpus in {args.corpus_dir} is empty")
-    sources = [src.strip() + "\n" for src, _ in pairs]
-    targets = [trg.strip() + "\n" for _, trg in pairs]
     work = out / ".work"
     work.mkdir(parents=True, exist_ok=True)
-    forward, reverse = run_eflomal(sources, targets, args.priors, work, cores)
-
-    fwd_lines, rev_lines = list(read_lines(forward)), list(read_lines(reverse))
-    if not len(fwd_lines) == len(rev_lines) == len(pairs):
-        raise StepError(f"eflomal wrote {len(fwd_lines)}/{len(rev_lines)} link lines for {len(pairs)} pairs")
-    items = (
-        (n, len(src.split()), len(trg.split()), fwd, rev)
-        for n, ((src, trg), fwd, rev) in enumerate(zip(pairs, fwd_lines, rev_lines, strict=True), start=1)
-    )
-    with Pool(cores) as pool, write_lines(out / "corpus.aln.zst") as aln:
-        for line in pool.imap(_symmetrize, items, chunksize=2000):
-            aln.write(line)
-    logger.info("wrote %d alignment lines to %s", aln.count, out / "corpus.aln.zst")
-
+    priors = args.priors
+    if priors is None and total <= args.prior_sample_lines:
+        # The whole corpus is the sample: its alignment is the output, its priors are computed from it.
+        pairs = list(read_pairs(src_file, trg_file))
+        aligned = eflomal_links(pairs, None, work / "sample", cores)
+        write_symmetrized(out / "corpus.aln.zst", pairs, aligned[2], aligned[3], 1, cores)
+        write_priors(out / "priors.txt", *aligned)
+        logger.info("wrote %d alignment lines to %s", len(pairs), out / "corpus.aln.zst")
+        shutil.rmtree(work)
+        return
+    if priors is None:
+        priors = work / "priors.txt"
+        if not priors.exists():
+            sample = list(islice(read_pairs(src_file, trg_file), args.prior_sample_lines))
+            write_priors(priors, *eflomal_links(sample, None, work / "sample", cores))
+            del sample
+            shutil.rmtree(work / "sample")
+    chunks = -(-total // args.chunk_lines)
+    corpus = read_pairs(src_file, trg_file)
+    for number in range(chunks):
+        pairs = list(islice(corpus, args.chunk_lines))
+        chunk_file = work / f"chunk.{number:05d}.aln.zst"
+        if chunk_file.exists():
+            logger.info("chunk %d/%d already aligned", number + 1, chunks)
+            continue
+        logger.info("chunk %d/%d: %d pairs, with fixed priors", number + 1, chunks, len(pairs))
+        chunk_work = work / f"chunk.{number:05d}"
+        _, _, fwd_lines, rev_lines = eflomal_links(pairs, priors, chunk_work, cores)
+        write_symmetrized(chunk_file, pairs, fwd_lines, rev_lines, number * args.chunk_lines + 1, cores)
+        shutil.rmtree(chunk_work)
+    with write_lines(out / "corpus.aln.zst") as aln:
+        for number in range(chunks):
+            for line in read_lines(work / f"chunk.{number:05d}.aln.zst"):
+                aln.write(line)
+        if aln.count != total:
+            raise StepError(f"{aln.count} alignment lines for {total} pairs: a chunk is damaged")
+    logger.info("wrote %d alignment lines to %s in %d chunk(s)", aln.count, out / "corpus.aln.zst", chunks)
     with atomic_path(out / "priors.txt") as tmp:
-        if args.priors:
-            shutil.copyfile(args.priors, tmp)
-        else:
-            import eflomal
-
-            logger.info("computing priors from the alignment")
-            priors = eflomal.calculate_priors(sources, targets, fwd_lines, rev_lines)
-            with open(tmp, "w", encoding="utf-8") as priors_file:
-                eflomal.write_priors(priors_file, *priors)
+        shutil.copyfile(priors, tmp)
     shutil.rmtree(work)
 
 

@@ -185,6 +185,11 @@ def read_pairs(src_path: str | Path, trg_path: str | Path) -> Iterator[tuple[str
         yield from zip(*block.decoded(), strict=True)
 
 
+def count_lines(path: str | Path) -> int:
+    """The number of lines of a corpus file (streamed)."""
+    return sum(block.count for block in read_line_blocks([path], 10_000))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

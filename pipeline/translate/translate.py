@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.common.io import read_line_blocks, read_lines, write_json, write_lines
+from pipeline.common.io import count_lines, read_lines, write_json, write_lines
 from pipeline.common.marian import (
     decoding_batch_options,
     device_options,
@@ -62,10 +62,6 @@ def chunk_bounds(total: int, chunk: int, chunks: int) -> tuple[int, int]:
     size = math.ceil(total / chunks) if total else 0
     start = min(total, (chunk - 1) * size)
     return start, min(total, start + size)
-
-
-def count_lines(path: Path) -> int:
-    return sum(block.count for block in read_line_blocks([path], 10_000))
 
 
 def chunk_lines(path: Path, start: int, end: int) -> Iterator[str]:
