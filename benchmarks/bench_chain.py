@@ -1,10 +1,13 @@
 """Benchmark of the model-chain steps that stream: lines/s and peak RSS of translation (one chunk, n-best
-against references or plain) and cross-entropy filtering, at several corpus sizes, so that their memory
-growth can be read off.
+against references or plain), cross-entropy filtering, word alignment (eflomal priors from a sample, then
+chunks with fixed priors) and the shortlist, at several corpus sizes, so that their memory growth can be
+read off.
 
     task bench-chain -- --model-dir DIR                      # 100k generated lines, 2 threads
     task bench-chain -- --model-dir DIR --sizes 100000 1000000 --stages cefilter
     task bench-chain -- --model-dir DIR --baseline-repo /tmp/old-checkout   # the same steps of another checkout
+    task bench-chain -- --model-dir DIR --sizes 100000 1000000 10000000 --stages align,shortlist \
+        --prior-sample-lines 100000 --align-chunk-lines 100000
 
 DIR is a trained model folder (final.model.npz, its decoder.yml, vocab.spm): the tests' tiny models, or a
 run's `train-teacher-*/artifacts`. The corpus joins two random pairs of the demo corpus per line (as
@@ -45,6 +48,10 @@ def main(argv=None) -> int:
     parser.add_argument("--part-lines", type=int, default=2000)
     parser.add_argument("--scores", choices=["generated", "marian"], default="generated")
     parser.add_argument(
+        "--prior-sample-lines", type=int, default=10_000_000, help="align's sample for priors"
+    )
+    parser.add_argument("--align-chunk-lines", type=int, default=1_000_000, help="align's chunk size")
+    parser.add_argument(
         "--baseline-repo", type=Path, help="also run the steps of this checkout, for comparison"
     )
     parser.add_argument("--output", type=Path, help="write the rows as JSON")
@@ -74,6 +81,19 @@ def main(argv=None) -> int:
                             write_scores(out / "scores.zst", size)
                         step_args = ["--corpus-dir", corpus, "--model-dir", model, "--src", "en", "--trg", "fr",
                                      "--remove-fraction", "0.05", "--output-dir", out]  # fmt: skip
+                    elif stage == "align":
+                        module = "pipeline.alignments.align"
+                        step_args = ["--corpus-dir", corpus, "--src", "en", "--trg", "fr", "--output-dir", out,
+                                     "--prior-sample-lines", args.prior_sample_lines,
+                                     "--chunk-lines", args.align_chunk_lines]  # fmt: skip
+                    elif stage == "shortlist":
+                        alignments = root / f"{name}-align-{size}" / "corpus.aln.zst"
+                        if not alignments.exists():
+                            raise SystemExit("the shortlist stage needs the align stage before it")
+                        module = "pipeline.alignments.shortlist"
+                        step_args = ["--corpus-dir", corpus, "--alignments", alignments,
+                                     "--vocab", model / "vocab.spm", "--src", "en", "--trg", "fr",
+                                     "--output-dir", out]  # fmt: skip
                     else:
                         raise SystemExit(f"unknown stage {stage!r}")
                     result = measure(module, step_args, args.threads, repo)
