@@ -146,6 +146,16 @@ def test_wall_time_caps_a_training_and_early_stopping_is_its_stop_reason(data, t
     assert "Saving training checkpoint" in (capped / "train.log").read_text()
     assert (capped / "final.model.npz").exists()
 
+    # A cap before the first validation: the last weights become the model, said in the log and training.json.
+    early = tmp_path / "early"
+    result = run_step(
+        TRAIN, train_args(data, early, updates=100_000, after="100000u,4s", **{"valid-freq": 100_000})
+    )
+    summary = json.loads((early / "training.json").read_text())
+    assert summary["stop_reason"] == "wall-time" and "no validation" in summary["model_chosen_by"]
+    assert "before its first validation (valid-freq 100000)" in result.stderr
+    assert (early / "final.model.npz").read_bytes() == (early / "model.npz").read_bytes()
+
     # Every validation "stalls" when it must gain 1000 chrF: the second validation ends the training.
     stalled = tmp_path / "stalled"
     run_step(TRAIN, train_args(data, stalled, updates=100_000, **{
