@@ -65,7 +65,8 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         "corpus-align-parallel-en-fr": {merged},
         backward: {merged, devset, vocab},
         f"evaluate-backwards-fr-en-{TINY_TEST}": {backward, f"dataset-{TINY_TEST}-en-fr"},
-        **{chunk: {backward, "corpus-merge-mono-trg-fr"} for chunk in bt_chunks},
+        "backtranslations-mono-trg-chunk-en-fr": {"corpus-merge-mono-trg-fr"},
+        **{chunk: {backward, "backtranslations-mono-trg-chunk-en-fr"} for chunk in bt_chunks},
         "backtranslations-mono-trg-dechunk-translations-en-fr": {*bt_chunks, "corpus-merge-mono-trg-fr"},
         "corpus-align-backtranslations-en-fr": {
             "backtranslations-mono-trg-dechunk-translations-en-fr",
@@ -81,8 +82,10 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
         },
         f"evaluate-teacher-en-fr-1-{TINY_TEST}": {teacher, f"dataset-{TINY_TEST}-en-fr"},
         f"evaluate-teacher-ensemble-en-fr-{TINY_TEST}": {teacher, f"dataset-{TINY_TEST}-en-fr"},
-        **{chunk: {teacher, merged} for chunk in parallel_chunks},
-        **{chunk: {teacher, "corpus-merge-mono-src-en"} for chunk in mono_chunks},
+        "distillation-parallel-src-chunk-en-fr": {merged},
+        "distillation-mono-src-chunk-en-fr": {"corpus-merge-mono-src-en"},
+        **{chunk: {teacher, "distillation-parallel-src-chunk-en-fr"} for chunk in parallel_chunks},
+        **{chunk: {teacher, "distillation-mono-src-chunk-en-fr"} for chunk in mono_chunks},
         "distillation-parallel-src-dechunk-translations-en-fr": {*parallel_chunks, merged},
         "distillation-mono-src-dechunk-translations-en-fr": {*mono_chunks, "corpus-merge-mono-src-en"},
         "corpus-merge-distillation-en-fr": {
@@ -246,6 +249,19 @@ def test_full_graph_fans_out_per_dataset_and_teacher(full_graph):
         assert set(tasks) <= labels
         collect = kind.replace("-translate", "-dechunk-translations") + "-en-fr"
         assert set(tasks) <= deps(full_graph, collect)
+        # Each translate task fetches its own chunk from the chunk task, not the whole corpus.
+        split = kind.replace("-translate", "-chunk") + "-en-fr"
+        assert full_graph.tasks[split].attributes["step"]["outputs"][1:] == [
+            name for c in range(1, chunks + 1) for name in
+            ([f"chunk.{c}.corpus.en.zst", f"chunk.{c}.corpus.fr.zst"] if "parallel" in kind
+             else [f"chunk.{c}.corpus.{'fr' if 'mono-trg' in kind else 'en'}.zst"])
+        ]  # fmt: skip
+        for c in range(1, chunks + 1):
+            args = dict(
+                (flag, value) for flag, value in full_graph.tasks[tasks[c - 1]].attributes["step"]["args"]
+            )
+            assert args["--input"]["task"] == split and args["--input"]["artifact"].startswith(f"chunk.{c}.")
+            assert args["--input-holds"] == "chunk"
     teachers = {f"train-teacher-en-fr-{member}" for member in range(1, members + 1)}
     for kind in ("distillation-parallel-src-translate", "distillation-mono-src-translate"):
         assert teachers <= deps(full_graph, f"{kind}-en-fr-1-{chunks}")

@@ -3,7 +3,9 @@
 Takes chunk K of N of `--input` (chunk k holds lines [(k-1)*ceil(L/N), k*ceil(L/N)) of the L lines), decodes
 it with Marian using every model of --model-dirs (an ensemble when several; each folder holds
 `final.model.npz` and `final.model.npz.decoder.yml`), and writes `<output-dir>/translation.zst` (one line per
-input line of the chunk) and `chunk.json` (chunk number, count, input and output line counts).
+input line of the chunk) and `chunk.json` (chunk number, count, input and output line counts). With
+--input-holds chunk, `--input` is that chunk already (the chunk kinds' split.py wrote it): a translate task
+fetches its own lines only.
 
 With --references (the parallel corpus's target side), Marian returns the n-best list (as many
 hypotheses as the beam size) and the hypothesis with the best sentence-level chrF against the reference is kept (sequence-level
@@ -46,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--input", required=True, type=Path, help="the corpus to translate (one side)")
     parser.add_argument("--chunk", required=True, type=int, help="which chunk, from 1")
     parser.add_argument("--chunks", required=True, type=int, help="how many chunks the corpus is split into")
+    parser.add_argument(
+        "--input-holds",
+        choices=["corpus", "chunk"],
+        default="corpus",
+        help="`chunk`: --input (and --references) hold only this chunk's lines, as split.py writes them",
+    )
     parser.add_argument("--model-dirs", required=True, type=Path, nargs="+", help="one folder per model")
     parser.add_argument(
         "--references",
@@ -223,7 +231,7 @@ def main(args):
         reference_total = count_lines(args.references)
         if reference_total != total:
             raise StepError(f"{args.references} has {reference_total} lines, {args.input} has {total}")
-    start, end = chunk_bounds(total, args.chunk, args.chunks)
+    start, end = (0, total) if args.input_holds == "chunk" else chunk_bounds(total, args.chunk, args.chunks)
     logger.info("chunk %d/%d: %d of %d lines", args.chunk, args.chunks, end - start, total)
 
     # The first model's decoder config (beam size, normalization) applies to the ensemble.

@@ -473,6 +473,14 @@ def task_cost(task: dict, config: dict, sizes: dict, flows: dict, devices: dict)
         cpu_work, disk, basis = n / ALIGN.value, n * BYTES_PER_ALIGNMENT_LINE, f"{n:,} pairs"
     elif kind == "distillation-corpus-build-shortlist":
         cpu_work, basis = flows["filtered"] / SHORTLIST.value, f"{flows['filtered']:,} pairs"
+    elif kind.endswith("-chunk"):
+        n = (
+            flows["backtranslated"]
+            if kind.startswith("backtranslations")
+            else (flows["mono-src"] if "mono-src" in kind else flows["train"])
+        )
+        sides = 1 if "mono" in kind else 2
+        cpu_work, disk, basis = sides * n / DECHUNK.value, sides * n * BYTES_PER_LINE, f"{n:,} lines"
     elif kind.endswith("-dechunk-translations"):
         n = (
             flows["backtranslated"]

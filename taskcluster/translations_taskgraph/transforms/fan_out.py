@@ -25,6 +25,9 @@ fan_out_schema = Schema(
             # One task per chunk of the corpus to translate (`taskcluster.split-chunks`).
             Optional("chunks"): bool,
         },
+        # Outputs named once per chunk of `taskcluster.split-chunks` (`{chunk}` becomes 1, 2, ...): a task that
+        # writes every chunk (the chunk kinds' split.py).
+        Optional("chunk-outputs"): [str],
         # No task at all unless the config lists datasets of one of these categories (e.g. back-translation
         # needs mono-trg data).
         Optional("requires-datasets"): [Any("mono-src", "mono-trg")],
@@ -63,6 +66,10 @@ def fan_out(config, tasks):
     run_config = training_config(config.params)
     for task in tasks:
         spec = task.pop("fan-out", {})
+        per_chunk = task.pop("chunk-outputs", [])
+        if per_chunk:
+            chunks = range(1, run_config["taskcluster"]["split-chunks"] + 1)
+            task["step"]["outputs"] += [name.replace("{chunk}", str(c)) for c in chunks for name in per_chunk]
         required = task.pop("requires-datasets", [])
         if required and not any(run_config["datasets"][category] for category in required):
             continue
