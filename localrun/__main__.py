@@ -90,7 +90,8 @@ def total_memory_gb() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
-def render_plan(config: dict) -> tuple[dict, float]:
+def render(config: dict):
+    """The target task graph of `config`, its plan for this engine, and the seconds rendering took."""
     from translations_taskgraph.render import generator_for
 
     start = time.time()
@@ -99,7 +100,27 @@ def render_plan(config: dict) -> tuple[dict, float]:
         graph = generator_for(config).target_task_graph
     finally:
         os.chdir(cwd)
-    return build_plan(graph), time.time() - start
+    return graph, build_plan(graph), time.time() - start
+
+
+def render_plan(config: dict) -> tuple[dict, float]:
+    _, plan, seconds = render(config)
+    return plan, seconds
+
+
+def estimate_against_actual(config: dict, graph, run_dir: Path, cores: int) -> None:
+    """After a finished run: preflight's estimate for this machine against each stage's actual seconds, printed
+    and written to <run>/estimate-vs-actual.json, so that the cost model can be checked on every run."""
+    from translations_taskgraph import preflight
+
+    try:
+        estimate = preflight.estimate(config, graph.to_json(), {}, engine="local", cores=cores)
+        comparison = preflight.compare_with_run(estimate, preflight.read_run(run_dir))
+    except Exception as error:  # the run itself succeeded: a cost-model problem must not fail it
+        print(f"  (no estimate against actual: {type(error).__name__}: {error})")
+        return
+    (run_dir / "estimate-vs-actual.json").write_text(json.dumps(comparison, indent=1) + "\n")
+    preflight.print_comparison(comparison, run_dir)
 
 
 def print_plan(plan: dict, run_dir: Path) -> dict:
@@ -250,7 +271,7 @@ def main(argv=None) -> int:
     except PermissionError:
         print(f"error: --runs-dir {args.runs_dir}: no permission to create {run_dir}", file=sys.stderr)
         return 2
-    plan, seconds = render_plan(config)
+    graph, plan, seconds = render(config)
     print(
         f"Rendered the task graph for {args.config} in {seconds:.1f}s: {len(plan['order'])} tasks up to stage {config['target-stage']}"
     )
@@ -298,6 +319,7 @@ def main(argv=None) -> int:
         return returncode
     print(f"Run {run_dir.name} finished:")
     summarize(plan, run_dir)
+    estimate_against_actual(config, graph, run_dir, args.cores)
     return 0
 
 

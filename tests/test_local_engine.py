@@ -115,6 +115,11 @@ def test_interrupted_midway_then_resume_then_nothing_to_do(quick_config, tmp_pat
     for label, record in finished_before_kill.items():
         assert records[label] == record, f"{label} ran again after the resume"
     assert (run_dir / "train-teacher-en-fr-1" / "artifacts" / "final.model.npz").exists()
+    # The cost model's estimate for this machine against what each stage took, printed and kept.
+    assert "estimate against actual" in output
+    comparison = json.loads((run_dir / "estimate-vs-actual.json").read_text())
+    teacher = next(row for row in comparison["stages"] if row["stage"] == "train-teacher-model")
+    assert teacher["finished"] == 1 and teacher["actual_s"] > 0 and teacher["estimate_s"] > 0
 
     mtimes = {
         p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file() and "/.snakemake/" not in str(p)
