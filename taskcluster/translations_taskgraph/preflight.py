@@ -28,6 +28,7 @@ from taskgraph.actions.registry import trigger_action_callback
 from taskgraph.optimize.base import OptimizationStrategy
 
 from translations_taskgraph import cost_model
+from translations_taskgraph.dataset_checks import check_datasets
 from translations_taskgraph.render import REPO_ROOT, TASKCLUSTER_DIR, build_parameters
 from translations_taskgraph.training_config import STAGES, ConfigError, load_training_config
 
@@ -350,6 +351,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_training_config(args.config)
+        check_datasets(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from taskgraph.actions.registry import register_callback_action
 from taskgraph.decision import taskgraph_decision
 from taskgraph.parameters import Parameters
 
+from translations_taskgraph.dataset_checks import check_datasets
 from translations_taskgraph.json_schema import to_json_schema
 from translations_taskgraph.reuse import existing_tasks_from_groups
 from translations_taskgraph.training_config import (
@@ -94,6 +95,7 @@ def train_parameters(parameters, config: dict, queue=None) -> Parameters:
 def train_action(parameters, graph_config, input, task_group_id, task_id):
     # The same validation as every other entry point, first: a ConfigError names each bad key.
     config = validate_training_config(input)
+    check_datasets(config)
     logger.info(
         "training config %s (%s-%s), target stage %s",
         config["experiment"]["name"],

@@ -1,0 +1,103 @@
+"""Datasets that cannot exist are refused before any task runs (issue 22, item 2): local files by path,
+sacrebleu test sets and pairs in sacrebleu's registry, mtdata ids in mtdata's index."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
+
+from translations_taskgraph import dataset_checks  # noqa: E402
+from translations_taskgraph.training_config import ConfigError  # noqa: E402
+
+
+def config(**datasets):
+    return {
+        "experiment": {"name": "checks", "src": "en", "trg": "fr"},
+        "datasets": {"train": [], "devtest": [], "test": [], "mono-src": [], "mono-trg": [], **datasets},
+    }
+
+
+@pytest.fixture
+def mtdata_index(tmp_path, monkeypatch):
+    """mtdata's index as the jsonl mtdata writes beside its cache, with two entries."""
+    index = tmp_path / "mtdata.index.jsonl"
+    index.write_text(
+        '{"did": "Statmt-news_commentary-16-eng-fra", "url": "http://x/y.tgz"}\n'
+        '{"did": "Statmt-europarl-10-eng-fra", "url": "http://x/z.tgz"}\n'
+    )
+    monkeypatch.setattr(dataset_checks, "mtdata_ids_file", lambda: index)
+
+
+def test_datasets_that_exist_pass(mtdata_index):
+    good = config(
+        train=["local_data/l10n-en-fr/parallel", "mtdata_Statmt-news_commentary-16-eng-fra", "opus_Books/v1"],
+        devtest=["local_data/l10n-en-fr/dev", "flores_dev"],
+        test=["sacrebleu_wmt14", "local_data/l10n-en-fr/test"],
+        **{"mono-trg": ["local_data/l10n-en-fr/mono"]},
+    )
+    assert dataset_checks.dataset_problems(good) == []
+    dataset_checks.check_datasets(good)
+
+
+def test_each_missing_dataset_is_one_line_naming_its_key(mtdata_index):
+    bad = config(
+        train=["local_data/l10n-en-fr/parallel", "local_data/l10n-en-fr/nothing", "mtdata_Statmt-made_up-16-eng-fra"],
+        test=["sacrebleu_wmt99", "sacrebleu_wmt14/full"],
+        **{"mono-src": ["local_data/l10n-en-fr/dev-only-fr"]},
+    )  # fmt: skip
+    problems = dataset_checks.dataset_problems(bad)
+    assert len(problems) == 4, problems
+    assert problems[0].startswith("datasets.train: local_data/l10n-en-fr/nothing: none of ")
+    assert "nothing.en.zst" in problems[0]
+    assert problems[1] == (
+        "datasets.train: mtdata_Statmt-made_up-16-eng-fra: mtdata has no dataset 'Statmt-made_up-16-eng-fra' "
+        "in its index (`mtdata list -id -l <l1>-<l2>` lists them)"
+    )
+    assert problems[2].startswith("datasets.test: sacrebleu_wmt99: sacrebleu has no test set 'wmt99'")
+    assert problems[3].startswith("datasets.mono-src: local_data/l10n-en-fr/dev-only-fr: none of")
+    assert all("\n" not in problem for problem in problems)
+    with pytest.raises(ConfigError) as error:
+        dataset_checks.check_datasets(bad)
+    assert str(error.value).splitlines() == problems
+
+
+def test_a_sacrebleu_set_without_the_pair(mtdata_index):
+    problems = dataset_checks.dataset_problems(config(test=["sacrebleu_wmt16"]))
+    assert len(problems) == 1 and "sacrebleu test set 'wmt16' has no en-fr pair; it has " in problems[0]
+
+
+def test_dry_run_refuses_a_missing_dataset_before_rendering(tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "experiment": {"name": "bad", "src": "en", "trg": "fr", "spm-vocab-size": 1000},
+                "datasets": {
+                    "train": ["local_data/l10n-en-fr/parallel", "local_data/l10n-en-fr/missing"],
+                    "devtest": ["local_data/l10n-en-fr/dev"],
+                    "test": ["sacrebleu_wmt99"],
+                },
+            }
+        )
+    )
+    for command in (["-m", "localrun", "--dry-run", "--runs-dir", str(tmp_path / "runs")],
+                    ["-m", "translations_taskgraph.preflight", "--output-dir", str(tmp_path / "pre")]):  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, *command, "--config", str(path)],
+            cwd=REPO_ROOT,
+            env={"PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}", "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode in (1, 2), result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines[0].startswith("error: datasets.train: local_data/l10n-en-fr/missing: none of "), lines
+        assert lines[1].startswith("datasets.test: sacrebleu_wmt99: sacrebleu has no test set"), lines
+        assert "Rendered" not in result.stdout
+    assert not (tmp_path / "runs" / "bad").exists()
