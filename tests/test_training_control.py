@@ -145,6 +145,14 @@ def test_wall_time_caps_a_training_and_early_stopping_is_its_stop_reason(data, t
     assert summary["stop_reason"] == "wall-time" and 6 <= summary["wall_seconds"] < 30
     assert "Saving training checkpoint" in (capped / "train.log").read_text()
     assert (capped / "final.model.npz").exists()
+    # The updates since the last validation are not lost: train.py validates the last weights, logs it the
+    # way Marian does, and keeps whichever validates better.
+    final = summary["final_validation"]
+    assert final["update"] == summary["updates"] > final["best_validated"]["update"]
+    assert f"Up. {final['update']} : chrf : " in (capped / "train.log").read_text()
+    kept = capped / ("model.npz" if final["kept"] == "last weights" else "model.npz.best-chrf.npz")
+    assert (capped / "final.model.npz").read_bytes() == kept.read_bytes()
+    assert (final["chrf"] > final["best_validated"]["chrf"]) == (final["kept"] == "last weights")
 
     # A cap before the first validation: the last weights become the model, said in the log and training.json.
     early = tmp_path / "early"

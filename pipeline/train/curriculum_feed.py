@@ -17,8 +17,8 @@ the run fails, with the first skipped lines in `--report`.
 
 `--wall-time S` stops the training after S seconds of training counted over every run of this task
 (`--clock` keeps the count): Marian gets SIGTERM, saves its checkpoint and exits (`--sigterm
-save-and-exit`, its default; the best checkpoint is that of the last validation, so the updates since then
-are not in it: a validation frequency of a few minutes keeps that small). Writes `--report` (JSON): lines fed, lines skipped and the first of them,
+save-and-exit`, its default; its best checkpoint is that of its last validation, so train.py then validates the
+last weights itself and keeps them if they are better). Writes `--report` (JSON): lines fed, lines skipped and the first of them,
 why the feed ended, seconds of this run and of all runs. Exit status: Marian's, or 3 when too many lines were
 skipped.
 """
