@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.common.io import atomic_path, read_json, task_name, write_json
+from pipeline.common.marian_log import training_curve
 from pipeline.common.step import StepError, already_done, run_step
 from pipeline.eval.funnel import build_funnel, funnel_section, write_funnel
 
@@ -96,8 +97,6 @@ def add_arguments(parser: argparse.ArgumentParser):
 
 # The model chain, from the teacher to what ships; names as evaluate.py records them (`model`).
 CHAIN = ["teacher-ensemble", "student", "student-finetuned", "quantized"]
-TRAIN_LINE = re.compile(r"Ep\. (\d+) : Up\. (\d+) : .*?Cost ([0-9.]+).*?([0-9.]+) words/s")
-VALID_LINE = re.compile(r"\[valid\] Ep\. (\d+) : Up\. (\d+) : ([\w-]+) : ([0-9.eE+-]+)")
 # What pipeline/train/train.py writes beside train.log once Marian has stopped.
 TRAINING_FILE = "training.json"
 # Stop reasons of a training that a cap ended, not convergence.
@@ -153,34 +152,6 @@ def model_name(evaluation: dict) -> str:
     if evaluation.get("model"):
         return evaluation["model"]
     return " + ".join(task_name(Path(f)) for f in evaluation["model_dir"].split(", "))
-
-
-def training_curve(log: Path) -> dict:
-    """Cost and speed every disp-freq updates and each validation metric, from Marian's train.log."""
-    if not log.is_file():
-        raise StepError(f"{log} does not exist: expected the train.log of a trained model")
-    # A training resumed from a checkpoint appends to its log and logs again the updates after that
-    # checkpoint: the later line of an update wins.
-    train, valid = {}, {}
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        if match := VALID_LINE.search(line):
-            epoch, update, metric, value = match.groups()
-            point = {"epoch": int(epoch), "update": int(update), "value": float(value)}
-            valid.setdefault(metric, {})[int(update)] = point
-        elif match := TRAIN_LINE.search(line):
-            epoch, update, cost, speed = match.groups()
-            train[int(update)] = {
-                "epoch": int(epoch),
-                "update": int(update),
-                "cost": float(cost),
-                "words_per_second": float(speed),
-            }
-    return {
-        "model": task_name(log.parent),
-        "log": str(log),
-        "train": [train[u] for u in sorted(train)],
-        "valid": {metric: [points[u] for u in sorted(points)] for metric, points in valid.items()},
-    }
 
 
 def read_training_stats(log: Path) -> dict | None:

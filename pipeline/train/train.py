@@ -42,7 +42,14 @@ from pathlib import Path
 import yaml
 
 from pipeline.common.io import atomic_path, read_lines, write_json
-from pipeline.common.marian import device_options, marian_command, parse_marian_args, to_args
+from pipeline.common.marian import (
+    device_options,
+    marian_command,
+    parse_marian_args,
+    run_marian,
+    to_args,
+)
+from pipeline.common.marian_log import training_curve
 from pipeline.common.step import StepError, already_done, run_step, threads
 from pipeline.common.taskcluster_checkpoints import CheckpointPublisher
 from pipeline.common.taskcluster_resume import fetch_previous_run
@@ -63,8 +70,6 @@ OUTPUTS = [
 ]
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600}
 # Batch sizes are not among them: decoding batches by device (common.marian.decoding_batch_options).
-# Marian's validation lines in train.log: update, metric, value.
-VALID_LINE = re.compile(r"\[valid\] Ep\. \d+ : Up\. (\d+) : ([\w-]+) : ([0-9.eE+-]+)")
 DECODING_KEYS = ["beam-size", "normalize", "max-length-factor", "word-penalty"]
 # Modifiers that only make sense for a source language whose script has letter case.
 CASE_MODIFIERS = {"UpperCase", "TitleCase", "Typos"}
@@ -307,19 +312,15 @@ def feeder_environment() -> dict:
     return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
 
 
-def best_validation(out: Path, metric: str) -> tuple[int, float] | None:
-    """(update, value) of the best `metric` validation in train.log (the latest run's line of an update wins)."""
-    values = {}
-    for match in VALID_LINE.finditer((out / "train.log").read_text(encoding="utf-8", errors="replace")):
-        if match[2] == metric:
-            values[int(match[1])] = float(match[3])
-    if not values:
-        return None
-    update = max(values, key=lambda u: (values[u], -u))
-    return update, values[update]
+def best_validation(out: Path, metric: str) -> dict | None:
+    """The best `metric` validation in train.log ({"epoch", "update", "value"}; the earliest of equal ones)."""
+    points = training_curve(out / "train.log")["valid"].get(metric)
+    return max(points, key=lambda p: (p["value"], -p["update"])) if points else None
 
 
-def validate_last_weights(out: Path, options: dict, source: list[str], references: list[str]) -> float:
+def validate_last_weights(
+    out: Path, options: dict, source: list[str], references: list[str], log: Path
+) -> float:
     """After a wall-time stop: Marian saved the weights of its last update (model.npz) without validating them,
     and its best checkpoint is from its last validation, up to `valid-freq` updates earlier. Decodes the devset
     with the last weights as Marian validates (its beam, normalization, length factor) and scores them with
@@ -333,54 +334,45 @@ def validate_last_weights(out: Path, options: dict, source: list[str], reference
         "mini-batch": options.get("valid-mini-batch", 8),
         "maxi-batch": 100,
         "maxi-batch-sort": "src",
+        "log": str(log),
         "quiet": True,
         "quiet-translation": True,
         **{key: options[key] for key in ("cpu-threads", "devices") if key in options},
     }
-    result = subprocess.run(
-        marian_command("decode") + to_args(decode),
-        input="".join(line + "\n" for line in source),
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise StepError(f"decoding the devset with the last weights failed: {result.stderr[-2000:]}")
+    text = "".join(line + "\n" for line in source)
+    result = run_marian("decode", decode, log_path=log, input=text, stdout=subprocess.PIPE, text=True)
     hypotheses = result.stdout.splitlines()
     if len(hypotheses) != len(source):
         raise StepError(f"decoding the devset gave {len(hypotheses)} lines for {len(source)}")
     return CHRF().corpus_score(hypotheses, [references]).score
 
 
-def final_validation(
-    out: Path, options: dict, metric: str, devset_dir: Path, src: str, trg: str, summary: dict
-):
+def final_validation(out: Path, work: Path, options: dict, args, summary: dict) -> Path | None:
     """The checkpoint to keep after a wall-time stop: the last weights when they validate better than the best
     validated checkpoint, which is then logged in train.log the way Marian logs a validation (so that the report's
     convergence verdict sees it). Returns the path, or None to keep Marian's best checkpoint."""
-    progress = yaml.safe_load((out / "model.npz.progress.yml").read_text()) or {}
-    last_update = int(progress.get("batches") or 0)
+    metric, last_update = args.best_metric, summary["updates"]
     best = best_validation(out, metric)
-    if metric != "chrf" or best is None or last_update <= best[0]:
+    if metric != "chrf" or best is None or last_update <= best["update"]:
         return None
-    source = list(read_lines(devset_dir / f"corpus.{src}.zst"))
-    references = list(read_lines(devset_dir / f"corpus.{trg}.zst"))
-    score = validate_last_weights(out, options, source, references)
-    better = score > best[1]
+    source = list(read_lines(args.devset_dir / f"corpus.{args.src}.zst"))
+    references = list(read_lines(args.devset_dir / f"corpus.{args.trg}.zst"))
+    score = validate_last_weights(out, options, source, references, work / "final-validation.log")
+    better = score > best["value"]
     logger.info(
         "wall-time stop: the last weights (update %d) validate at %s %.4f, the best checkpoint (update %d) at %.4f%s",
-        last_update, metric, score, best[0], best[1], ": keeping the last weights" if better else "",
+        last_update, metric, score, best["update"], best["value"], ": keeping the last weights" if better else "",
     )  # fmt: skip
-    epoch = int(progress.get("epochs") or 0) + 1
     with open(out / "train.log", "a", encoding="utf-8") as log:
-        verdict = "new best" if better else f"not better than update {best[0]}"
+        verdict = "new best" if better else f"not better than update {best['update']}"
         log.write(
-            f"[{datetime.now():%Y-%m-%d %H:%M:%S}] [valid] Ep. {epoch} : Up. {last_update} : {metric} : "
+            f"[{datetime.now():%Y-%m-%d %H:%M:%S}] [valid] Ep. {best['epoch']} : Up. {last_update} : {metric} : "
             f"{score:.5f} : {verdict} (train.py, after the wall-time stop)\n"
         )
     summary["final_validation"] = {
         "update": last_update,
         metric: round(score, 4),
-        "best_validated": {"update": best[0], metric: best[1]},
+        "best_validated": {"update": best["update"], metric: best["value"]},
         "kept": "last weights" if better else "best validated checkpoint",
     }
     return out / "model.npz" if better else None
@@ -569,10 +561,7 @@ def main(args):
             f"Marian finished without a best checkpoint {best_checkpoint.name}: did it validate at all?"
         )
     if summary["stop_reason"] == "wall-time" and best_checkpoint != out / "model.npz":
-        best_checkpoint = (
-            final_validation(out, options, best, args.devset_dir, args.src, args.trg, summary)
-            or best_checkpoint
-        )
+        best_checkpoint = final_validation(out, work, options, args, summary) or best_checkpoint
     decoder = {
         "relative-paths": True,
         "models": ["final.model.npz"],
