@@ -41,17 +41,13 @@ def _local(name: str, langs: list[str]) -> str | None:
 
 
 def _sacrebleu(name: str, langs: list[str]) -> str | None:
-    from sacrebleu.dataset import DATASETS
+    from pipeline.common.step import StepError
+    from pipeline.data.providers.sacrebleu import dataset_pair
 
-    from pipeline.data.langs import source_code
-
-    _, test_set = parse_dataset(name)
-    if test_set not in DATASETS:
-        return f"sacrebleu has no test set {test_set!r} (`sacrebleu --list` lists them)"
-    src, trg = (source_code("sacrebleu", lang) for lang in langs)
-    pairs = DATASETS[test_set].langpairs
-    if f"{src}-{trg}" not in pairs and f"{trg}-{src}" not in pairs:
-        return f"sacrebleu test set {test_set!r} has no {src}-{trg} pair; it has {', '.join(sorted(pairs))}"
+    try:
+        dataset_pair(parse_dataset(name)[1], langs)
+    except StepError as error:
+        return str(error)
     return None
 
 
@@ -65,13 +61,13 @@ def mtdata_ids_file() -> Path | None:
 
 
 def _mtdata(name: str, langs: list[str]) -> str | None:
-    from mtdata.entry import DatasetId
+    from pipeline.common.step import StepError
+    from pipeline.data.providers.mtdata import dataset_id
 
-    _, dataset_id = parse_dataset(name)
     try:
-        did = DatasetId.parse(dataset_id)
-    except Exception as error:  # mtdata raises plain exceptions for malformed ids
-        return f"{dataset_id!r} is not an mtdata id <Group>-<name>-<version>-<l1>-<l2> ({error})"
+        did = dataset_id(parse_dataset(name)[1])
+    except StepError as error:
+        return str(error)
     ids_file = mtdata_ids_file()
     if ids_file is None:
         from mtdata.index import Index  # builds and caches mtdata's index once (the jsonl with it)

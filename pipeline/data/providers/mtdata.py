@@ -13,16 +13,22 @@ KINDS = ("parallel",)
 logger = logging.getLogger("import")
 
 
-def _entry(name: str):
+def dataset_id(name: str):
+    """mtdata's DatasetId of `name` (checked before a run too: translations_taskgraph.dataset_checks)."""
     from mtdata.entry import DatasetId
-    from mtdata.index import Index
 
     try:
-        did = DatasetId.parse(name)
+        return DatasetId.parse(name)
     except Exception as error:
         raise StepError(
             f"mtdata dataset {name!r} is not an mtdata id <Group>-<name>-<version>-<l1>-<l2> ({error})"
         ) from None
+
+
+def _entry(name: str):
+    from mtdata.index import Index
+
+    did = dataset_id(name)
     index = Index.get_instance()
     if did not in index:
         raise StepError(f"mtdata has no dataset {name!r} in its index (`mtdata list -id -l <l1>-<l2>` lists them)")

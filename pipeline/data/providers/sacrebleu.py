@@ -34,17 +34,22 @@ def _extract(archive: Path, destination: Path) -> None:
         raise StepError(f"the sacrebleu archive {archive.name} is damaged: {error}") from None
 
 
-def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str, Path]:
+def dataset_pair(name: str, langs: list[str]):
+    """(the registry's dataset, its pair holding `langs`, whether that pair is the other way round); fails when
+    sacrebleu has no such test set or pair (checked before a run too: translations_taskgraph.dataset_checks)."""
     dataset = _dataset(name)
     src, trg = (source_code("sacrebleu", lang) for lang in langs)
     if f"{src}-{trg}" in dataset.langpairs:
-        pair, reverse = f"{src}-{trg}", False
-    elif f"{trg}-{src}" in dataset.langpairs:
-        pair, reverse = f"{trg}-{src}", True
-    else:
-        raise StepError(
-            f"sacrebleu test set {name!r} has no {src}-{trg} pair; it has {', '.join(sorted(dataset.langpairs))}"
-        )
+        return dataset, f"{src}-{trg}", False
+    if f"{trg}-{src}" in dataset.langpairs:
+        return dataset, f"{trg}-{src}", True
+    raise StepError(
+        f"sacrebleu test set {name!r} has no {src}-{trg} pair; it has {', '.join(sorted(dataset.langpairs))}"
+    )
+
+
+def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str, Path]:
+    dataset, pair, reverse = dataset_pair(name, langs)
     dataset._outdir = str(workdir / "sacrebleu")
     dataset._rawdir = str(workdir / "sacrebleu" / "raw")
     raw = Path(dataset._rawdir)
