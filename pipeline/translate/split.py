@@ -32,27 +32,27 @@ def chunk_name(number: int, path: Path) -> str:
 
 def main(args):
     out = args.output_dir
-    args.inputs = [args.input] + ([args.references] if args.references else [])
-    names = [path.name for path in args.inputs]
+    inputs = [args.input] + ([args.references] if args.references else [])
+    names = [path.name for path in inputs]
     if len(set(names)) != len(names):
         raise StepError(
             f"two inputs have the same file name ({', '.join(names)}): their chunks would collide"
         )
-    outputs = [chunk_name(k, path) for path in args.inputs for k in range(1, args.chunks + 1)]
+    outputs = [chunk_name(k, path) for path in inputs for k in range(1, args.chunks + 1)]
     if already_done(out, [*outputs, "chunks.json"]):
         return
     remove_stale_temporaries(out)
-    counts = {path: count_lines(path) for path in args.inputs}
+    counts = {path: count_lines(path) for path in inputs}
     if len(set(counts.values())) > 1:
         raise StepError(
             "line counts differ: " + ", ".join(f"{path} has {count}" for path, count in counts.items())
         )
-    total = counts[args.inputs[0]]
+    total = counts[inputs[0]]
     if args.chunks > total:
         logger.warning(
             "%d chunks for %d lines: chunks %d to %d are empty", args.chunks, total, total + 1, args.chunks
         )
-    for path in args.inputs:
+    for path in inputs:
         lines = read_lines(path)
         for number in range(1, args.chunks + 1):
             start, end = chunk_bounds(total, number, args.chunks)

@@ -383,6 +383,13 @@ def training_plan(model_type: str, architecture: str, config: dict, flows: dict)
     }
 
 
+def translated_lines(kind: str, flows: dict) -> int:
+    """Lines of the corpus that a translation stage's kind (chunk, translate, dechunk) works through."""
+    if kind.startswith("backtranslations"):
+        return flows["backtranslated"]
+    return flows["mono-src"] if "mono-src" in kind else flows["train"]
+
+
 def _arg(task: dict, name: str):
     for item in (task["attributes"].get("step") or {}).get("args", []):
         if isinstance(item, list) and item and item[0] == name:
@@ -474,25 +481,16 @@ def task_cost(task: dict, config: dict, sizes: dict, flows: dict, devices: dict)
     elif kind == "distillation-corpus-build-shortlist":
         cpu_work, basis = flows["filtered"] / SHORTLIST.value, f"{flows['filtered']:,} pairs"
     elif kind.endswith("-chunk"):
-        n = (
-            flows["backtranslated"]
-            if kind.startswith("backtranslations")
-            else (flows["mono-src"] if "mono-src" in kind else flows["train"])
-        )
-        sides = 1 if "mono" in kind else 2
+        n, sides = translated_lines(kind, flows), 1 if "mono" in kind else 2
         cpu_work, disk, basis = sides * n / DECHUNK.value, sides * n * BYTES_PER_LINE, f"{n:,} lines"
     elif kind.endswith("-dechunk-translations"):
-        n = (
-            flows["backtranslated"]
-            if kind.startswith("backtranslations")
-            else (flows["mono-src"] if "mono-src" in kind else flows["train"])
-        )
+        n = translated_lines(kind, flows)
         cpu_work, disk, basis = n / DECHUNK.value, n * BYTES_PER_LINE, f"{n:,} lines"
     elif kind.endswith("-translate"):
+        n = translated_lines(kind, flows)
         if kind.startswith("backtranslations"):
-            n, model, members = flows["backtranslated"], "backward", 1
+            model, members = "backward", 1
         else:
-            n = flows["mono-src"] if "mono-src" in kind else flows["train"]
             model = "teacher"
             dirs = _arg(task, "--model-dirs")
             members = len(dirs) if isinstance(dirs, list) else int(experiment.get("teacher-ensemble", 1))
