@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 
 from localrun.plan import build_plan, task_states, write_plan  # noqa: E402
+from translations_taskgraph.component_checks import check_components  # noqa: E402
 from translations_taskgraph.dataset_checks import check_datasets  # noqa: E402
 from translations_taskgraph.training_config import (  # noqa: E402
     STAGE_ALIASES,
@@ -257,6 +258,7 @@ def main(argv=None) -> int:
             config["target-stage"] = args.target_stage
             config = validate_training_config(config)
         check_datasets(config)
+        check_components(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 """
 
 import argparse
+import importlib.util
 import logging
 import os
 import resource
@@ -68,17 +69,24 @@ def score(hypotheses: list[str], references: list[str]) -> dict:
     }
 
 
+def comet_problem(checkpoint: Path) -> str | None:
+    """Why COMET cannot score with this checkpoint here, or None."""
+    if not checkpoint.is_file():
+        return f"COMET model {checkpoint} does not exist (a COMET checkpoint file, model.ckpt)"
+    if importlib.util.find_spec("comet") is None:
+        return "the unbabel-comet package is not installed: run `pip install unbabel-comet` in the environment that runs the evaluations"
+    return None
+
+
 def comet_score(checkpoint: Path | None, sources, hypotheses, references) -> tuple[float | None, str | None]:
     """(score, None), or (None, why it was skipped): COMET needs the `unbabel-comet` package and a
     checkpoint on disk; this never downloads one."""
     if checkpoint is None:
         return None, "no COMET model given (--comet-model or COMET_MODEL)"
-    if not checkpoint.exists():
-        return None, f"COMET model {checkpoint} does not exist"
-    try:
-        from comet import load_from_checkpoint
-    except ImportError:
-        return None, "the unbabel-comet package is not installed"
+    if problem := comet_problem(checkpoint):
+        return None, problem
+    from comet import load_from_checkpoint
+
     model = load_from_checkpoint(str(checkpoint))
     data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
     gpus = 1 if os.environ.get("GPUS") else 0

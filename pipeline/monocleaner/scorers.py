@@ -9,6 +9,7 @@ enough, see `scripts/setup.sh`. Blocks are split over THREADS forked workers tha
 A scorer is named `module:Class` (`--scorer`), so a worker image may bring another one.
 """
 
+import importlib.util
 import multiprocessing
 from pathlib import Path
 
@@ -24,16 +25,23 @@ def _score_slice(sentences: list[str]) -> list[float]:
     return [_FILTER.score(sentence) for sentence in sentences]
 
 
+def require_monocleaner() -> None:
+    """A StepError that says how to install monocleaner and KenLM when either is missing."""
+    missing = [name for name in ("kenlm", "monocleaner") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StepError(
+            f"monocleaner is not installed here (no module {' or '.join(map(repr, missing))}): run "
+            "`TRANSLATIONS_EXTRAS=monocleaner scripts/setup.sh`, or set the dataset's monocleaner threshold to 0 "
+            "to skip it"
+        )
+
+
 class Monocleaner:
     def __init__(self, pack_dir: Path, lang: str, threads: int):
         global _FILTER
-        try:
-            from monocleaner.lm import LMFluencyFilter, LMStats, LMType
-        except ImportError as error:
-            raise StepError(
-                f"monocleaner is not installed here ({error}): run `TRANSLATIONS_EXTRAS=monocleaner "
-                "scripts/setup.sh`, or set the dataset's monocleaner threshold to 0 to skip it"
-            ) from None
+        require_monocleaner()
+        from monocleaner.lm import LMFluencyFilter, LMStats, LMType
+
         try:
             metadata = yaml.safe_load((pack_dir / "metadata.yaml").read_text(encoding="utf-8"))
             filter_ = LMFluencyFilter(

@@ -28,6 +28,7 @@ from taskgraph.actions.registry import trigger_action_callback
 from taskgraph.optimize.base import OptimizationStrategy
 
 from translations_taskgraph import cost_model
+from translations_taskgraph.component_checks import check_components
 from translations_taskgraph.dataset_checks import check_datasets
 from translations_taskgraph.render import REPO_ROOT, TASKCLUSTER_DIR, build_parameters
 from translations_taskgraph.training_config import STAGES, ConfigError, load_training_config
@@ -349,16 +350,18 @@ def main(argv=None) -> int:
         help="a local run folder (runs/<experiment>): compare the estimate with its tasks' done.json seconds",
     )
     args = parser.parse_args(argv)
+    engine = args.engine or ("local" if args.run_dir else "taskcluster")
     try:
         config = load_training_config(args.config)
         check_datasets(config)
+        if engine == "local":  # Taskcluster's tasks run in the images, which hold the optional components
+            check_components(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.run_dir and not args.run_dir.is_dir():
         print(f"error: --run-dir {args.run_dir}: no such folder", file=sys.stderr)
         return 1
-    engine = args.engine or ("local" if args.run_dir else "taskcluster")
     cores = args.cores or os.cpu_count() or 1
     output_dir = args.output_dir or REPO_ROOT / "runs" / "preflight" / config["experiment"]["name"]
     output_dir = output_dir.resolve()
