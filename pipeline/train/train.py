@@ -305,6 +305,31 @@ def pretrained_checkpoint(path: Path) -> Path:
     return require_file(path)
 
 
+def checkpoint_architecture(checkpoint: Path) -> dict:
+    """The architecture options Marian saved inside a model (its `special:model.yml`)."""
+    import numpy as np
+
+    try:
+        with np.load(checkpoint) as model:
+            saved = yaml.safe_load(bytes(model["special:model.yml"]).decode("utf-8").rstrip(" \x00"))
+    except (OSError, KeyError, ValueError, yaml.YAMLError) as error:
+        raise StepError(f"{checkpoint} is not a Marian model with its options ({error!r})") from None
+    return saved if isinstance(saved, dict) else {}
+
+
+def fine_tuning_architecture(options: dict, explicit: dict, checkpoint: Path) -> dict:
+    """The preset's architecture options replaced by the pretrained model's own, so that a student trained with
+    other sizes than its preset's (`marian-args.training-student`) fine-tunes as the model it is. An explicit
+    fine-tuning option that contradicts the model is refused."""
+    saved = checkpoint_architecture(checkpoint)
+    for key, value in explicit.items():
+        if key in saved and saved[key] != value:
+            raise StepError(
+                f"--marian-args {key}: {value!r} contradicts the pretrained model {checkpoint} ({key}: {saved[key]!r})"
+            )
+    return {key: saved[key] for key in options if key in saved and saved[key] != options[key]}
+
+
 def feeder_environment() -> dict:
     """The feeder runs as `python -m pipeline.train.curriculum_feed`: the repository must be importable."""
     root = str(Path(__file__).resolve().parents[2])
@@ -416,9 +441,13 @@ def main(args):
     # A retried Taskcluster run (RUN_ID > 0) continues from the checkpoint an earlier run uploaded.
     fetch_previous_run(out, CHECKPOINT_FILES)
     options = load_preset(args.model_type, args.architecture)
+    explicit = parse_marian_args(args.marian_args)
     if args.pretrained_model:
         options.update(load_yaml(CONFIGS / "finetune" / f"{args.model_type}.yml", "fine-tuning preset"))
-    options.update(parse_marian_args(args.marian_args))
+        options.update(
+            fine_tuning_architecture(options, explicit, pretrained_checkpoint(args.pretrained_model))
+        )
+    options.update(explicit)
     epochs, wall_time = training_caps(options)
     devices = device_options()
     require_file(args.vocab)
