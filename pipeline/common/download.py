@@ -54,6 +54,7 @@ logger = logging.getLogger("download")
 # One mirror variable per source; `OPUS_URL` is the older name of OPUS_MIRROR and still works.
 MIRROR_VARIABLES = {
     "opus": ("OPUS_MIRROR", "OPUS_URL"),
+    "opus-api": ("OPUS_API_MIRROR",),
     "mtdata": ("MTDATA_MIRROR",),
     "sacrebleu": ("SACREBLEU_MIRROR",),
     "flores": ("FLORES_MIRROR",),

@@ -31,8 +31,12 @@ PROVIDERS = ["local", "url", "opus", "mtdata", "sacrebleu", "flores", "news-craw
 
 
 def add_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("--dataset", required=True, help="provider_name, e.g. local_data/x/train, opus_Books/v1")
-    parser.add_argument("--langs", required=True, help="comma-separated language codes: 'en,fr' (parallel) or 'en' (mono)")
+    parser.add_argument(
+        "--dataset", required=True, help="provider_name, e.g. local_data/x/train, opus_Books/v1"
+    )
+    parser.add_argument(
+        "--langs", required=True, help="comma-separated language codes: 'en,fr' (parallel) or 'en' (mono)"
+    )
     parser.add_argument("--max-lines", type=int, default=None, help="mono: stop after this many lines")
     parser.add_argument("--hplt-min-doc-score", type=float, default=0.0)
     parser.add_argument("--output-dir", required=True, type=Path)
@@ -102,7 +106,10 @@ def _import(args, module, name, langs, outputs, workdir):
         raise StepError(f"dataset {args.dataset}: {error}") from None
 
     if kind == "parallel":
-        with write_lines(args.output_dir / outputs[0]) as src_out, write_lines(args.output_dir / outputs[1]) as trg_out:
+        with (
+            write_lines(args.output_dir / outputs[0]) as src_out,
+            write_lines(args.output_dir / outputs[1]) as trg_out,
+        ):
             for src, trg in read_pairs(files[langs[0]], files[langs[1]]):
                 src_out.write(_clean(src))
                 trg_out.write(_clean(trg))

@@ -57,7 +57,9 @@ def _iso3(base: str) -> str:
 def _with_script(base: str, script: str | None) -> str:
     if script is None:
         if base not in LANGUAGES:
-            raise StepError(f"language {base!r} has no default script in pipeline/data/langs.py; write it as {base}_Xxxx")
+            raise StepError(
+                f"language {base!r} has no default script in pipeline/data/langs.py; write it as {base}_Xxxx"
+            )
         script = LANGUAGES[base][1]
     return f"{_iso3(base)}_{script}"
 

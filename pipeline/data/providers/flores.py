@@ -16,7 +16,9 @@ SPLITS = ("dev", "devtest")
 
 def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str, Path]:
     if name not in SPLITS:
-        raise StepError(f"flores dataset {name!r} does not exist; FLORES-200 has flores_dev and flores_devtest")
+        raise StepError(
+            f"flores dataset {name!r} does not exist; FLORES-200 has flores_dev and flores_devtest"
+        )
     archive = download(mirrored("flores", URL), workdir / "flores200_dataset.tar.gz")
     wanted = {f"flores200_dataset/{name}/{source_code('flores', lang)}.{name}": lang for lang in langs}
     files = {}
@@ -33,5 +35,7 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
         raise StepError(f"the FLORES-200 archive is damaged: {error}") from None
     missing = sorted(set(wanted) - {m for m, lang in wanted.items() if lang in files})
     if missing:
-        raise StepError(f"the FLORES-200 archive has no {', '.join(missing)} (is the language in FLORES-200?)")
+        raise StepError(
+            f"the FLORES-200 archive has no {', '.join(missing)} (is the language in FLORES-200?)"
+        )
     return files

@@ -25,12 +25,16 @@ logger = logging.getLogger("import")
 
 def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str, Path]:
     if name not in VERSIONS:
-        raise StepError(f"hplt dataset {name!r} does not exist; known: {', '.join('hplt_' + v for v in VERSIONS)}")
+        raise StepError(
+            f"hplt dataset {name!r} does not exist; known: {', '.join('hplt_' + v for v in VERSIONS)}"
+        )
     (lang,) = langs
     locale = source_code("hplt", lang)
     min_score = float(options.get("min_doc_score") or 0.0)
     max_lines = options.get("max_lines")
-    shard_list = download(mirrored("hplt", f"{SERVER}/{VERSIONS[name]}/{locale}.map"), workdir / f"{locale}.map")
+    shard_list = download(
+        mirrored("hplt", f"{SERVER}/{VERSIONS[name]}/{locale}.map"), workdir / f"{locale}.map"
+    )
     shards = []
     for line in read_lines(shard_list):
         match = SHARD_RE.search(line.strip())
@@ -39,7 +43,12 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
     if not shards:
         raise StepError(f"HPLT lists no {locale} shard with a document score of at least {min_score}")
     output = workdir / f"hplt.{lang}.txt"
-    stats = {"documents": 0, "documents_low_score": 0, "documents_other_language": 0, "segments_other_language": 0}
+    stats = {
+        "documents": 0,
+        "documents_low_score": 0,
+        "documents_other_language": 0,
+        "segments_other_language": 0,
+    }
     written = 0
     with open(output, "w", encoding="utf-8") as out:
         for _, _, url in sorted(shards):

@@ -14,7 +14,9 @@ SUFFIXES = (".zst", ".gz", ".txt", "")
 
 def _allowed_roots() -> list[Path]:
     repo_root = Path(__file__).resolve().parents[3]
-    return [repo_root] + ([Path(os.environ[DATA_ROOT_ENV]).resolve()] if os.environ.get(DATA_ROOT_ENV) else [])
+    return [repo_root] + (
+        [Path(os.environ[DATA_ROOT_ENV]).resolve()] if os.environ.get(DATA_ROOT_ENV) else []
+    )
 
 
 def _outside_message(what: str, roots: list[Path]) -> str:

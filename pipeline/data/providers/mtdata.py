@@ -31,7 +31,9 @@ def _entry(name: str):
     did = dataset_id(name)
     index = Index.get_instance()
     if did not in index:
-        raise StepError(f"mtdata has no dataset {name!r} in its index (`mtdata list -id -l <l1>-<l2>` lists them)")
+        raise StepError(
+            f"mtdata has no dataset {name!r} in its index (`mtdata list -id -l <l1>-<l2>` lists them)"
+        )
     return index[did]
 
 
@@ -67,7 +69,10 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
     count = 0
     try:
         parser = Parser(paths if len(paths) > 1 else paths[0], ext=entry.in_ext or None, ent=entry)
-        with open(files[langs[0]], "w", encoding="utf-8") as src, open(files[langs[1]], "w", encoding="utf-8") as trg:
+        with (
+            open(files[langs[0]], "w", encoding="utf-8") as src,
+            open(files[langs[1]], "w", encoding="utf-8") as trg,
+        ):
             for record in parser.read_segs(show_pbar=False):
                 if len(record) < 2:
                     continue
@@ -80,6 +85,8 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
     except StepError:
         raise
     except Exception as error:
-        raise StepError(f"mtdata dataset {name!r}: its parser failed after {count} records: {error}") from None
+        raise StepError(
+            f"mtdata dataset {name!r}: its parser failed after {count} records: {error}"
+        ) from None
     logger.info("mtdata parsed %d records of %s", count, entry.did)
     return files

@@ -14,7 +14,9 @@ SERVER = "https://data.statmt.org"
 
 def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str, Path]:
     if not re.fullmatch(r"news\.\d{4}", name):
-        raise StepError(f"news-crawl dataset {name!r} must be written news-crawl_news.<year>, e.g. news-crawl_news.2021")
+        raise StepError(
+            f"news-crawl dataset {name!r} must be written news-crawl_news.<year>, e.g. news-crawl_news.2021"
+        )
     (lang,) = langs
     code = source_code("news-crawl", lang)
     url = mirrored("news-crawl", f"{SERVER}/news-crawl/{code}/{name}.{code}.shuffled.deduped.gz")

@@ -24,7 +24,9 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
         url = mirrored("opus", f"{SERVER}/OPUS-{corpus}/{version}/mono/{code}.txt.gz")
         return {langs[0]: download(url, workdir / f"opus.{code}.txt.gz")}
     pair = "-".join(sorted(codes.values()))
-    archive = download(mirrored("opus", f"{SERVER}/OPUS-{corpus}/{version}/moses/{pair}.txt.zip"), workdir / "corpus.zip")
+    archive = download(
+        mirrored("opus", f"{SERVER}/OPUS-{corpus}/{version}/moses/{pair}.txt.zip"), workdir / "corpus.zip"
+    )
     files = {}
     try:
         with zipfile.ZipFile(archive) as zipped:
