@@ -180,7 +180,7 @@ def summarize(plan: dict, run_dir: Path) -> None:
         if task["kind"] == "export" and (artifacts / "metadata.json").exists():
             print(f"  export:  {artifacts}  (Firefox's files and metadata.json)")
         if task["kind"] == "report" and (artifacts / "report.md").exists():
-            print(f"  report:  {artifacts / 'report.md'}")
+            print(f"  report:  {artifacts / 'report.html'} (charts), {artifacts / 'report.md'}")
         if task["kind"] == "report" and (artifacts / "report.json").exists():
             for line in convergence_flags(json.loads((artifacts / "report.json").read_text())):
                 print(f"  {line}")

@@ -5,7 +5,6 @@ as JSON and as an SVG chart, and shown as a section of the run report (pipeline/
 `write_funnel` and `funnel_section`).
 """
 
-from html import escape
 from pathlib import Path
 
 from pipeline.common.io import atomic_path, write_json
@@ -84,37 +83,11 @@ def build_funnel(
     return {"datasets": rows, "totals": totals}
 
 
-def funnel_svg(funnel: dict, width: int = 760) -> str:
-    """A horizontal bar per dataset: the kept share in green, then each stage's removals."""
-    rows = funnel["datasets"]
-    label_width, bar_height, gap, top = 260, 18, 8, 40
-    bar_width = width - label_width - 20
-    height = top + len(rows) * (bar_height + gap) + 40
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
-        '<text x="4" y="16" font-size="13" font-weight="bold">Data funnel: lines kept and removed per dataset</text>',
-    ]
-    x = 4
-    for name, colour in [("kept", KEPT_COLOUR), *STAGES]:
-        parts.append(f'<rect x="{x}" y="24" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{x + 14}" y="33">{escape(name)}</text>')
-        x += 14 + 7 * len(name) + 16
-    for index, row in enumerate(rows):
-        y = top + index * (bar_height + gap)
-        label = f"{row['dataset']} ({row['imported']:,})"
-        parts.append(f'<text x="4" y="{y + 13}">{escape(label[:42])}</text>')
-        total = max(row["imported"], 1)
-        offset = label_width
-        for name, colour in [("kept", KEPT_COLOUR), *STAGES]:
-            share = row[name] / total * bar_width
-            if share > 0:
-                parts.append(
-                    f'<rect x="{offset:.1f}" y="{y}" width="{share:.1f}" height="{bar_height}" fill="{colour}">'
-                    f"<title>{escape(name)}: {row[name]:,}</title></rect>"
-                )
-                offset += share
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+def funnel_svg(funnel: dict) -> str:
+    """A horizontal bar per dataset: the kept lines, then each stage's removals (matplotlib, SVG)."""
+    from pipeline.eval.charts import funnel_chart_svg
+
+    return funnel_chart_svg(funnel, STAGES, KEPT_COLOUR)
 
 
 def write_funnel(output_dir: Path, funnel: dict) -> None:

@@ -2,7 +2,8 @@
 
 Reads the `stats.json` of the import, cleaning and merge steps, the `metrics.json` of each evaluation and,
 with --*-logs, the Marian `train.log` of each trained model (training cost and validations); writes
-`<output-dir>/report.md` (for people) and `report.json` (for tools). On each test set, the quality and
+`<output-dir>/report.md` (for people), `report.html` (the same with its charts: pipeline/eval/report_html.py)
+and `report.json` (for tools). On each test set, the quality and
 speed of the student and the int8 model are compared with the teacher ensemble's (or the best teacher's).
 
 Convergence: per trained model, from its dev chrF validations (the best other metric where chrF was not
@@ -26,7 +27,8 @@ from pathlib import Path
 from pipeline.common.io import atomic_path, read_json, task_name, write_json
 from pipeline.common.marian_log import training_curve
 from pipeline.common.step import StepError, already_done, run_step
-from pipeline.eval.funnel import build_funnel, funnel_section, write_funnel
+from pipeline.eval import report_html
+from pipeline.eval.funnel import build_funnel, funnel_section, funnel_svg, write_funnel
 
 logger = logging.getLogger("report")
 
@@ -403,7 +405,9 @@ def table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def main(args):
-    if already_done(args.output_dir, ["report.md", "report.json", "funnel.json", "funnel.svg"]):
+    if already_done(
+        args.output_dir, ["report.md", "report.html", "report.json", "funnel.json", "funnel.svg"]
+    ):
         return
     imported = [read_json(p) for p in args.imported]
     cleaned = [read_json(p) for p in args.cleaned]
@@ -436,10 +440,11 @@ def main(args):
     for below in floor["below"]:
         logger.warning("%s (accepted)", floor_sentence(floor["model"], below))
 
+    written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# Run `{args.experiment}`: {args.src} -> {args.trg}",
         "",
-        f"Written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+        f"Written {written}.",
         "",
         "## Evaluation",
         "",
@@ -525,6 +530,7 @@ def main(args):
     lines += [f"- metrics: `{e['metrics_file']}`; model: `{e['model_dir']}`" for e in evaluations]
     report = {
         "experiment": args.experiment,
+        "written": written,
         "src": args.src,
         "trg": args.trg,
         "evaluations": evaluations,
@@ -537,6 +543,8 @@ def main(args):
         "merged": merged,
         "devset": devset,
     }
+    with atomic_path(args.output_dir / "report.html") as tmp:
+        tmp.write_text(report_html.render(report, lines, funnel_svg(funnel)), encoding="utf-8")
     write_json(args.output_dir / "report.json", report)
     with atomic_path(args.output_dir / "report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
