@@ -45,6 +45,10 @@ IMPORT_NAMES = {
     "python-slugify": {"slugify"},
     "rpds-py": {"rpds"},
     "ruamel-yaml": {"ruamel"},
+    "fonttools": {"fontTools"},
+    "pillow": {"PIL"},
+    "pysocks": {"socks", "sockshandler"},
+    "websocket-client": {"websocket"},
     "go-task-bin": set(),  # an executable, .venv/bin/task
 }
 

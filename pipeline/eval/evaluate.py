@@ -85,7 +85,10 @@ def comet_score(checkpoint: Path | None, sources, hypotheses, references) -> tup
         return None, "no COMET model given (--comet-model or COMET_MODEL)"
     if problem := comet_problem(checkpoint):
         return None, problem
-    from comet import load_from_checkpoint
+    try:
+        from comet import load_from_checkpoint
+    except ImportError as error:  # found, but its own imports failed
+        return None, f"the unbabel-comet package does not load: {error}"
 
     model = load_from_checkpoint(str(checkpoint))
     data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
