@@ -27,6 +27,7 @@ fi
 # download, 2 GB installed, about 75 s), which pipeline/bicleaner/scorers.py finds there when no other
 # bicleaner-ai-classify is on PATH. bicleaner-ai and tf-keras go in without their dependencies, which name the
 # CUDA build (`tensorflow`, 620 MB); fasttext-wheel is what bicleaner-ai-train imports (from the hardrules extra).
+# TRANSLATIONS_EXTRAS=tensorboard installs TensorBoard in .venv-tensorboard/ for `task tensorboard`.
 extras="${TRANSLATIONS_EXTRAS:-}"
 for extra in ${extras//,/ }; do
     case "$extra" in
@@ -48,8 +49,18 @@ for extra in ${extras//,/ }; do
             .venv-bicleaner/bin/pip install --quiet --disable-pip-version-check --no-deps \
                 "tf-keras==2.20.1" "bicleaner-ai==3.6"
             ;;
+        tensorboard)
+            # `task tensorboard` (localrun/tensorboard.py): TensorBoard and tensorboardX need protobuf >= 5.29.5.
+            if ! .venv-tensorboard/bin/python -c pass 2>/dev/null; then
+                rm -rf .venv-tensorboard
+                python3 -m venv .venv-tensorboard
+            fi
+            echo "*" >.venv-tensorboard/.gitignore  # not part of the repository
+            .venv-tensorboard/bin/pip install --quiet --disable-pip-version-check \
+                "tensorboard>=2.18,<3" "tensorboardX>=2.6" "protobuf>=5.29.5" "setuptools"
+            ;;
         *)
-            echo "setup: unknown extra '$extra' in TRANSLATIONS_EXTRAS (known: monocleaner, bicleaner)" >&2
+            echo "setup: unknown extra '$extra' in TRANSLATIONS_EXTRAS (known: monocleaner, bicleaner, tensorboard)" >&2
             exit 1
             ;;
     esac
