@@ -4,7 +4,9 @@ Each --model-dir holds a model with its decoding config: `final.model.npz.decode
 or `final.model.intgemm8.bin.decoder.yml` (an int8-quantized one, which decodes with its lexical
 shortlist). Several --model-dir decode as an ensemble of equal weights with the first one's options.
 Reads the test set `<dataset-dir>/corpus.<src|trg>.zst`. Writes `<output-dir>/translation.<trg>.zst` and
-`metrics.json`: BLEU and chrF (sacrebleu), COMET when a COMET model is at hand locally (--comet-model or
+`metrics.json`: BLEU, chrF and chrF++ (sacrebleu), spBLEU when the FLORES-200 SentencePiece model is at hand
+(--spbleu-model or SPBLEU_MODEL, else sacrebleu's cache; otherwise `spbleu` is null and `spbleu_skipped` says
+why), COMET when a COMET model is at hand locally (--comet-model or
 COMET_MODEL; otherwise `comet` is null and `comet_skipped` says why), model size in bytes, and, as a floor
 any model must beat, the scores of copying the source unchanged; and `speed.json`: translation speed in
 source words per second at the THREADS granted (wall clock and CPU time, model loading included), apart
@@ -13,6 +15,7 @@ Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 """
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import os
@@ -52,21 +55,59 @@ def add_arguments(parser: argparse.ArgumentParser):
         default=os.environ.get("COMET_MODEL") or None,
         help="a local COMET checkpoint (model.ckpt) to score with; default: $COMET_MODEL",
     )
+    parser.add_argument(
+        "--spbleu-model",
+        type=Path,
+        default=os.environ.get("SPBLEU_MODEL") or None,
+        help="the FLORES-200 SentencePiece model for spBLEU (sacrebleu's flores200 tokenizer); default: "
+        "$SPBLEU_MODEL, else sacrebleu's cache",
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
 def score(hypotheses: list[str], references: list[str]) -> dict:
+    """BLEU, chrF and chrF++ (chrF with word bigrams), with sacrebleu's signatures."""
     import sacrebleu
 
-    bleu = sacrebleu.BLEU()
-    chrf = sacrebleu.CHRF()
-    bleu_score = bleu.corpus_score(hypotheses, [references])
-    chrf_score = chrf.corpus_score(hypotheses, [references])
-    return {
-        "bleu": round(bleu_score.score, 2),
-        "chrf": round(chrf_score.score, 2),
-        "signatures": {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())},
+    metrics = {"bleu": sacrebleu.BLEU(), "chrf": sacrebleu.CHRF(), "chrfpp": sacrebleu.CHRF(word_order=2)}
+    scores = {
+        name: round(metric.corpus_score(hypotheses, [references]).score, 2)
+        for name, metric in metrics.items()
     }
+    return {**scores, "signatures": {name: str(metric.get_signature()) for name, metric in metrics.items()}}
+
+
+def spbleu_problem(model: Path | None) -> str | None:
+    """Why spBLEU cannot be computed here, or None. sacrebleu's `flores200` tokenizer downloads its SentencePiece
+    model on first use, which cannot happen offline: the model must be in sacrebleu's cache or at --spbleu-model."""
+    from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
+    from sacrebleu.utils import SACREBLEU_DIR
+
+    cached = Path(SACREBLEU_DIR) / "models" / Path(SPM_MODELS["flores200"]["url"]).name
+    if cached.is_file():
+        return None
+    if model is None:
+        return f"no FLORES-200 SentencePiece model in sacrebleu's cache ({cached}); give one with --spbleu-model or SPBLEU_MODEL"
+    if not model.is_file():
+        return (
+            f"spBLEU model {model} does not exist (the FLORES-200 SentencePiece model, flores200sacrebleuspm)"
+        )
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another evaluation linked it first
+        cached.symlink_to(model.resolve())  # where sacrebleu looks for it, instead of downloading
+    return None
+
+
+def spbleu_score(
+    model: Path | None, hypotheses: list[str], references: list[str]
+) -> tuple[float | None, str | None, str | None]:
+    """(spBLEU, its signature, None), or (None, None, why it was skipped)."""
+    if problem := spbleu_problem(model):
+        return None, None, problem
+    import sacrebleu
+
+    bleu = sacrebleu.BLEU(tokenize="flores200")
+    return round(bleu.corpus_score(hypotheses, [references]).score, 2), str(bleu.get_signature()), None
 
 
 def comet_problem(checkpoint: Path) -> str | None:
@@ -178,6 +219,12 @@ def main(args):
     comet, comet_skipped = comet_score(args.comet_model, sources, hypotheses, references)
     if comet_skipped:
         logger.info("COMET skipped: %s", comet_skipped)
+    spbleu, spbleu_signature, spbleu_skipped = spbleu_score(args.spbleu_model, hypotheses, references)
+    if spbleu_skipped:
+        logger.info("spBLEU skipped: %s", spbleu_skipped)
+    scores = score(hypotheses, references)
+    if spbleu_signature:
+        scores["signatures"]["spbleu"] = spbleu_signature
 
     with write_lines(args.output_dir / outputs[0]) as out:
         for line in hypotheses:
@@ -188,7 +235,9 @@ def main(args):
         "model": args.model_name or " + ".join(task_name(d) for d in args.model_dir),
         "models": [p.name for p in models],
         "sentences": len(sources),
-        **score(hypotheses, references),
+        **scores,
+        "spbleu": spbleu,
+        "spbleu_skipped": spbleu_skipped,
         "comet": comet,
         "comet_skipped": comet_skipped,
         "model_bytes": sum(p.stat().st_size for p in models),

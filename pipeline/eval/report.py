@@ -450,13 +450,27 @@ def main(args):
         "",
     ]
     lines += table(
-        ["test set", "model", "BLEU", "chrF", "copy-source BLEU", "copy-source chrF", "sentences"],
+        [
+            "test set",
+            "model",
+            "BLEU",
+            "chrF",
+            "chrF++",
+            "spBLEU",
+            "COMET",
+            "copy-source BLEU",
+            "copy-source chrF",
+            "sentences",
+        ],
         [
             [
                 e["dataset"],
                 model_name(e) if e.get("model") else e["model_dir"],
                 e["bleu"],
                 e["chrf"],
+                e.get("chrfpp", "-"),
+                "-" if e.get("spbleu") is None else e["spbleu"],
+                "-" if e.get("comet") is None else e["comet"],
                 e["copy_source"]["bleu"],
                 e["copy_source"]["chrf"],
                 e["sentences"],
