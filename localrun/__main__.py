@@ -22,6 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 
+from localrun.dag import dag_dot  # noqa: E402
 from localrun.plan import build_plan, task_states, write_plan  # noqa: E402
 from translations_taskgraph.component_checks import check_components  # noqa: E402
 from translations_taskgraph.dataset_checks import check_datasets  # noqa: E402
@@ -52,8 +53,12 @@ def parse_args(argv):
         "--dry-run", action="store_true", help="print the plan and what is already done; run nothing"
     )
     parser.add_argument(
-        "--dag", type=Path, help="write the task graph as Graphviz DOT (or SVG/PNG if `dot` exists)"
+        "--dag",
+        type=Path,
+        help="write the task graph as Graphviz DOT (or SVG/PNG if `dot` exists), grouped by stage, the tasks of a "
+        "kind (chunks, datasets) collapsed into one node",
     )
+    parser.add_argument("--dag-every-task", action="store_true", help="--dag with one node per task")
     parser.add_argument(
         "--cores",
         type=bounded(int, 1, "at least 1"),
@@ -135,20 +140,8 @@ def print_plan(plan: dict, run_dir: Path) -> dict:
     return states
 
 
-def write_dag(plan: dict, run_dir: Path, destination: Path) -> None:
-    states = task_states(plan, run_dir)
-    colors = {"done": "palegreen", "stale": "khaki", "started": "lightskyblue", "pending": "white"}
-    lines = [
-        "digraph tasks {",
-        "  rankdir=LR;",
-        '  node [shape=box, style="rounded,filled", fontname=Helvetica];',
-    ]
-    for label in plan["order"]:
-        lines.append(f'  "{label}" [fillcolor={colors[states[label]]}];')
-        for dep in plan["tasks"][label]["dependencies"]:
-            lines.append(f'  "{dep}" -> "{label}";')
-    lines.append("}")
-    dot_text = "\n".join(lines) + "\n"
+def write_dag(plan: dict, run_dir: Path, destination: Path, every_task: bool = False) -> None:
+    dot_text = dag_dot(plan, task_states(plan, run_dir), every_task)
     destination.parent.mkdir(parents=True, exist_ok=True)
     if destination.suffix in (".svg", ".png", ".pdf") and shutil.which("dot"):
         subprocess.run(
@@ -282,7 +275,7 @@ def main(argv=None) -> int:
     plan_path = run_dir / "plan.json"
 
     if args.dag:
-        write_dag(plan, run_dir, args.dag)
+        write_dag(plan, run_dir, args.dag, args.dag_every_task)
     if args.dry_run:
         print_plan(plan, run_dir)
         return 0
