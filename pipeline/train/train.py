@@ -123,29 +123,60 @@ def require_file(path: Path) -> Path:
     return path
 
 
-def write_tsv(destination: Path, src: Path, trg: Path, alignments: Path | None = None) -> int:
-    """Pastes a corpus (and its alignments) into one TSV for OpusTrainer; kept for resumes."""
+def tsv_stats_file(destination: Path) -> Path:
+    return destination.with_name(destination.stem + ".stats.json")
+
+
+def write_tsv(
+    destination: Path, src: Path, trg: Path, alignments: Path | None = None, drop_empty: bool = False
+) -> int:
+    """Pastes a corpus (and its alignments) into one TSV for OpusTrainer; kept for resumes. Returns its pairs.
+
+    With `drop_empty`, pairs with an empty side (a weak backward model translates some lines into nothing) are
+    left out and counted in `<name>.stats.json`: OpusTrainer would skip them with one warning for the first,
+    and the training would silently see less data than the corpus holds."""
+    stats_file = tsv_stats_file(destination)
     if destination.exists():
+        if stats_file.exists():
+            return json.loads(stats_file.read_text(encoding="utf-8"))["pairs"]
         return sum(1 for _ in open(destination, "rb"))
     columns = [read_lines(require_file(src)), read_lines(require_file(trg))]
     names = [src, trg]
     if alignments:
         columns.append(read_lines(require_file(alignments)))
         names.append(alignments)
-    count = 0
+    count, dropped, first_dropped = 0, 0, []
     with atomic_path(destination) as tmp, open(tmp, "w", encoding="utf-8") as out:
         while True:
             row = [next(column, None) for column in columns]
             if all(field is None for field in row):
                 break
             if any(field is None for field in row):
-                raise StepError(f"line counts differ after line {count}: {', '.join(map(str, names))}")
+                raise StepError(
+                    f"line counts differ after line {count + dropped}: {', '.join(map(str, names))}"
+                )
+            if drop_empty and not (row[0].strip() and row[1].strip()):
+                dropped += 1
+                if len(first_dropped) < 5:
+                    first_dropped.append(f"line {count + dropped}: {row[0]!r} -> {row[1]!r}")
+                continue
             count += 1
             if any("\t" in field for field in row):
                 row = [field.replace("\t", " ") for field in row]
             out.write("\t".join(row) + "\n")
-    if count == 0:
-        raise StepError(f"the corpus {src} is empty")
+        if count == 0:
+            raise StepError(
+                f"the corpus {src} is empty" + (f" ({dropped} pairs with an empty side)" if dropped else "")
+            )
+        # Before the TSV is in place: a resume that finds the TSV finds its counts too.
+        write_json(
+            stats_file, {"pairs": count, "empty_pairs_dropped": dropped, "first_dropped": first_dropped}
+        )
+    if dropped:
+        logger.warning(
+            "%s: left out %d pairs with an empty side of %d (first: %s)", destination.stem, dropped,
+            count + dropped, "; ".join(first_dropped),
+        )  # fmt: skip
     return count
 
 
@@ -466,7 +497,7 @@ def main(args):
     for name, (folder, alignments) in sources.items():
         datasets[name] = work / f"{name}.tsv"
         src, trg = folder / f"corpus.{args.src}.zst", folder / f"corpus.{args.trg}.zst"
-        lines = write_tsv(datasets[name], src, trg, alignments)
+        lines = write_tsv(datasets[name], src, trg, alignments, drop_empty=True)
         logger.info("%s: %d pairs", name, lines)
         if name == "original" and (
             warning := check_smoothing(options, planned_updates(options, epochs, lines))
@@ -565,6 +596,11 @@ def main(args):
             f"and {out / 'opustrainer.log'}"
         )
     summary = training_summary(out, options, epochs, feed)
+    summary["empty_pairs_dropped"] = {
+        name: json.loads(tsv_stats_file(tsv).read_text(encoding="utf-8"))["empty_pairs_dropped"]
+        for name, tsv in datasets.items()
+        if tsv_stats_file(tsv).exists()
+    }
     logger.info(
         "stopped by %s after %s updates (%s lines fed, %s skipped, %.0f s)",
         summary["stop_reason"], summary["updates"], summary["lines_fed"], summary["skipped_lines"],
