@@ -31,7 +31,15 @@ def test_the_full_config_collapses_to_one_node_per_kind_in_phase_clusters(full_p
     assert len(nodes) == len(kinds) < len(full_plan["order"]) / 3
     assert 'label="corpus-clean-parallel\\n' in dot and " tasks, " in dot
     clusters = re.findall(r'^    label="([^"]+)";', dot, re.M)
-    assert clusters == ["data", "back-translation", "teacher", "distillation", "student", "evaluation", "results"]
+    assert clusters == [
+        "data",
+        "back-translation",
+        "teacher",
+        "distillation",
+        "student",
+        "evaluation",
+        "results",
+    ]
     edges = re.findall(r'^  "([^"]+)" -> "([^"]+)";$', dot, re.M)
     assert edges and len(edges) == len(set(edges)) and all(a != b for a, b in edges)
     assert set(a for a, _ in edges) | set(b for _, b in edges) <= set(nodes)
