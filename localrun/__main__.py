@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -138,6 +139,25 @@ def print_plan(plan: dict, run_dir: Path) -> dict:
         deps = ", ".join(task["dependencies"]) or "-"
         print(f"  {index:3d}. [{states[label]:>7}] {label}  (stage {task['stage']}; after: {deps})")
     return states
+
+
+def report_progress(plan: dict, run_dir: Path, process: subprocess.Popen) -> None:
+    """Every LOCALRUN_PROGRESS_SECONDS (60) while the run goes on: one line per running task saying how far it is
+    (a training's update, words/s, last chrF and wall time against its cap; a translation's lines)."""
+    from localrun.status import detailed_state, task_progress
+
+    interval = float(os.environ.get("LOCALRUN_PROGRESS_SECONDS") or 60)
+    while True:
+        try:
+            process.wait(timeout=interval)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        for label in plan["order"]:
+            task = plan["tasks"][label]
+            with contextlib.suppress(OSError, ValueError):
+                if detailed_state(run_dir, label, task["digest"]) == "running":
+                    print(f"[progress] {label}: {task_progress(run_dir / label, task)}", flush=True)
 
 
 def write_dag(plan: dict, run_dir: Path, destination: Path, every_task: bool = False) -> None:
@@ -296,6 +316,8 @@ def main(argv=None) -> int:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path)}
         started = time.time()
         process = subprocess.Popen(snakemake_command(plan_path, run_dir, args), cwd=REPO_ROOT, env=env)
+        progress = threading.Thread(target=report_progress, args=(plan, run_dir, process), daemon=True)
+        progress.start()
         try:
             returncode = process.wait()
         except KeyboardInterrupt:

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -86,6 +87,48 @@ def training_progress(task_dir: Path) -> str | None:
     return ", ".join(parts) or "started, no progress line yet"
 
 
+TRANSLATED_LINE = re.compile(r"part \d+ translated \(\d+ lines\): (\d+) of (\d+) lines done")
+
+
+def translation_progress(task_dir: Path) -> str | None:
+    """`6,000 of 12,158 lines (49%)` from a translation task's log."""
+    log = task_dir / "task.log"
+    if not log.exists():
+        return None
+    matches = TRANSLATED_LINE.findall(log.read_text(errors="replace"))
+    if not matches:
+        return None
+    done, total = map(int, matches[-1])
+    return f"{done:,} of {total:,} lines translated ({100 * done / max(total, 1):.0f}%)"
+
+
+def wall_time_cap(plan_task: dict) -> float | None:
+    """A training's wall-time cap in seconds, from the `after` of its --marian-args (None without one)."""
+    for flag, *values in plan_task["step"]["args"]:
+        if flag == "--marian-args" and values and isinstance(values[0], str):
+            with contextlib.suppress(ValueError, AttributeError):
+                after = str(json.loads(values[0]).get("after") or "")
+                for cap in after.split(","):
+                    if match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)([smh])\s*", cap):
+                        return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+    return None
+
+
+def task_progress(task_dir: Path, plan_task: dict) -> str:
+    """What a running task has done: a training's update, speed, last validation and wall time against its cap;
+    a translation's lines."""
+    progress = training_progress(task_dir)
+    if progress is not None:
+        cap = wall_time_cap(plan_task)
+        clock = task_dir / "artifacts" / "training-clock.json"
+        if cap and clock.exists():
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                trained = json.loads(clock.read_text()).get("seconds", 0)
+                progress += f" of a {cap / 60:.0f} min cap (ETA {max(0.0, cap - trained) / 60:.0f} min)"
+        return progress
+    return translation_progress(task_dir) or "running"
+
+
 def last_lines(path: Path, count: int) -> list[str]:
     return path.read_text(errors="replace").splitlines()[-count:] if path.exists() else []
 
@@ -123,7 +166,7 @@ def status(config: dict, run_dir: Path, log_lines: int, eta: bool) -> dict:
     for label, state in states.items():
         task_dir = run_dir / label
         if state == "running":
-            report["running"][label] = training_progress(task_dir) or "running"
+            report["running"][label] = task_progress(task_dir, plan["tasks"][label])
         elif state in ("failed", "interrupted"):
             earlier = sorted(task_dir.glob("task.*.log"))
             report["failed"][label] = {

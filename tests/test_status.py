@@ -117,3 +117,24 @@ def test_run_task_runs_one_task_as_the_engine_does_and_refuses_one_whose_inputs_
     )
     unknown = command("localrun.run_one", "--config", config, "train-nothing", "--runs-dir", run_dir.parent)
     assert unknown.returncode == 2 and "no task 'train-nothing'" in unknown.stderr
+
+
+def test_progress_lines_of_a_training_against_its_cap_and_of_a_translation(tmp_path):
+    from localrun.status import task_progress
+
+    training = tmp_path / "train-teacher-en-fr-1"
+    marian_log(training / "artifacts", [(250, 8.5), (500, 17.0)])
+    (training / "artifacts" / "training-clock.json").write_text(json.dumps({"seconds": 450.0}))
+    teacher = {"step": {"args": [["--marian-args", json.dumps({"after": "10e,20m", "valid-freq": 250})]]}}
+    assert task_progress(training, teacher) == (
+        "update 500, 4,870 words/s, last validation chrf 17 at update 500, 8 min trained so far "
+        "of a 20 min cap (ETA 12 min)"
+    )
+    translation = tmp_path / "distillation-parallel-src-translate-en-fr-1-2"
+    translation.mkdir()
+    (translation / "task.log").write_text(
+        "[2026-12-04 10:00:00] translate: part 0 translated (2000 lines): 2000 of 12158 lines done\n"
+        "[2026-12-04 10:01:00] translate: part 1 translated (2000 lines): 4000 of 12158 lines done\n"
+    )
+    assert task_progress(translation, {"step": {"args": []}}) == "4,000 of 12,158 lines translated (33%)"
+    assert task_progress(tmp_path / "nothing-yet", {"step": {"args": []}}) == "running"

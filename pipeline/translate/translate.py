@@ -197,7 +197,8 @@ def translate_parts(args, options, work: Path, start: int, end: int, part_lines:
             with write_lines(work / f"part.{number:05d}.zst") as writer:
                 for line in lines:
                     writer.write(line)
-            logger.info("part %d translated (%d lines)", number, size)
+            done = offset - start + received
+            logger.info("part %d translated (%d lines): %d of %d lines done", number, size, done, end - start)
             number, total = number + 1, total - size
     except BaseException:
         process.kill()
