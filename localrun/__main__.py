@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 
 from localrun.dag import dag_dot  # noqa: E402
+from localrun.gpus import GpuError, check_cuda_marian, parse_gpus  # noqa: E402
 from localrun.plan import build_plan, task_states, write_plan  # noqa: E402
 from translations_taskgraph.component_checks import check_components  # noqa: E402
 from translations_taskgraph.dataset_checks import check_datasets  # noqa: E402
@@ -74,6 +75,12 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--retries", type=bounded(int, 0, "0 or more"), default=0, help="times to retry a failed task"
+    )
+    parser.add_argument(
+        "--gpus",
+        default=os.environ.get("LOCALRUN_GPUS", ""),
+        help="GPU device numbers for the GPU tasks (trainings, translation, scoring), e.g. 0,1; needs MARIAN "
+        "(a CUDA Marian's binaries). Default: $LOCALRUN_GPUS, else none (CPU)",
     )
     return parser.parse_args(argv)
 
@@ -247,13 +254,14 @@ def run_lock(run_dir: Path):
 
 def snakemake_command(plan_path: Path, run_dir: Path, args) -> list[str]:
     mem_gb = args.mem_gb or round(total_memory_gb() * 0.8, 1)
+    devices = ",".join(map(str, args.gpu_devices))
     return [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(SNAKEFILE),
         "--directory", str(run_dir),
-        "--config", f"plan={plan_path}",
+        "--config", f"plan={plan_path}", f"gpus={devices}",
         "--cores", str(args.cores),
-        "--resources", f"mem_mb={int(mem_gb * 1024)}",
+        "--resources", f"mem_mb={int(mem_gb * 1024)}", f"gpu={len(args.gpu_devices)}",
         "--rerun-incomplete",
         "--rerun-triggers", "mtime",
         "--nolock",  # our own lock (run_lock) is released by the kernel even on kill -9
@@ -265,6 +273,13 @@ def snakemake_command(plan_path: Path, run_dir: Path, args) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        args.gpu_devices = parse_gpus(args.gpus)
+        if args.gpu_devices and not args.dry_run:
+            check_cuda_marian()
+    except GpuError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         config = load_training_config(args.config)
         if args.target_stage:

@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from localrun.gpus import acquire, device_environment, parse_gpus
 from localrun.plan import task_state
 from pipeline.common.io import atomic_path
 from translations_taskgraph.step_args import render_args
@@ -72,6 +73,8 @@ def main(argv=None):
     parser.add_argument("--threads", required=True, type=int)
     parser.add_argument("--mem-mb", required=True, type=int)
     parser.add_argument("--log", type=Path, help="write the output here, keeping earlier attempts' logs")
+    parser.add_argument("--gpus", type=int, default=0, help="GPUs this task gets (0: CPU)")
+    parser.add_argument("--devices", default="none", help="the machine's GPU devices for the run (0,1,...)")
     args = parser.parse_args(argv)
     task_dir = args.plan.resolve().parent / args.label
     task_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +137,13 @@ def run(args):
         }
     )
     env.pop("GPUS", None)
+    if args.gpus:
+        devices, args.gpu_locks = acquire(run_dir, parse_gpus(args.devices.replace("none", "")), args.gpus)
+        env.update(device_environment(devices))
+        print(
+            f"GPUs: {', '.join(map(str, devices))} (CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']})",
+            flush=True,
+        )
     print("running:", " ".join(command), flush=True)
     start = time.time()
     result = subprocess.run(command, cwd=REPO_ROOT, env=env)
