@@ -470,29 +470,43 @@ def fraction_below_one(value):
     return value
 
 
+fraction_below_one.json_schema = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+
+
 marian_args_schema = Schema({str: Any(str, int, float, bool, [Any(str, int, float)])})
 
 experiment_schema = {
+    # Names the run: the local engine writes it to runs/<name>/; Taskcluster labels and caches carry it.
     Required("name"): experiment_name,
+    # ISO 639-1 code of the source language where one exists (else ISO 639-3), optionally with a script.
     Required("src"): language_code,
+    # ISO 639-1 code of the target language, as `src`.
     Required("trg"): language_code,
+    # Size of the SentencePiece vocabulary both languages share.
     Required("spm-vocab-size"): All(Integer(64, 256000), _vocab_size),
+    # Lines sampled from the merged corpus to train the vocabulary.
     Optional("spm-sample-size", default=1_000_000): Integer(1),
+    # Cap on the merged parallel corpus after deduplication; null keeps everything.
     Optional("corpus-max-sentences", default=None): nullable(Integer(1)),
+    # Cap on the merged devset Marian validates on.
     Optional("dev-max-sentences", default=2000): Integer(1),
     # The reference has no teacher size setting (its teacher is transformer-big): `big` is its equivalent.
     Optional("teacher-model", default="big"): OneOf(*TEACHER_PRESETS),
+    # Teachers trained with different seeds; distillation decodes with their ensemble.
     Optional("teacher-ensemble", default=1): Integer(1, 8),
+    # Student architecture, Firefox's (pipeline/train/configs/model/student.*.yml).
     Optional("student-model", default="base-memory"): OneOf(*STUDENT_PRESETS),
     # The teachers' OpusTrainer curriculum: two-stage = pre-train on original + back-translated data, then
     # fine-tune on the original; one-stage = both mixed until the end.
     Optional("teacher-mode", default="two-stage"): OneOf(*TEACHER_MODES),
     # Monolingual data: a cap on each dataset (applied at import) and on the merged total, per side.
     Optional("mono-max-sentences-src", default={}): mono_caps_schema,
+    # The same for the target side (the back-translations' input).
     Optional("mono-max-sentences-trg", default={}): mono_caps_schema,
     # Share of the distilled corpus (the pairs the backward model scores lowest) that is dropped. The reference
     # hard-codes 5%.
     Optional("cefilter-remove-fraction", default=0.05): fraction_below_one,
+    # The validation metric that picks each training's best checkpoint and drives its early stopping.
     Optional("best-model", default="chrf"): OneOf(*BEST_MODEL_METRICS),
     # The report (the run's last task) fails when the final model scores a chrF at or below that of copying
     # the source on a test set: a model worse than no model. True accepts such a model.
@@ -505,9 +519,7 @@ experiment_schema = {
         Optional("mono-src", default=7.0): Number(0),
         Optional("mono-trg", default=7.0): Number(0),
     },
-    # Filter configs in OpusCleaner's format (pipeline/clean/opuscleaner/configs/): `defaults` runs the built-in
-    # default for every dataset; `custom` takes the most specific of <src>-<trg>/<dataset>.filters.json,
-    # <src>-<trg>/default.filters.json and the default. `use-opuscleaner: false` means `defaults`.
+    # The reference's switch for OpusCleaner filtering; false means `opuscleaner-mode: defaults`.
     Optional("use-opuscleaner", default=True): Boolean,
     # bicleaner-ai: pairs scoring at most the threshold are removed; 0 skips a dataset (no model needed).
     # dataset-thresholds are keyed by the dataset name or its task-label form (opus_ParaCrawl_v9).
@@ -524,11 +536,19 @@ experiment_schema = {
         }
         for side in ("src", "trg")
     },
+    # Filter configs in OpusCleaner's format (pipeline/clean/opuscleaner/configs/): `defaults` runs the built-in
+    # default for every dataset; `custom` takes the most specific of <src>-<trg>/<dataset>.filters.json,
+    # <src>-<trg>/default.filters.json and the default.
     Optional("opuscleaner-mode", default="defaults"): OneOf("defaults", "custom"),
+    # Rule-based cleaning applied to every training dataset.
     Optional("cleaning", default={}): {
+        # Pairs with a side shorter than this many words are removed.
         Optional("min-words", default=1): Integer(1),
+        # Pairs with a side longer than this many words are removed.
         Optional("max-words", default=150): Integer(1),
+        # Pairs whose longer side has more than this many times the words of the shorter are removed.
         Optional("max-length-ratio", default=3.0): Number(1),
+        # Pairs whose sides are not in the config's languages (py3langid) are removed.
         Optional("language-id", default=True): Boolean,
     },
 }
@@ -536,16 +556,27 @@ experiment_schema = {
 training_config_schema = Schema(
     {
         Required("experiment"): experiment_schema,
+        # Datasets as provider_name (opus_Books/v1, mtdata_..., sacrebleu_wmt14, flores_dev, news-crawl_news.2021,
+        # hplt_mono/v3.0, url_..., local_<path prefix>); every devtest and test sentence is removed from the rest.
         Required("datasets"): {
+            # Parallel corpora the models train on.
             Required("train"): dataset_list(min_length=1),
+            # Parallel sets the trainings validate on (merged into one devset).
             Required("devtest"): dataset_list(min_length=1),
+            # Parallel sets every model is evaluated on.
             Required("test"): dataset_list(min_length=1),
+            # Source-language text the teachers translate for the student (distillation).
             Optional("mono-src", default=[]): dataset_list(),
+            # Target-language text the backward model translates for the teachers (back-translation).
             Optional("mono-trg", default=[]): dataset_list(),
         },
+        # Extra Marian options per stage (training-backward, training-teacher, training-student,
+        # training-student-finetuned, decoding-backward, decoding-teacher); they override the presets, and each
+        # key is checked against Marian's own option list.
         Optional("marian-args", default={}): {
             Optional(stage, default={}): Any(None, marian_args_schema) for stage in MARIAN_ARG_STAGES
         },
+        # Run up to and including this stage (the reference's kind names, in pipeline order), or all-pipeline.
         Optional("target-stage", default="all-pipeline"): target_stage,
         # Settings only the Taskcluster engine reads (worker classes, upload buckets, split-chunks, ...).
         Optional("taskcluster", default={}): Schema(
