@@ -101,3 +101,70 @@ def test_dry_run_refuses_a_missing_dataset_before_rendering(tmp_path):
         assert lines[1].startswith("datasets.test: sacrebleu_wmt99: sacrebleu has no test set"), lines
         assert "Rendered" not in result.stdout
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """DATASET_CHECKS_ONLINE=1 against a loopback server: the OPUS API (find-corpus's recorded response) and
+    files that answer HEAD."""
+    from http.server import BaseHTTPRequestHandler
+    from urllib.parse import urlsplit
+
+    from conftest import http_server
+
+    api = (REPO_ROOT / "tests" / "fixtures" / "find_corpus" / "opusapi-en-fr.json").read_bytes()
+    files = {"/news-crawl/fr/news.2023.fr.shuffled.deduped.gz", "/data/corpus.en.gz", "/data/corpus.fr.gz"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_HEAD(self):
+            self.send_response(200 if urlsplit(self.path).path in files else 404)
+            self.end_headers()
+
+        def do_GET(self):
+            found = urlsplit(self.path).path == "/opusapi/"
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(api if found else b"")
+
+    dataset_checks._opus_listing.cache_clear()
+    with http_server(Handler) as base:
+        monkeypatch.setenv("DATASET_CHECKS_ONLINE", "1")
+        monkeypatch.setenv("OPUS_API_MIRROR", base)
+        monkeypatch.setenv("NEWSCRAWL_MIRROR", base)
+        monkeypatch.setenv("DATASET_CHECKS_TIMEOUT", "5")
+        yield base
+    dataset_checks._opus_listing.cache_clear()
+
+
+def test_online_checks_ask_the_opus_api_and_head_the_files(online, mtdata_index):
+    good = config(
+        train=["opus_Europarl/v8", f"url_{online}/data/corpus.[LANG].gz"],
+        **{"mono-trg": ["news-crawl_news.2023"]},
+    )
+    assert dataset_checks.dataset_problems(good) == []
+    bad = config(
+        train=["opus_Europarl/v3", "opus_NoSuchCorpus/v1", f"url_{online}/data/missing.[LANG].gz"],
+        **{"mono-trg": ["news-crawl_news.1999"]},
+    )
+    problems = dataset_checks.dataset_problems(bad)
+    assert (
+        problems[0]
+        == "datasets.train: opus_Europarl/v3: OPUS lists no Europarl/v3 for en-fr; it has opus_Europarl/v8"
+    )
+    assert problems[1] == "datasets.train: opus_NoSuchCorpus/v1: OPUS lists no NoSuchCorpus/v1 for en-fr"
+    assert (
+        problems[2]
+        == f"datasets.train: url_{online}/data/missing.[LANG].gz: {online}/data/missing.en.gz does not exist (HTTP 404)"
+    )
+    assert (
+        problems[3].startswith("datasets.mono-trg: news-crawl_news.1999: ") and "news.1999.fr" in problems[3]
+    )
+
+
+def test_online_checks_are_off_by_default(monkeypatch, mtdata_index):
+    monkeypatch.delenv("DATASET_CHECKS_ONLINE", raising=False)
+    monkeypatch.setenv("OPUS_API_MIRROR", "http://127.0.0.1:9")
+    assert dataset_checks.dataset_problems(config(train=["opus_NoSuchCorpus/v1"])) == []

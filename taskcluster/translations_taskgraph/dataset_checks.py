@@ -1,11 +1,15 @@
 """Checks, before any task runs, that the datasets a config names exist where that can be known offline:
 `local_` files by path (the import step's own rules), sacrebleu test sets and their language pair in
-sacrebleu's registry, mtdata ids in mtdata's index. Other providers (opus, url, flores, news-crawl, hplt) are
-only known to their servers: their import task says so if a name is wrong.
+sacrebleu's registry, mtdata ids in mtdata's index. Other providers are only known to their servers: with
+DATASET_CHECKS_ONLINE=1 (a machine that reaches them), OPUS corpora are looked up in the OPUS API (the pair and
+version) and `url_` and news-crawl files get a HEAD request, each with a timeout (DATASET_CHECKS_TIMEOUT, 10 s);
+otherwise (and for flores and hplt) their import task says so if a name is wrong.
 
 Used by the local engine (runs and `--dry-run`), `preflight-check` and the Taskcluster `train` action.
 """
 
+import functools
+import os
 import re
 from pathlib import Path
 
@@ -81,7 +85,75 @@ def _mtdata(name: str, langs: list[str]) -> str | None:
     return None
 
 
+def _head(url: str) -> str | None:
+    """Why a HEAD request for `url` says it cannot be downloaded, or None (it can, or the server cannot tell)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "translations-dataset-check"})
+    try:
+        with urllib.request.urlopen(request, timeout=online_timeout()):
+            return None
+    except urllib.error.HTTPError as error:
+        if error.code in (404, 410):
+            return f"{url} does not exist (HTTP {error.code})"
+        return None  # 403, 405, 5xx: the server does not say; the import task will
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        return f"{url} cannot be reached ({getattr(error, 'reason', error)}); unset DATASET_CHECKS_ONLINE offline"
+
+
+def _url(name: str, langs: list[str]) -> str | None:
+    _, address = parse_dataset(name)
+    return next((problem for lang in langs if (problem := _head(address.replace("[LANG]", lang)))), None)
+
+
+def _news_crawl(name: str, langs: list[str]) -> str | None:
+    from pipeline.common.download import mirrored
+    from pipeline.data.langs import source_code
+    from pipeline.data.providers.news_crawl import SERVER
+
+    _, year = parse_dataset(name)
+    (lang,) = langs
+    code = source_code("news-crawl", lang)
+    return _head(mirrored("news-crawl", f"{SERVER}/news-crawl/{code}/{year}.{code}.shuffled.deduped.gz"))
+
+
+@functools.lru_cache(maxsize=8)
+def _opus_listing(src: str, trg: str):
+    from pipeline.data.find_corpus import opus
+
+    return opus(src, trg)
+
+
+def _opus(name: str, langs: list[str]) -> str | None:
+    """Asks the OPUS API (find-corpus's query) whether the pair has the corpus in that version."""
+    from pipeline.common.step import StepError
+
+    if len(langs) != 2:
+        return None  # monolingual OPUS files are not in the API's pair listing
+    try:
+        listing = _opus_listing(*langs)
+    except StepError as error:
+        return f"the OPUS API cannot be reached ({error}); unset DATASET_CHECKS_ONLINE offline"
+    known = {d.name for d in listing.datasets}
+    if name in known:
+        return None
+    same_corpus = sorted(k for k in known if k.split("/")[0] == name.split("/")[0])
+    hint = f"; it has {', '.join(same_corpus)}" if same_corpus else ""
+    return f"OPUS lists no {name.removeprefix('opus_')} for {'-'.join(langs)}{hint}"
+
+
+def online_timeout() -> float:
+    return float(os.environ.get("DATASET_CHECKS_TIMEOUT") or 10)
+
+
 CHECKS = {"local": _local, "sacrebleu": _sacrebleu, "mtdata": _mtdata}
+# Asked of the providers' servers, with a timeout, where DATASET_CHECKS_ONLINE=1 (the machine can reach them).
+ONLINE_CHECKS = {"opus": _opus, "url": _url, "news-crawl": _news_crawl}
+
+
+def checks_online() -> bool:
+    return os.environ.get("DATASET_CHECKS_ONLINE") == "1"
 
 
 def dataset_problems(config: dict) -> list[str]:
@@ -90,7 +162,7 @@ def dataset_problems(config: dict) -> list[str]:
     for category in PARALLEL_CATEGORIES + MONO_CATEGORIES:
         for name in config["datasets"].get(category) or []:
             provider, _ = parse_dataset(name)
-            check = CHECKS.get(provider)
+            check = CHECKS.get(provider) or (ONLINE_CHECKS.get(provider) if checks_online() else None)
             try:
                 problem = check(name, _langs(config, category)) if check else None
             except (
