@@ -9,6 +9,7 @@ The dataset name is written provider_name; each provider is a module in pipeline
   flores_dev, flores_devtest     FLORES-200 (parallel)
   news-crawl_news.<year>         WMT news-crawl (mono)
   hplt_mono/v3.0                 HPLT documents above --hplt-min-doc-score, split into segments (mono)
+An evaluation set may be augmented: <provider>_aug-<kind>_<name> (flores_aug-mix_devtest; pipeline/data/augment.py).
 
 Downloads resume, retry and are checked (pipeline/common/download.py); they are kept in `<output-dir>/.work/`
 until the import succeeded, so a killed task resumes its download. Every line is checked (UTF-8, both sides
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from pipeline.data.providers import flores, hplt, local, mtdata, news_crawl, opus, sacrebleu, url
 from pipeline.common.io import read_lines, read_pairs, write_json, write_lines
-from pipeline.common.step import StepError, already_done, run_step
+from pipeline.common.step import StepError, already_done, run_step, threads
+from pipeline.data.augment import augment_pairs, split_augmentation
 
 logger = logging.getLogger("import")
 
@@ -70,19 +72,42 @@ def main(args):
         return
     provider, _, name = args.dataset.partition("_")
     module = provider_module(provider)
+    try:
+        augmentation, name = split_augmentation(name)
+    except ValueError as error:
+        raise StepError(f"dataset {args.dataset}: {error}") from None
     kind = "parallel" if len(langs) == 2 else "mono"
     if kind not in module.KINDS:
         raise StepError(f"dataset {args.dataset}: the {provider} provider has no {kind} datasets")
+    if augmentation and kind != "parallel":
+        raise StepError(f"dataset {args.dataset}: augmented datasets are parallel (evaluation sets)")
     workdir = args.output_dir / ".work"
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         count, stats = _import(args, module, name, langs, outputs, workdir)
+        if augmentation:
+            count, stats = _augment(args, augmentation, langs, outputs, workdir, stats)
     except BaseException:
         _keep_only_partial_downloads(workdir)
         raise
     write_json(args.output_dir / "stats.json", stats)
     shutil.rmtree(workdir, ignore_errors=True)
     logger.info("imported %d lines of %s", count, args.dataset)
+
+
+def _augment(args, augmentation: str, langs: list[str], outputs: list[str], workdir: Path, stats: dict):
+    """Replaces the imported pairs with their augmented version (pipeline/data/augment.py)."""
+    pairs = list(read_pairs(args.output_dir / outputs[0], args.output_dir / outputs[1]))
+    augmented, dropped = augment_pairs(pairs, augmentation, langs[0], workdir / "augment", threads())
+    with write_lines(args.output_dir / outputs[0]) as src_out, write_lines(args.output_dir / outputs[1]) as trg_out:
+        for src, trg in augmented:
+            src_out.write(_clean(src))
+            trg_out.write(_clean(trg))
+    if dropped:
+        logger.warning("aug-%s: OpusTrainer's modifier dropped %d of %d pairs", augmentation, dropped, len(pairs))
+    logger.info("aug-%s: %d pairs from the %d imported", augmentation, len(augmented), len(pairs))
+    stats = {**stats, "lines": len(augmented), "augmentation": f"aug-{augmentation}", "lines_imported": len(pairs)}
+    return len(augmented), {**stats, "augmentation_dropped": dropped}
 
 
 def _keep_only_partial_downloads(workdir: Path) -> None:

@@ -156,6 +156,14 @@ def checks_online() -> bool:
     return os.environ.get("DATASET_CHECKS_ONLINE") == "1"
 
 
+def _without_augmentation(name: str) -> str:
+    """`flores_aug-mix_devtest` -> `flores_devtest`: the augmented set exists where the set it augments does."""
+    from pipeline.data.augment import split_augmentation
+
+    provider, _, rest = name.partition("_")
+    return f"{provider}_{split_augmentation(rest)[1]}"
+
+
 def dataset_problems(config: dict) -> list[str]:
     """One line per dataset of the config that cannot exist, naming its key: `datasets.test: sacrebleu_x: ...`."""
     problems = []
@@ -164,7 +172,7 @@ def dataset_problems(config: dict) -> list[str]:
             provider, _ = parse_dataset(name)
             check = CHECKS.get(provider) or (ONLINE_CHECKS.get(provider) if checks_online() else None)
             try:
-                problem = check(name, _langs(config, category)) if check else None
+                problem = check(_without_augmentation(name), _langs(config, category)) if check else None
             except (
                 ImportError
             ):  # an environment without the provider's library (a decision task): its import task checks

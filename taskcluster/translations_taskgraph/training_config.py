@@ -410,7 +410,14 @@ def parse_dataset(name: str) -> tuple[str, str]:
             f"dataset {name!r} has unknown provider {provider!r}; known: {', '.join(DATASET_PROVIDERS)}"
         )
     if rest.startswith("aug-"):
-        raise Invalid(f"not supported yet: augmented evaluation datasets (aug-..._) ({name})")
+        from pipeline.data.augment import split_augmentation
+
+        try:
+            _, rest_of_name = split_augmentation(rest)
+        except ValueError as error:
+            raise Invalid(f"dataset {name!r}: {error}") from None
+        parse_dataset(f"{provider}_{rest_of_name}")  # the dataset it augments, by its provider's rules
+        return provider, rest
     if provider == "hplt" and re.match(r"^mono/v\d+(\.\d+)*$", rest) and rest != "mono/v3.0":
         raise Invalid(f"not supported yet: HPLT versions other than mono/v3.0 ({name})")
     if provider == "url" and not re.match(r"^https?://", rest):
@@ -887,6 +894,10 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
             if category in MONO_CATEGORIES and "mono" not in DATASET_PROVIDERS[provider]:
                 problems.append(
                     (key, f"{provider}_ datasets are parallel; {name!r} cannot be monolingual data")
+                )
+            elif category in MONO_CATEGORIES and name.partition("_")[2].startswith("aug-"):
+                problems.append(
+                    (key, f"augmented datasets are evaluation sets (parallel); {name!r} is in {category}")
                 )
             if category in PARALLEL_CATEGORIES and provider == "url" and "[LANG]" not in name:
                 problems.append(
