@@ -94,6 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser):
         help="do not fail when the final model scores at or below copying the source "
         "(the training config's experiment.accept-below-copy-source)",
     )
+    parser.add_argument(
+        "--wandb-publication",
+        nargs="?",
+        const="true",
+        default="false",
+        choices=["true", "false"],
+        help="publish the curves, scores and report to Weights & Biases (the config's wandb-publication)",
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
@@ -563,6 +571,14 @@ def main(args):
     with atomic_path(args.output_dir / "report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     logger.info("wrote %s", args.output_dir / "report.md")
+    if args.wandb_publication == "true":
+        from pipeline.eval.publish_wandb import publish
+
+        try:
+            publish(report, args.output_dir, {row["model"]: row.get("training") for row in converging})
+        except Exception as error:  # wandb raises its own errors (network, key): the retry publishes again
+            (args.output_dir / "report.json").unlink(missing_ok=True)
+            raise StepError(f"publishing to Weights & Biases failed: {error!r}") from None
 
 
 if __name__ == "__main__":

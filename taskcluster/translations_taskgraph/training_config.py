@@ -189,7 +189,6 @@ NOT_SUPPORTED_YET = {
     ("experiment", "archive-corpora"): (lambda v: not v, "archiving the corpora"),
     ("continuation", "corpora"): (lambda v: not v, "continuing from existing corpora"),
     ("start-stage",): (lambda v: not v, "restarting a Taskcluster run at a stage"),
-    ("wandb-publication",): (_is_false, "publishing to Weights & Biases"),
     # What the reference's train action adds to the configs it stores.
     ("existing_tasks",): (lambda v: not v, "reusing tasks of earlier Taskcluster task groups"),
     ("previous_group_ids",): (lambda v: not v, "reusing tasks of earlier Taskcluster task groups"),
@@ -585,6 +584,10 @@ training_config_schema = Schema(
         },
         # Run up to and including this stage (the reference's kind names, in pipeline order), or all-pipeline.
         Optional("target-stage", default="all-pipeline"): target_stage,
+        # Publish the trainings' curves, the evaluations, the config and the report to Weights & Biases (project
+        # <src>-<trg>, group <experiment name>): online where WANDB_API_KEY is set (WANDB_BASE_URL for a
+        # self-hosted server), else as offline runs in the report's artifacts (`wandb sync` sends them later).
+        Optional("wandb-publication", default=False): Boolean,
         # Settings only the Taskcluster engine reads (worker classes, upload buckets, split-chunks, ...).
         Optional("taskcluster", default={}): Schema(
             {
