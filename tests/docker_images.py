@@ -49,6 +49,22 @@ IMPORT_NAMES = {
     "pillow": {"PIL"},
     "pysocks": {"socks", "sockshandler"},
     "websocket-client": {"websocket"},
+    "cwevals": {"coreweave_evaluations"},
+    "googleapis-common-protos": {"google"},
+    "protobuf": {"google"},
+    **{
+        f"opentelemetry-{part}": {"opentelemetry"}
+        for part in (
+            "api",
+            "exporter-http-transport",
+            "exporter-otlp-common",
+            "exporter-otlp-proto-common",
+            "exporter-otlp-proto-http",
+            "proto",
+            "sdk",
+            "semantic-conventions",
+        )
+    },  # fmt: skip
     "go-task-bin": set(),  # an executable, .venv/bin/task
 }
 
