@@ -144,3 +144,52 @@ def test_the_train_action_links_to_reused_tasks_and_runs_the_rest(fake_tc, full_
     # The new training task fetches its inputs from the reused tasks.
     teacher = next(task for task in graph.values() if task["label"] == "train-teacher-en-fr-1")
     assert ids["build-vocab-en-fr"] in json.dumps(teacher["task"]["payload"]["env"]["MOZ_FETCHES"])
+
+
+def test_the_references_start_stage_restarts_a_kind_and_everything_after_it(fake_tc, full_graph):
+    seed_group(fake_tc, full_graph, "GroupA000000000000000A")
+    reused = existing_tasks_from_groups(
+        ["GroupA000000000000000A"], queue=queue(fake_tc), start_stage="train-teacher-model"
+    )
+    rerun = with_descendants(full_graph, "train-teacher-en-fr-1")
+    assert set(reused) == set(full_graph.tasks) - rerun
+    with pytest.raises(ValueError, match="start-stage 'export-nothing' matches no task"):
+        existing_tasks_from_groups(
+            ["GroupA000000000000000A"], queue=queue(fake_tc), start_stage="export-nothing"
+        )
+
+
+def test_the_references_reuse_keys_are_read(fake_tc, full_graph, tmp_path, monkeypatch):
+    """previous_group_ids (its spelling), start-stage (its stage names) and existing_tasks, as its train action
+    stores them in the configs; the action links to the explicit tasks over the groups' ones."""
+    from translations_taskgraph.actions.train import train_parameters
+
+    ids = seed_group(fake_tc, full_graph, "GroupA000000000000000A")
+    config = tiny()
+    config.update(
+        {
+            "previous_group_ids": ["GroupA000000000000000A"],
+            "start-stage": "train-teacher",  # the reference's older name of train-teacher-model
+            "existing_tasks": {"build-vocab-en-fr": "ExplicitVocab000000000"},
+        }
+    )
+    config = validate_training_config(config)
+    assert (
+        config["previous-group-ids"] == ["GroupA000000000000000A"]
+        and config["start-stage"] == "train-teacher-model"
+    )
+    parameters = train_parameters(
+        dict(build_parameters(validate_training_config(tiny()))), config, queue=queue(fake_tc)
+    )
+    existing = parameters["existing_tasks"]
+    assert existing["build-vocab-en-fr"] == "ExplicitVocab000000000"
+    assert existing["corpus-merge-parallel-en-fr"] == ids["corpus-merge-parallel-en-fr"]
+    assert "train-teacher-en-fr-1" not in existing and "report-en-fr" not in existing
+
+
+def test_every_stage_names_a_kind():
+    from translations_taskgraph.reuse import kind_of
+    from translations_taskgraph.training_config import STAGES
+
+    kinds = {path.name for path in (TASKCLUSTER_DIR / "kinds").iterdir()}
+    assert [stage for stage in STAGES if stage != "all-pipeline" and kind_of(stage) not in kinds] == []

@@ -16,6 +16,14 @@ logger = logging.getLogger(__name__)
 NOT_PIPELINE_KINDS = {"decision-task", "action-callback", "cron-task"}
 
 
+# Stages named apart from the kind that runs them (taskcluster/kinds/<kind>/kind.yml sets each task's stage).
+KIND_OF_STAGE = {"train-teacher-model": "train-teacher", "evaluate-finetuned-student": "evaluate-student"}
+
+
+def kind_of(stage: str) -> str:
+    return KIND_OF_STAGE.get(stage, stage)
+
+
 def _is_pipeline_task(definition: dict) -> bool:
     kind = definition.get("tags", {}).get("kind")
     name = definition.get("metadata", {}).get("name", "")
@@ -31,9 +39,10 @@ def _list_group(queue, group_id: str) -> list[dict]:
 
 
 def existing_tasks_from_groups(
-    group_ids: list[str], start_task_prefix: str | None = None, queue=None
+    group_ids: list[str], start_task_prefix: str | None = None, queue=None, start_stage: str | None = None
 ) -> dict:
-    """label -> taskId of the tasks to reuse."""
+    """label -> taskId of the tasks to reuse. `start_stage` (the reference's `start-stage`, a kind) runs the
+    tasks of that kind again, and everything after them, as `start_task_prefix` does by label."""
     queue = queue or get_taskcluster_client("queue")
     definitions: dict[str, dict] = {}  # taskId -> task definition
     reused: dict[str, str] = {}  # label -> taskId
@@ -61,12 +70,23 @@ def existing_tasks_from_groups(
                 seen.add(dependency)
                 pending.append(dependency)
 
-    if start_task_prefix:
-        restart = {task_id for label, task_id in reused.items() if label.startswith(start_task_prefix)}
-        if not restart:
-            raise ValueError(
-                f"start-task-prefix {start_task_prefix!r} matches no task of the previous groups"
+    if start_task_prefix or start_stage:
+        restart = {
+            task_id
+            for label, task_id in reused.items()
+            if (start_task_prefix and label.startswith(start_task_prefix))
+            or (
+                start_stage
+                and definitions.get(task_id, {}).get("tags", {}).get("kind") == kind_of(start_stage)
             )
+        }
+        if not restart:
+            what = (
+                f"start-task-prefix {start_task_prefix!r}"
+                if start_task_prefix
+                else f"start-stage {start_stage!r}"
+            )
+            raise ValueError(f"{what} matches no task of the previous groups")
         # Descendants: every known task one of whose dependencies is restarted, to a fixed point.
         changed = True
         while changed:
@@ -76,5 +96,5 @@ def existing_tasks_from_groups(
                     restart.add(task_id)
                     changed = True
         reused = {label: task_id for label, task_id in reused.items() if task_id not in restart}
-        logger.info("start-task-prefix %s: %d tasks run again", start_task_prefix, len(restart))
+        logger.info("start at %s: %d tasks run again", start_task_prefix or start_stage, len(restart))
     return reused

@@ -88,6 +88,12 @@ STAGE_ALIASES = {
     "merge-devset": "corpus-merge-devset",
     "train-vocab": "build-vocab",
     "train-teacher": "train-teacher-model",
+    "train-backwards": "backtranslations-train-backwards-model",
+    "merge-translated": "corpus-merge-distillation",
+    "alignments-student": "corpus-align-distillation",
+    "train-student": "distillation-student-model-train",
+    "finetune-student": "distillation-student-model-finetune",
+    "quantize": "distillation-student-model-quantize",
     "all": "all-pipeline",
 }
 # Our earlier key names -> the reference's.
@@ -188,10 +194,6 @@ NOT_SUPPORTED_YET = {
     ("experiment", "pretrained-models"): (lambda v: not v, "training from pretrained models"),
     ("experiment", "archive-corpora"): (lambda v: not v, "archiving the corpora"),
     ("continuation", "corpora"): (lambda v: not v, "continuing from existing corpora"),
-    ("start-stage",): (lambda v: not v, "restarting a Taskcluster run at a stage"),
-    # What the reference's train action adds to the configs it stores.
-    ("existing_tasks",): (lambda v: not v, "reusing tasks of earlier Taskcluster task groups"),
-    ("previous_group_ids",): (lambda v: not v, "reusing tasks of earlier Taskcluster task groups"),
 }
 
 # Stages of the reference system that this project has not built yet (accepted names for `target-stage`
@@ -615,6 +617,12 @@ training_config_schema = Schema(
         },
         # Taskcluster: reuse the completed tasks of these earlier task groups (later groups win).
         Optional("previous-group-ids"): All([task_group_id], Length(min=1)),
+        # Taskcluster, with previous-group-ids: run again the tasks of this stage (a kind, or the reference's
+        # older name for it) and everything after them.
+        Optional("start-stage"): target_stage,
+        # Taskcluster: reuse these tasks (label -> task id) as they are, over what previous-group-ids gives;
+        # labels this graph does not have are named in the decision task's log.
+        Optional("existing_tasks"): {str: task_group_id},
         # Taskcluster, with previous-group-ids: run again the tasks whose label starts with this, and
         # everything after them.
         Optional("start-task-prefix"): All(str, Length(min=1)),
@@ -690,8 +698,16 @@ def _reference_shapes(config: dict, problems: list) -> dict:
             if isinstance(value, int) and not isinstance(value, bool):
                 experiment[key] = {"total": value, "per-dataset": value}
         config["experiment"] = experiment
+    if "previous_group_ids" in config:  # the reference's spelling (its train action stores it)
+        if "previous-group-ids" in config:
+            problems.append(("previous_group_ids", "give previous-group-ids or previous_group_ids, not both"))
+        config["previous-group-ids"] = config.pop("previous_group_ids")
     if config.get("previous-group-ids") == []:
         config.pop("previous-group-ids")
+    if config.get("existing_tasks") in ({}, None):
+        config.pop("existing_tasks", None)
+    if config.get("start-stage") in ("", None):
+        config.pop("start-stage", None)
     continuation = config.get("continuation")
     models = continuation.get("models") if isinstance(continuation, dict) else None
     if isinstance(models, dict):

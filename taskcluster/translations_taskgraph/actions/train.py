@@ -73,9 +73,13 @@ def train_parameters(parameters, config: dict, queue=None) -> Parameters:
     if config.get("previous-group-ids"):
         existing.update(
             existing_tasks_from_groups(
-                config["previous-group-ids"], config.get("start-task-prefix"), queue=queue
+                config["previous-group-ids"],
+                config.get("start-task-prefix"),
+                queue=queue,
+                start_stage=config.get("start-stage"),
             )
         )
+    existing.update(config.get("existing_tasks") or {})
     values["existing_tasks"] = existing
     return Parameters(strict=True, **values)
 
