@@ -192,7 +192,6 @@ NOT_SUPPORTED_YET = {
     ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
     ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
     ("experiment", "pretrained-models"): (lambda v: not v, "training from pretrained models"),
-    ("experiment", "archive-corpora"): (lambda v: not v, "archiving the corpora"),
     ("continuation", "corpora"): (lambda v: not v, "continuing from existing corpora"),
 }
 
@@ -522,6 +521,10 @@ experiment_schema = {
     # The share of a training's curriculum lines that OpusTrainer's modifiers may fail on (each one counted and
     # the first quoted in the error); 0: the first such line fails the training.
     Optional("curriculum-max-skipped-fraction", default=0.0): fraction_below_one,
+    # Keep the corpora (merged, aligned, back-translated, distilled) for a year on Taskcluster instead of the
+    # tasks' 90 days, so that later runs can reuse them (the reference uploads them to long-term storage).
+    # The local engine keeps every output in runs/ anyway.
+    Optional("archive-corpora", default=False): Boolean,
     # HPLT documents below this web-docs-scorer score (0-10) are skipped.
     Optional("hplt-min-doc-score", default={}): {
         Optional("mono-src", default=7.0): Number(0),

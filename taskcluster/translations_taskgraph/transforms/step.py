@@ -218,6 +218,22 @@ def _quote(word):
     return shlex.quote(word)
 
 
+# The kinds whose outputs are the corpora (merged, aligned, back-translated, distilled), and how long they are
+# kept with `experiment.archive-corpora: true` (the reference uploads them to long-term storage) instead of
+# the task default (taskcluster/config.yml), so that later runs can reuse them (previous-group-ids).
+CORPUS_KINDS = (
+    "corpus-merge-parallel", "corpus-merge-mono", "corpus-merge-devset", "corpus-merge-distillation",
+    "corpus-align-parallel", "corpus-align-backtranslations", "corpus-align-distillation",
+    "backtranslations-mono-trg-dechunk-translations", "distillation-parallel-src-dechunk-translations",
+    "distillation-mono-src-dechunk-translations", "distillation-corpus-final-filtering",
+)  # fmt: skip
+ARCHIVE_EXPIRES_AFTER = "1 year"
+
+
+def archives_corpora(run_config) -> bool:
+    return bool(run_config.get("experiment", {}).get("archive-corpora"))
+
+
 @transforms.add
 def add_taskcluster_run(config, tasks):
     """The Taskcluster form of the step: fetches of upstream artifacts and one run-task command."""
@@ -253,6 +269,8 @@ def add_taskcluster_run(config, tasks):
         worker.setdefault(
             "artifacts", [{"name": "public/build", "path": "/builds/worker/artifacts", "type": "directory"}]
         )
+        if config.kind in CORPUS_KINDS and archives_corpora(run_config):
+            task["expires-after"] = ARCHIVE_EXPIRES_AFTER  # docker-worker's artifacts expire with their task
         if step["publishes-checkpoints"]:
             worker["taskcluster-proxy"] = True
         # Retried on a new run: a failed Taskcluster request, a temporary failure, a failed clone.
