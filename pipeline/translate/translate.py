@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser):
     )
     parser.add_argument("--part-lines", type=int, default=2000, help="lines decoded per resumable part")
     parser.add_argument("--marian-args", default="{}", help="JSON mapping of extra Marian decoding options")
+    parser.add_argument(
+        "--decoder",
+        choices=["marian", "ctranslate2"],
+        default="marian",
+        help="ctranslate2: convert the model and decode with CTranslate2 (one model; an ensemble uses Marian)",
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
@@ -173,9 +179,44 @@ def best_translations(output, references: Iterator[str] | None) -> Iterator[str]
         yield best_by_chrf(hypotheses, reference)
 
 
+def write_parts(translations, work: Path, start: int, end: int, offset: int, part_lines: int, first: int):
+    """Writes the translations of lines [offset, end) as parts of `part_lines`, each atomically as soon as it
+    is complete; returns (lines still missing, lines received)."""
+    number, total, received = first, end - offset, 0
+    while total > 0:
+        size = min(part_lines, total)
+        lines = list(itertools.islice(translations, size))
+        received += len(lines)
+        if len(lines) < size:
+            break  # the decoder ended early: its exit status and log say why
+        with write_lines(work / f"part.{number:05d}.zst") as writer:
+            for line in lines:
+                writer.write(line)
+        done = offset - start + received
+        logger.info("part %d translated (%d lines): %d of %d lines done", number, size, done, end - start)
+        number, total = number + 1, total - size
+    return total, received
+
+
+def translate_parts_ctranslate2(args, options, work, start, end, part_lines, first) -> None:
+    from pipeline.translate.ctranslate2_decoder import translate_lines
+
+    offset = start + first * part_lines
+    sources = chunk_lines(args.input, offset, end)
+    references = chunk_lines(args.references, offset, end) if args.references else None
+    output = translate_lines(args.model_dirs[0], work, sources, references is not None, options)
+    total, received = write_parts(
+        best_translations(output, references), work, start, end, offset, part_lines, first
+    )
+    if total > 0:
+        raise StepError(f"CTranslate2 returned {received} translations for {end - offset} lines")
+
+
 def translate_parts(args, options, work: Path, start: int, end: int, part_lines: int, first: int) -> None:
     """Decodes lines [start + first * part_lines, end) of the input in one Marian process, writing each
     part of `part_lines` translations atomically as soon as it is complete."""
+    if args.decoder == "ctranslate2":
+        return translate_parts_ctranslate2(args, options, work, start, end, part_lines, first)
     offset = start + first * part_lines
     sources = chunk_lines(args.input, offset, end)
     references = chunk_lines(args.references, offset, end) if args.references else None
@@ -187,19 +228,7 @@ def translate_parts(args, options, work: Path, start: int, end: int, part_lines:
     try:
         output = (raw.decode("utf-8").rstrip("\n") for raw in process.stdout)
         translations = best_translations(output, references)
-        number, total, received = first, end - offset, 0
-        while total > 0:
-            size = min(part_lines, total)
-            lines = list(itertools.islice(translations, size))
-            received += len(lines)
-            if len(lines) < size:
-                break  # Marian ended early: its exit status and log say why
-            with write_lines(work / f"part.{number:05d}.zst") as writer:
-                for line in lines:
-                    writer.write(line)
-            done = offset - start + received
-            logger.info("part %d translated (%d lines): %d of %d lines done", number, size, done, end - start)
-            number, total = number + 1, total - size
+        total, received = write_parts(translations, work, start, end, offset, part_lines, first)
     except BaseException:
         process.kill()
         raise
@@ -227,6 +256,11 @@ def main(args):
         if not (folder / "final.model.npz").exists() or not (folder / "final.model.npz.decoder.yml").exists():
             raise StepError(f"no trained model in {folder} (final.model.npz and its decoder.yml)")
     extra = parse_marian_args(args.marian_args)
+    if args.decoder == "ctranslate2" and len(args.model_dirs) > 1:
+        logger.warning(
+            "CTranslate2 decodes one model, not an ensemble of %d: decoding with Marian", len(args.model_dirs)
+        )
+        args.decoder = "marian"
     total = count_lines(args.input)
     if args.references:
         reference_total = count_lines(args.references)
@@ -243,6 +277,10 @@ def main(args):
     }
     part_lines = args.part_lines
     options.update(part_batching(options, part_lines))
+    if args.decoder == "ctranslate2":
+        from pipeline.translate.ctranslate2_decoder import decoder_options
+
+        options = decoder_options(args.model_dirs[0] / "final.model.npz.decoder.yml", extra)
     work = out / "parts"
     work.mkdir(parents=True, exist_ok=True)
     parts = math.ceil((end - start) / part_lines)

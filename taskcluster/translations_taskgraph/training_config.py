@@ -187,7 +187,6 @@ def _is_false(value) -> bool:
 # Settings of the reference system that this project does not implement yet: key path -> (accepted value test,
 # what the setting does). A config using one is refused with one line, unless the value asks for nothing.
 NOT_SUPPORTED_YET = {
-    ("experiment", "teacher-decoder"): (lambda v: v == "marian", "teacher decoding with CTranslate2"),
     ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
     ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
     ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
@@ -503,6 +502,9 @@ experiment_schema = {
     Optional("teacher-ensemble", default=1): Integer(1, 8),
     # Student architecture, Firefox's (pipeline/train/configs/model/student.*.yml).
     Optional("student-model", default="base-memory"): OneOf(*STUDENT_PRESETS),
+    # What decodes the teachers' translations for distillation: Marian, or CTranslate2 (the teacher converted
+    # with its Marian converter; an ensemble of several teachers is decoded by Marian).
+    Optional("teacher-decoder", default="marian"): OneOf("marian", "ctranslate2"),
     # The teachers' OpusTrainer curriculum: two-stage = pre-train on original + back-translated data, then
     # fine-tune on the original; one-stage = both mixed until the end.
     Optional("teacher-mode", default="two-stage"): OneOf(*TEACHER_MODES),
