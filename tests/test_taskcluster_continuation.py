@@ -87,6 +87,37 @@ def test_continued_teachers_are_downloaded_per_member():
     } == {"dataset-local_data_l10n_en_fr_test-en-fr"}
 
 
+def test_a_continued_backward_model_is_downloaded_and_its_training_left_out():
+    config = yaml.safe_load((REPO_ROOT / "configs/tiny.yml").read_text())  # with back-translation
+    config["continuation"] = {"models": {"backwards": {"url": "https://example.org/run1/backward"}}}
+    after = target(config)
+    task = after["backtranslations-train-backwards-model-en-fr"]
+    assert task.attributes["step"]["module"] == DOWNLOAD
+    assert ["--source", "https://example.org/run1/backward"] in task.attributes["step"]["args"]
+    # Back-translation uses the downloaded model; the report reads no training log of it (there is none).
+    assert any(label.startswith("backtranslations-mono-trg-translate") for label in after)
+    report = dict(after["report-en-fr"].attributes["step"]["args"])
+    assert "--backward-logs" not in report and "--backward-summaries" not in report
+    assert "--teacher-logs" in report
+
+
+def test_the_references_pretrained_models_read_as_continuation():
+    config = yaml.safe_load((REPO_ROOT / "configs/tiny.yml").read_text())
+    config["experiment"]["pretrained-models"] = {
+        "train-backwards": {"urls": [TASK_ID], "mode": "use", "type": "default"}
+    }
+    validated = validate_training_config(config)
+    assert validated["continuation"]["models"]["backwards"] == {
+        "url": TASK_ID,
+        "mode": "use",
+        "type": "default",
+    }
+    assert "pretrained-models" not in validated["experiment"]
+    config["experiment"]["pretrained-models"] = {"train-student": {"urls": [TASK_ID]}}
+    with pytest.raises(ConfigError, match="experiment.pretrained-models.train-student: not supported yet"):
+        validate_training_config(config)
+
+
 @pytest.mark.parametrize(
     "continuation,key",
     [

@@ -190,7 +190,6 @@ NOT_SUPPORTED_YET = {
     ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
     ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
     ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
-    ("experiment", "pretrained-models"): (lambda v: not v, "training from pretrained models"),
     ("continuation", "corpora"): (lambda v: not v, "continuing from existing corpora"),
 }
 
@@ -618,6 +617,13 @@ training_config_schema = Schema(
                     Optional("mode", default="use"): OneOf("use"),
                     Optional("type", default="default"): OneOf("default"),
                 },
+                # The backward model (e.g. an earlier run's student of the reverse pair), `use`d as it is: it
+                # must share this run's vocabulary (continuation.vocab).
+                Optional("backwards"): {
+                    Required("url"): continuation_source,
+                    Optional("mode", default="use"): OneOf("use"),
+                    Optional("type", default="default"): OneOf("default"),
+                },
             },
         },
         # Taskcluster: reuse the completed tasks of these earlier task groups (later groups win).
@@ -688,6 +694,40 @@ def _drop_duplicate_datasets(config: dict) -> dict:
     return {**config, "datasets": datasets}
 
 
+# The reference's older `experiment.pretrained-models` stages -> continuation.models roles.
+PRETRAINED_ROLES = {"train-teacher": "teacher", "train-backwards": "backwards"}
+
+
+def _pretrained_as_continuation(config: dict, pretrained: dict, problems: list) -> dict:
+    """`experiment.pretrained-models: {train-backwards: {urls: [U], mode, type}}` (the reference's older form)
+    as `continuation.models.backwards: {url: U, ...}` (and train-teacher as continuation.models.teacher)."""
+    continuation = dict(config.get("continuation") or {})
+    models = dict(continuation.get("models") or {})
+    for stage, spec in pretrained.items():
+        role = PRETRAINED_ROLES.get(stage)
+        key = f"experiment.pretrained-models.{stage}"
+        if role is None:
+            problems.append(
+                (
+                    key,
+                    f"not supported yet: a pretrained model for {stage} (known: {', '.join(PRETRAINED_ROLES)})",
+                )
+            )
+            continue
+        if not isinstance(spec, dict) or not isinstance(spec.get("urls"), list) or not spec["urls"]:
+            problems.append((key, "must hold urls: [address or task id, ...], mode and type"))
+            continue
+        if role in models:
+            problems.append((key, f"continuation.models.{role} gives it too: keep one"))
+            continue
+        extra = {k: v for k, v in spec.items() if k in ("mode", "type")}
+        models[role] = (
+            {"urls": spec["urls"], **extra} if role == "teacher" else {"url": spec["urls"][0], **extra}
+        )
+    continuation["models"] = models
+    return {**config, "continuation": continuation}
+
+
 def _reference_shapes(config: dict, problems: list) -> dict:
     """Reads the reference's older or looser value shapes as ours: `use-opuscleaner: "true"` (a string),
     `mono-max-sentences-src: 500_000_000` (the total alone), `previous-group-ids: []` (none)."""
@@ -702,6 +742,16 @@ def _reference_shapes(config: dict, problems: list) -> dict:
             value = experiment.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
                 experiment[key] = {"total": value, "per-dataset": value}
+        pretrained = experiment.pop("pretrained-models", None)
+        if isinstance(pretrained, dict) and pretrained:
+            config = _pretrained_as_continuation(config, pretrained, problems)
+        elif pretrained not in (None, {}):
+            problems.append(
+                (
+                    "experiment.pretrained-models",
+                    "must map a stage (train-teacher, train-backwards) to its model",
+                )
+            )
         config["experiment"] = experiment
     if "previous_group_ids" in config:  # the reference's spelling (its train action stores it)
         if "previous-group-ids" in config:
@@ -717,20 +767,21 @@ def _reference_shapes(config: dict, problems: list) -> dict:
     models = continuation.get("models") if isinstance(continuation, dict) else None
     if isinstance(models, dict):
         models = dict(models)
-        for role in [r for r in models if r != "teacher"]:
+        for role in [r for r in models if r not in ("teacher", "backwards")]:
             problems.append(
                 (f"continuation.models.{role}", f"not supported yet: continuing the {role} model")
             )
             models.pop(role)
-        teacher = models.get("teacher")
-        if isinstance(teacher, dict) and teacher.get("mode", "use") != "use":
-            problems.append(
-                (
-                    "continuation.models.teacher.mode",
-                    f"not supported yet: mode {teacher['mode']!r} (only use)",
+        for role in ("teacher", "backwards"):
+            model = models.get(role)
+            if isinstance(model, dict) and model.get("mode", "use") != "use":
+                problems.append(
+                    (
+                        f"continuation.models.{role}.mode",
+                        f"not supported yet: mode {model['mode']!r} (only use)",
+                    )
                 )
-            )
-            models["teacher"] = {**teacher, "mode": "use"}
+                models[role] = {**model, "mode": "use"}
         config["continuation"] = {**continuation, "models": models}
     return config
 

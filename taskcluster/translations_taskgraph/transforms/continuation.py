@@ -1,4 +1,5 @@
-"""Continuation: a task whose output the config names (`continuation.vocab`, `continuation.models.teacher`)
+"""Continuation: a task whose output the config names (`continuation.vocab`, `continuation.models.teacher`,
+`continuation.models.backwards`)
 downloads it instead of producing it. The task keeps its label and artifacts, so what depends on it is
 unchanged; it loses its own upstream inputs, so the tasks only it needed are left out of the run's graph.
 """
@@ -12,7 +13,7 @@ continuation_schema = Schema(
     {
         # Which continuation setting replaces this task, and the files it downloads.
         Optional("continuation"): {
-            Required("from"): Any("vocab", "teacher"),
+            Required("from"): Any("vocab", "teacher", "backwards"),
             Required("files"): [str],
         },
     },
@@ -30,6 +31,9 @@ def _source(run_config, which, task) -> str | None:
     teacher = continuation.get("models", {}).get("teacher")
     if which == "teacher" and teacher:
         return teacher["urls"][task["attributes"]["member"] - 1]
+    backwards = continuation.get("models", {}).get("backwards")
+    if which == "backwards" and backwards:
+        return backwards["url"]
     return None
 
 

@@ -125,9 +125,13 @@ def resolve_args(config, task, run_config):
                 continue
             value = str(value).lower() if isinstance(value, bool) else str(value)
         elif isinstance(value, dict) and "from" in value:
+            # A task that downloads instead of producing (continuation) lacks the artifacts only its own training
+            # writes (train.log, training.json): those inputs are left out for it.
             refs = [
                 {"task": dep.label, "artifact": value.get("artifact")}
                 for dep in _upstream_tasks(config, task, value)
+                if not value.get("artifact")
+                or value["artifact"] in dep.attributes.get("step", {}).get("outputs", [value["artifact"]])
             ]
             if not refs:
                 continue
