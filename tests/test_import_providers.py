@@ -119,6 +119,19 @@ FILES = {
         hplt_doc(["Score seven point five."], 7.5) + "\n" + hplt_doc(["Score seven point one."], 7.1) + "\n"
     ),
     "/three/sorted/eng_Latn/5_1.jsonl.zst": zst(hplt_doc(["Never read."], 5.0) + "\n"),
+    # HPLT 2.0: a map of unsorted shards, the same documents
+    "/two/cleaned/eng_Latn_map.txt": "".join(
+        f"{{server}}/two/cleaned/eng_Latn/{n}.jsonl.zst\n" for n in (1, 2)
+    ).encode(),
+    "/two/cleaned/eng_Latn/1.jsonl.zst": zst(
+        hplt_doc(["Two point oh, low score."], 5.0)
+        + "\n"
+        + hplt_doc(["Two point oh, first shard."], 8.0)
+        + "\n"
+    ),
+    "/two/cleaned/eng_Latn/2.jsonl.zst": zst(
+        hplt_doc(["Second shard."], 9.0) + "\n" + hplt_doc(["Autre langue."], 9.0, lang="fra_Latn") + "\n"
+    ),
 }
 
 
@@ -273,6 +286,21 @@ def test_hplt_keeps_documents_above_the_score_in_the_language(server, tmp_path):
     assert stats["documents_low_score"] == 1 and stats["documents_other_language"] == 1
     assert stats["segments_other_language"] == 1
     assert not requests_for("/three/sorted/eng_Latn/5_1.jsonl.zst"), "shards below the score are not fetched"
+
+
+def test_hplt_2_0_reads_its_shard_map_in_a_seeded_order(server, tmp_path):
+    out = tmp_path / "out"
+    result = import_dataset(server, "hplt_mono/v2.0", out, langs="en", extra=["--hplt-min-doc-score", "7"])
+    assert result.returncode == 0, result.stderr
+    assert sorted(read_corpus(out / "corpus.en.zst")) == ["Second shard.", "Two point oh, first shard."]
+    again = import_dataset(
+        server, "hplt_mono/v2.0", tmp_path / "again", langs="en", extra=["--hplt-min-doc-score", "7"]
+    )
+    assert again.returncode == 0 and read_corpus(tmp_path / "again" / "corpus.en.zst") == read_corpus(
+        out / "corpus.en.zst"
+    )
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["documents_low_score"] == 1 and stats["documents_other_language"] == 1
 
 
 def test_hplt_stops_at_max_lines(server, tmp_path):

@@ -421,7 +421,7 @@ datasets:
   devtest: [flores_dev, flores_aug-mix_dev]
   test: [flores_devtest, sacrebleu_wmt14]
   train: [opus_Books/v1, mtdata_Statmt-news_commentary-16-eng-fra]
-  mono-src: [news-crawl_news.2021, hplt_mono/v2.0]
+  mono-src: [news-crawl_news.2021, hplt_mono/v1.2]
   mono-trg: [news-crawl_news.2021]
 marian-args:
   decoding-backward: {beam-size: '12', mini-batch-words: '2000'}
@@ -451,7 +451,7 @@ def test_a_config_in_the_reference_format_fails_only_on_what_is_not_built_yet():
 
 def test_the_reference_format_validates_once_the_unbuilt_settings_are_gone():
     text = REFERENCE_STYLE.replace("teacher-decoder: ctranslate2", "teacher-decoder: marian")
-    text = text.replace(", hplt_mono/v2.0", ", hplt_mono/v3.0")
+    text = text.replace(", hplt_mono/v1.2", ", hplt_mono/v2.0")
     text = text.split("continuation:")[0] + "taskcluster:" + text.split("taskcluster:")[1]
     config = validate_training_config(parse_training_config(text))
     assert config["experiment"]["use-opuscleaner"] is True

@@ -127,7 +127,7 @@ DATASET_NAME_SHAPES = {
     ),
     "flores": (r"^(dev|devtest)$", "flores_dev or flores_devtest"),
     "news-crawl": (r"^news\.\d{4}$", "news-crawl_news.<year>, e.g. news-crawl_news.2021"),
-    "hplt": (r"^mono/v3\.0$", "hplt_mono/v3.0"),
+    "hplt": (r"^mono/v[23]\.0$", "hplt_mono/v3.0 or hplt_mono/v2.0"),
     "sacrebleu": (r"^[A-Za-z0-9][A-Za-z0-9_./-]*$", "sacrebleu_<test set>, e.g. sacrebleu_wmt14"),
 }
 # Providers of the reference system that this project does not import yet.
@@ -416,8 +416,12 @@ def parse_dataset(name: str) -> tuple[str, str]:
             raise Invalid(f"dataset {name!r}: {error}") from None
         parse_dataset(f"{provider}_{rest_of_name}")  # the dataset it augments, by its provider's rules
         return provider, rest
-    if provider == "hplt" and re.match(r"^mono/v\d+(\.\d+)*$", rest) and rest != "mono/v3.0":
-        raise Invalid(f"not supported yet: HPLT versions other than mono/v3.0 ({name})")
+    if (
+        provider == "hplt"
+        and re.match(r"^mono/v\d+(\.\d+)*$", rest)
+        and rest not in ("mono/v3.0", "mono/v2.0")
+    ):
+        raise Invalid(f"not supported yet: HPLT versions other than mono/v3.0 and mono/v2.0 ({name})")
     if provider == "url" and not re.match(r"^https?://", rest):
         raise Invalid(f"url dataset {name!r} must be url_http(s)://... with [LANG] where the language goes")
     if provider in DATASET_NAME_SHAPES:
@@ -1054,7 +1058,7 @@ def _group_unsupported_providers(problems: list) -> list:
     for key, message in problems:
         match = re.match(
             r"not supported yet: (dataset provider '[^']+'|monolingual \S+ datasets|augmented evaluation "
-            r"datasets \(aug-\.\.\._\)|HPLT versions other than mono/v3.0)",
+            r"datasets \(aug-\.\.\._\)|HPLT versions other than mono/v3.0 and mono/v2.0)",
             message,
         )
         if match:

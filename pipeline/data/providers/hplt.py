@@ -1,4 +1,5 @@
-"""`hplt_mono/v3.0`: HPLT 3.0 web documents. The map `three/sorted/<lang>_<Script>.map` lists the shards
+"""`hplt_mono/v3.0` and `hplt_mono/v2.0`: HPLT web documents (2.0: the shards of `two/cleaned/<locale>_map.txt`,
+same document format, see shard_urls). The map `three/sorted/<lang>_<Script>.map` lists the shards
 `<score bucket>_<n>.jsonl.zst`; each line is a JSON document with `text` (segments separated by newlines),
 `lang` (document languages, most likely first), `seg_langs` (one per segment) and `doc_scores` (the
 web-docs-scorer score first, 0-10). Shards are read best bucket first; documents below the minimum document
@@ -8,6 +9,7 @@ becomes a line, until --max-lines. Mirror: HPLT_MIRROR."""
 import json
 import logging
 import math
+import random
 import re
 from pathlib import Path
 
@@ -18,9 +20,29 @@ from pipeline.data.langs import source_code
 
 KINDS = ("mono",)
 SERVER = "https://data.hplt-project.org"
-VERSIONS = {"mono/v3.0": "three/sorted"}
+VERSIONS = {"mono/v3.0": "three/sorted", "mono/v2.0": "two/cleaned"}
 SHARD_RE = re.compile(r"/(\d+)_(\d+)\.jsonl\.zst$")
 logger = logging.getLogger("import")
+
+
+def shard_urls(name: str, locale: str, min_score: float, workdir: Path) -> list[str]:
+    """The shards to read, in order. 3.0 sorts its shards by document-score bucket (`<score>_<n>.jsonl.zst`
+    under `three/sorted/<locale>.map`): the best buckets first, none below the minimum. 2.0 lists unsorted
+    shards (`two/cleaned/<locale>_map.txt`): all of them, in an order shuffled with the map's address as seed
+    (as the reference reads them), the score checked per document."""
+    if name == "mono/v2.0":
+        address = f"{SERVER}/{VERSIONS[name]}/{locale}_map.txt"
+        urls = [line.strip() for line in read_lines(download(mirrored("hplt", address), workdir / "map.txt"))]
+        urls = [url for url in urls if url]
+        random.Random(address).shuffle(urls)
+        return urls
+    shard_list = download(mirrored("hplt", f"{SERVER}/{VERSIONS[name]}/{locale}.map"), workdir / f"{locale}.map")
+    shards = []
+    for line in read_lines(shard_list):
+        match = SHARD_RE.search(line.strip())
+        if match and int(match.group(1)) >= math.floor(min_score):
+            shards.append((-int(match.group(1)), int(match.group(2)), line.strip()))
+    return [url for _, _, url in sorted(shards)]
 
 
 def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str, Path]:
@@ -32,14 +54,7 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
     locale = source_code("hplt", lang)
     min_score = float(options.get("min_doc_score") or 0.0)
     max_lines = options.get("max_lines")
-    shard_list = download(
-        mirrored("hplt", f"{SERVER}/{VERSIONS[name]}/{locale}.map"), workdir / f"{locale}.map"
-    )
-    shards = []
-    for line in read_lines(shard_list):
-        match = SHARD_RE.search(line.strip())
-        if match and int(match.group(1)) >= math.floor(min_score):
-            shards.append((-int(match.group(1)), int(match.group(2)), line.strip()))
+    shards = shard_urls(name, locale, min_score, workdir)
     if not shards:
         raise StepError(f"HPLT lists no {locale} shard with a document score of at least {min_score}")
     output = workdir / f"hplt.{lang}.txt"
@@ -51,7 +66,7 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
     }
     written = 0
     with open(output, "w", encoding="utf-8") as out:
-        for _, _, url in sorted(shards):
+        for url in shards:
             shard = download(mirrored("hplt", url), workdir / "shard.jsonl.zst")
             for number, line in enumerate(read_lines(shard), start=1):
                 try:
