@@ -119,6 +119,11 @@ FILES = {
         hplt_doc(["Score seven point five."], 7.5) + "\n" + hplt_doc(["Score seven point one."], 7.1) + "\n"
     ),
     "/three/sorted/eng_Latn/5_1.jsonl.zst": zst(hplt_doc(["Never read."], 5.0) + "\n"),
+    # NTREX-128: English is the source file, every other language a reference file
+    "/MicrosoftTranslator/NTREX/raw/468c6b6/NTREX-128/newstest2019-src.eng.txt": "\n".join(EN).encode()
+    + b"\n",
+    "/MicrosoftTranslator/NTREX/raw/468c6b6/NTREX-128/newstest2019-ref.fra.txt": "\n".join(FR).encode()
+    + b"\n",
     # HPLT 2.0: a map of unsorted shards, the same documents
     "/two/cleaned/eng_Latn_map.txt": "".join(
         f"{{server}}/two/cleaned/eng_Latn/{n}.jsonl.zst\n" for n in (1, 2)
@@ -198,7 +203,8 @@ def no_faults():
 def mirrors(server):
     return {
         "OPUS_MIRROR": server, "MTDATA_MIRROR": server, "SACREBLEU_MIRROR": server, "FLORES_MIRROR": server,
-        "NEWSCRAWL_MIRROR": server, "HPLT_MIRROR": server, "DOWNLOAD_BACKOFF": "0.01", "DOWNLOAD_ATTEMPTS": "3",
+        "NEWSCRAWL_MIRROR": server, "HPLT_MIRROR": server, "NTREX_MIRROR": server, "DOWNLOAD_BACKOFF": "0.01",
+        "DOWNLOAD_ATTEMPTS": "3",
     }  # fmt: skip
 
 
@@ -233,6 +239,12 @@ def requests_for(path):
         ("flores_dev", "en,fr", {"en": EN, "fr": FR}),
         ("flores_devtest", "fr,en", {"en": EN[:2], "fr": FR[:2]}),
         ("news-crawl_news.2021", "fr", {"fr": FR}),
+        ("ntrex_test", "en,fr", {"en": EN, "fr": FR}),
+        (
+            "ntrex_aug-upper_test",
+            "en,fr",
+            {"en": [line.upper() for line in EN], "fr": [line.upper() for line in FR]},
+        ),
     ],
 )
 def test_each_provider_imports_its_source_layout(server, tmp_path, dataset, langs, expected):

@@ -60,6 +60,7 @@ MIRROR_VARIABLES = {
     "flores": ("FLORES_MIRROR",),
     "news-crawl": ("NEWSCRAWL_MIRROR",),
     "hplt": ("HPLT_MIRROR",),
+    "ntrex": ("NTREX_MIRROR",),
     "url": (),
 }
 

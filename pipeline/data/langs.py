@@ -38,6 +38,10 @@ EXCEPTIONS = {
     # HPLT files Chinese under Mandarin.
     ("hplt", "zh"): "cmn_Hans", ("hplt", "zh_Hans"): "cmn_Hans", ("hplt", "zh_Hant"): "cmn_Hant",
     ("news-crawl", "nb"): "no",
+    # NTREX-128 files name the macrolanguage, or add a script or region.
+    ("ntrex", "fa"): "fas", ("ntrex", "ms"): "msa", ("ntrex", "lv"): "lav", ("ntrex", "sq"): "sqi",
+    ("ntrex", "sw"): "swa", ("ntrex", "az"): "aze-Latn", ("ntrex", "sr"): "srp-Cyrl", ("ntrex", "zh"): "zho-CN",
+    ("ntrex", "zh_Hans"): "zho-CN", ("ntrex", "zh_Hant"): "zho-TW",
 }  # fmt: skip
 
 
@@ -71,7 +75,7 @@ def source_code(source: str, code: str) -> str:
     base, script = _split(code)
     if source in ("opus", "sacrebleu", "news-crawl", "monocleaner", "url", "local"):
         return code if source in ("url", "local") else base
-    if source == "mtdata":
+    if source in ("mtdata", "ntrex"):
         return _iso3(base)
     if source in ("flores", "hplt"):
         return _with_script(base, script)
