@@ -124,6 +124,18 @@ FILES = {
     + b"\n",
     "/MicrosoftTranslator/NTREX/raw/468c6b6/NTREX-128/newstest2019-ref.fra.txt": "\n".join(FR).encode()
     + b"\n",
+    # Pontoon's translation memory (TMX 1.4, English source, one unit per string; a unit without the pair's
+    # target is skipped)
+    "/translation-memory/fr.all-projects.tmx": (
+        '<?xml version="1.0" encoding="utf-8" ?>\n<tmx version="1.4"><header srclang="en-US" adminlang="en-US" '
+        'creationtool="pontoon" datatype="plaintext" segtype="sentence" o-tmf="plain text"/><body>\n'
+        + "".join(
+            f'<tu tuid="p{n}" srclang="en-US"><tuv xml:lang="en-US"><seg>{en}</seg></tuv>'
+            f'<tuv xml:lang="fr"><seg>{fr}</seg></tuv></tu>\n'
+            for n, (en, fr) in enumerate(zip(EN, FR, strict=True))
+        )
+        + '<tu tuid="x"><tuv xml:lang="en-US"><seg>Lonely</seg></tuv></tu>\n</body></tmx>\n'
+    ).encode(),
     # HPLT 2.0: a map of unsorted shards, the same documents
     "/two/cleaned/eng_Latn_map.txt": "".join(
         f"{{server}}/two/cleaned/eng_Latn/{n}.jsonl.zst\n" for n in (1, 2)
@@ -203,7 +215,7 @@ def no_faults():
 def mirrors(server):
     return {
         "OPUS_MIRROR": server, "MTDATA_MIRROR": server, "SACREBLEU_MIRROR": server, "FLORES_MIRROR": server,
-        "NEWSCRAWL_MIRROR": server, "HPLT_MIRROR": server, "NTREX_MIRROR": server, "DOWNLOAD_BACKOFF": "0.01",
+        "NEWSCRAWL_MIRROR": server, "HPLT_MIRROR": server, "NTREX_MIRROR": server, "TMX_MIRROR": server, "DOWNLOAD_BACKOFF": "0.01",
         "DOWNLOAD_ATTEMPTS": "3",
     }  # fmt: skip
 
@@ -240,6 +252,8 @@ def requests_for(path):
         ("flores_devtest", "fr,en", {"en": EN[:2], "fr": FR[:2]}),
         ("news-crawl_news.2021", "fr", {"fr": FR}),
         ("ntrex_test", "en,fr", {"en": EN, "fr": FR}),
+        ("tmx_pontoon", "en,fr", {"en": EN, "fr": FR}),
+        ("tmx_pontoon", "fr,en", {"en": EN, "fr": FR}),
         (
             "ntrex_aug-upper_test",
             "en,fr",

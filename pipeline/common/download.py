@@ -61,6 +61,7 @@ MIRROR_VARIABLES = {
     "news-crawl": ("NEWSCRAWL_MIRROR",),
     "hplt": ("HPLT_MIRROR",),
     "ntrex": ("NTREX_MIRROR",),
+    "tmx": ("TMX_MIRROR",),
     "url": (),
 }
 

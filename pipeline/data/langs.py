@@ -42,6 +42,11 @@ EXCEPTIONS = {
     ("ntrex", "fa"): "fas", ("ntrex", "ms"): "msa", ("ntrex", "lv"): "lav", ("ntrex", "sq"): "sqi",
     ("ntrex", "sw"): "swa", ("ntrex", "az"): "aze-Latn", ("ntrex", "sr"): "srp-Cyrl", ("ntrex", "zh"): "zho-CN",
     ("ntrex", "zh_Hans"): "zho-CN", ("ntrex", "zh_Hant"): "zho-TW",
+    # Pontoon's locales where it names a region (its other locales are the config's codes).
+    ("pontoon", "sv"): "sv-SE", ("pontoon", "gu"): "gu-IN", ("pontoon", "pa"): "pa-IN", ("pontoon", "nn"): "nn-NO",
+    ("pontoon", "nb"): "nb-NO", ("pontoon", "no"): "nb-NO", ("pontoon", "ne"): "ne-NP", ("pontoon", "hi"): "hi-IN",
+    ("pontoon", "hy"): "hy-AM", ("pontoon", "ga"): "ga-IE", ("pontoon", "bn"): "bn-IN", ("pontoon", "zh"): "zh-CN",
+    ("pontoon", "zh_Hans"): "zh-CN", ("pontoon", "zh_Hant"): "zh-TW",
 }  # fmt: skip
 
 
@@ -73,7 +78,7 @@ def source_code(source: str, code: str) -> str:
     if (source, code) in EXCEPTIONS:
         return EXCEPTIONS[(source, code)]
     base, script = _split(code)
-    if source in ("opus", "sacrebleu", "news-crawl", "monocleaner", "url", "local"):
+    if source in ("opus", "sacrebleu", "news-crawl", "monocleaner", "url", "local", "pontoon"):
         return code if source in ("url", "local") else base
     if source in ("mtdata", "ntrex"):
         return _iso3(base)

@@ -115,6 +115,7 @@ DATASET_PROVIDERS = {
     "sacrebleu": {"parallel"},
     "flores": {"parallel"},
     "ntrex": {"parallel"},
+    "tmx": {"parallel"},
     "news-crawl": {"mono"},
     "hplt": {"mono"},
 }
@@ -128,13 +129,13 @@ DATASET_NAME_SHAPES = {
     ),
     "flores": (r"^(dev|devtest)$", "flores_dev or flores_devtest"),
     "ntrex": (r"^test$", "ntrex_test"),
+    "tmx": (r"^pontoon$", "tmx_pontoon"),
     "news-crawl": (r"^news\.\d{4}$", "news-crawl_news.<year>, e.g. news-crawl_news.2021"),
     "hplt": (r"^mono/v[23]\.0$", "hplt_mono/v3.0 or hplt_mono/v2.0"),
     "sacrebleu": (r"^[A-Za-z0-9][A-Za-z0-9_./-]*$", "sacrebleu_<test set>, e.g. sacrebleu_wmt14"),
 }
 # Providers of the reference system that this project does not import yet.
 PROVIDERS_NOT_SUPPORTED_YET = [
-    "tmx",
     "hf",
     "hfp",
 ]
