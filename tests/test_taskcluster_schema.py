@@ -80,7 +80,7 @@ def test_both_schemas_refuse_a_broken_config(validator, path, value):
     [
         (("datasets", "devtest"), ["local_data/l10n-en-fr/parallel"]),
         (("experiment", "trg"), "en"),
-        (("wandb-publication",), True),
+        (("experiment", "spm-vocab-split"), True),
     ],
 )
 def test_checks_between_keys_are_the_callbacks(validator, path, value):
@@ -91,6 +91,18 @@ def test_checks_between_keys_are_the_callbacks(validator, path, value):
     assert not list(validator.iter_errors(config))
     with pytest.raises(ConfigError):
         validate_training_config(config)
+
+
+def test_the_references_older_shapes_pass_both():
+    config = tiny()
+    config["previous_group_ids"] = ["GroupA000000000000000A"]
+    config["experiment"]["pretrained-models"] = {
+        "train-backwards": {"urls": ["https://e.org/b"], "mode": "use"}
+    }
+    assert not list(validator_for().iter_errors(config))
+    validated = validate_training_config(config)
+    assert validated["previous-group-ids"] == ["GroupA000000000000000A"]
+    assert validated["continuation"]["models"]["backwards"]["url"] == "https://e.org/b"
 
 
 def test_deprecated_key_names_pass_both():

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--trg", required=True)
     parser.add_argument("--vocab-size", required=True, type=int)
     parser.add_argument("--sample-size", type=int, default=1_000_000, help="lines sampled from both sides")
+    parser.add_argument(
+        "--norm-rule", default="nmt_nfkc", help="SentencePiece's normalization rule (normalization_rule_name)"
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
@@ -67,6 +70,7 @@ def main(args):
             vocab_size=args.vocab_size,
             model_type="unigram",
             character_coverage=1.0,
+            normalization_rule_name=args.norm_rule,
             bos_id=-1,
             eos_id=0,
             unk_id=1,

@@ -190,7 +190,6 @@ def _is_false(value) -> bool:
 # what the setting does). A config using one is refused with one line, unless the value asks for nothing.
 NOT_SUPPORTED_YET = {
     ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
-    ("experiment", "spm-norm-rule"): (lambda v: False, "SentencePiece normalization rules"),
     ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
     ("continuation", "corpora"): (lambda v: not v, "continuing from existing corpora"),
 }
@@ -334,6 +333,22 @@ def bicleaner_threshold(config: dict, dataset: str) -> float:
 def monocleaner_threshold(config: dict, side: str, dataset: str) -> float:
     """The monocleaner threshold of a monolingual dataset of side `src` or `trg`."""
     return _dataset_threshold(config["experiment"]["monocleaner"][f"mono-{side}"], dataset)
+
+
+# SentencePiece's built-in normalization rules in the version the lock has (0.1.99, which opustrainer pins).
+SPM_NORM_RULES = ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity")
+
+
+def spm_norm_rule(value):
+    if value == "nfc":
+        raise Invalid("not supported yet: SentencePiece normalization rule nfc (sentencepiece 0.1.99, which "
+                      f"opustrainer pins, has {', '.join(SPM_NORM_RULES)})")  # fmt: skip
+    if value not in SPM_NORM_RULES:
+        raise Invalid(f"must be one of {', '.join(SPM_NORM_RULES)}, got {_describe(value)}")
+    return value
+
+
+spm_norm_rule.json_schema = {"enum": list(SPM_NORM_RULES)}
 
 
 def _vocab_size(value):
@@ -497,6 +512,9 @@ experiment_schema = {
     Required("spm-vocab-size"): All(Integer(64, 256000), _vocab_size),
     # Lines sampled from the merged corpus to train the vocabulary.
     Optional("spm-sample-size", default=1_000_000): Integer(1),
+    # SentencePiece's normalization of the text before it is split into pieces (null: its default, nmt_nfkc:
+    # NFKC plus NMT's whitespace and control-character rules; identity: none).
+    Optional("spm-norm-rule", default=None): nullable(spm_norm_rule),
     # Cap on the merged parallel corpus after deduplication; null keeps everything.
     Optional("corpus-max-sentences", default=None): nullable(Integer(1)),
     # Cap on the merged devset Marian validates on.

@@ -54,6 +54,17 @@ def train_input_schema(graph_config=None) -> dict:
         block["properties"].setdefault(
             path[-1], {"description": f"not supported yet: {feature}; only a value that asks for nothing"}
         )
+    # The reference's older shapes, read as ours by validate_training_config (training_config._reference_shapes).
+    schema["properties"]["previous_group_ids"] = {
+        **schema["properties"]["previous-group-ids"],
+        "deprecated": True,
+        "description": "now previous-group-ids",
+    }
+    schema["properties"]["experiment"]["properties"]["pretrained-models"] = {
+        "type": "object",
+        "deprecated": True,
+        "description": "now continuation.models (train-teacher: teacher, train-backwards: backwards)",
+    }
     return schema
 
 
