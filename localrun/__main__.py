@@ -254,14 +254,15 @@ def run_lock(run_dir: Path):
 
 def snakemake_command(plan_path: Path, run_dir: Path, args) -> list[str]:
     mem_gb = args.mem_gb or round(total_memory_gb() * 0.8, 1)
-    devices = ",".join(map(str, args.gpu_devices))
+    gpu_devices = getattr(args, "gpu_devices", [])
+    devices = ",".join(map(str, gpu_devices))
     return [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(SNAKEFILE),
         "--directory", str(run_dir),
         "--config", f"plan={plan_path}", f"gpus={devices}",
         "--cores", str(args.cores),
-        "--resources", f"mem_mb={int(mem_gb * 1024)}", f"gpu={len(args.gpu_devices)}",
+        "--resources", f"mem_mb={int(mem_gb * 1024)}", f"gpu={len(gpu_devices)}",
         "--rerun-incomplete",
         "--rerun-triggers", "mtime",
         "--nolock",  # our own lock (run_lock) is released by the kernel even on kill -9

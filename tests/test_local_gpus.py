@@ -73,7 +73,7 @@ def two_teachers_config(tmp_path):
 def localrun(config, runs, *extra, env=None):
     return subprocess.run(
         [sys.executable, "-m", "localrun", "--config", str(config), "--runs-dir", str(runs), *extra],
-        cwd=REPO_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=1200,
+        cwd=REPO_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
 

@@ -320,7 +320,8 @@ def test_report_sums_up_the_run(tmp_path):
     )  # fmt: skip
     report = (out / "report.md").read_text()
     assert (
-        "| local_test | /runs/x/train-teacher-en-fr-1/artifacts | 25.5 | 45.1 | - | - | - | 10.0 | 30.0 | 20 |" in report
+        "| local_test | /runs/x/train-teacher-en-fr-1/artifacts | 25.5 | 45.1 | - | - | - | 10.0 | 30.0 | 20 |"
+        in report
     )
     assert "| local_x | 100 | 90 | language 4, ratio 6 |" in report
     assert "**85 pairs out**" in report

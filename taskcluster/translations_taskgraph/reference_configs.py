@@ -34,14 +34,19 @@ def check() -> tuple[list[Path], dict[Path, set[str]]]:
     """(accepted files, {refused file: its blockers})."""
     import logging
 
-    logging.getLogger("training-config").setLevel(logging.ERROR)  # the schema's warnings, one per config
+    schema_logger = logging.getLogger("training-config")
+    level = schema_logger.level
+    schema_logger.setLevel(logging.ERROR)  # the schema's warnings, one per config
     accepted, refused = [], {}
-    for path in config_files():
-        try:
-            load_training_config(path)
-            accepted.append(path)
-        except ConfigError as error:
-            refused[path] = blockers(error)
+    try:
+        for path in config_files():
+            try:
+                load_training_config(path)
+                accepted.append(path)
+            except ConfigError as error:
+                refused[path] = blockers(error)
+    finally:
+        schema_logger.setLevel(level)
     return accepted, refused
 
 
