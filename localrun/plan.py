@@ -7,6 +7,7 @@ code change reruns exactly the tasks it affects.
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 from pipeline.common.io import atomic_path
@@ -87,3 +88,16 @@ def task_state(run_dir: Path, label: str, digest: str) -> str:
             recorded = None
         return "done" if recorded == digest else "stale"
     return "started" if (run_dir / label / "artifacts").exists() else "pending"
+
+
+def config_and_run_dir(config_path: Path, runs_dir: Path) -> tuple[dict, Path]:
+    """The validated training config and its run folder (`<runs_dir>/<experiment name>`), for the commands that
+    look at or act on one run (status, run-task, tensorboard); a bad config exits with status 2, naming the key."""
+    from translations_taskgraph.training_config import ConfigError, load_training_config
+
+    try:
+        config = load_training_config(config_path)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return config, (runs_dir / config["experiment"]["name"]).resolve()

@@ -17,9 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 
 from localrun.__main__ import render, run_lock  # noqa: E402
-from localrun.plan import task_state, task_threads, write_plan  # noqa: E402
+from localrun.plan import config_and_run_dir, task_state, task_threads, write_plan  # noqa: E402
 from localrun.run_task import main as run_task  # noqa: E402
-from translations_taskgraph.training_config import ConfigError, load_training_config  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -35,17 +34,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="run it again even if it is done")
     args = parser.parse_args(argv)
-    try:
-        config = load_training_config(args.config)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config, run_dir = config_and_run_dir(args.config, args.runs_dir)
     _, plan, _ = render(config)
     if args.label not in plan["tasks"]:
         near = [label for label in plan["order"] if args.label.split("-")[0] in label][:5]
         print(f"error: no task {args.label!r} in the plan of {args.config}; similar: {', '.join(near) or '-'}", file=sys.stderr)  # fmt: skip
         return 2
-    run_dir = (args.runs_dir / config["experiment"]["name"]).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     task = plan["tasks"][args.label]
     not_done = [

@@ -22,10 +22,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 
-from localrun.plan import task_state  # noqa: E402
+from localrun.plan import config_and_run_dir, task_state  # noqa: E402
 from localrun.run_task import FINISHED_MARK  # noqa: E402
 from pipeline.common.marian_log import TRAIN_LINE, VALID_LINE  # noqa: E402
-from translations_taskgraph.training_config import ConfigError, load_training_config  # noqa: E402
 
 STATES = ["done", "running", "failed", "interrupted", "stale", "pending"]
 
@@ -103,14 +102,16 @@ def translation_progress(task_dir: Path) -> str | None:
 
 
 def wall_time_cap(plan_task: dict) -> float | None:
-    """A training's wall-time cap in seconds, from the `after` of its --marian-args (None without one)."""
+    """A training's wall-time cap in seconds, from the `after` of its --marian-args, read as the training step
+    reads it (None without one)."""
+    from pipeline.common.marian import parse_marian_args
+    from pipeline.common.step import StepError
+    from pipeline.train.train import training_caps
+
     for flag, *values in plan_task["step"]["args"]:
         if flag == "--marian-args" and values and isinstance(values[0], str):
-            with contextlib.suppress(ValueError, AttributeError):
-                after = str(json.loads(values[0]).get("after") or "")
-                for cap in after.split(","):
-                    if match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)([smh])\s*", cap):
-                        return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+            with contextlib.suppress(StepError):
+                return training_caps(parse_marian_args(values[0]))[1]
     return None
 
 
@@ -212,12 +213,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-eta", action="store_true", help="skip the ETA (it renders the task graph)")
     parser.add_argument("--json", type=Path, help="also write the status as JSON")
     args = parser.parse_args(argv)
-    try:
-        config = load_training_config(args.config)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    run_dir = (args.runs_dir / config["experiment"]["name"]).resolve()
+    config, run_dir = config_and_run_dir(args.config, args.runs_dir)
     if not (run_dir / "plan.json").exists():
         print(
             f"error: {run_dir} holds no run yet (start one: task run-local -- --config {args.config})",

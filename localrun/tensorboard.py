@@ -21,8 +21,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 
+from localrun.plan import config_and_run_dir  # noqa: E402
 from pipeline.common.marian_log import training_curve  # noqa: E402
-from translations_taskgraph.training_config import ConfigError, load_training_config  # noqa: E402
 
 ENVIRONMENT = REPO_ROOT / ".venv-tensorboard"
 INSTALL = "TRANSLATIONS_EXTRAS=tensorboard scripts/setup.sh"
@@ -85,12 +85,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        config = load_training_config(args.config)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    run_dir = (args.runs_dir / config["experiment"]["name"]).resolve()
+    config, run_dir = config_and_run_dir(args.config, args.runs_dir)
     if not run_dir.is_dir():
         print(f"error: no run of {args.config} in {run_dir}: start it with `task run-local -- --config {args.config}`", file=sys.stderr)  # fmt: skip
         return 2

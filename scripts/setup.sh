@@ -28,6 +28,14 @@ fi
 # bicleaner-ai-classify is on PATH. bicleaner-ai and tf-keras go in without their dependencies, which name the
 # CUDA build (`tensorflow`, 620 MB); fasttext-wheel is what bicleaner-ai-train imports (from the hardrules extra).
 # TRANSLATIONS_EXTRAS=tensorboard installs TensorBoard in .venv-tensorboard/ for `task tensorboard`.
+# An environment of its own for an extra: made again when it cannot start Python, never part of the repository.
+own_environment() {
+    if ! "$1/bin/python" -c pass 2>/dev/null; then
+        rm -rf "$1"
+        python3 -m venv "$1"
+    fi
+    echo "*" >"$1/.gitignore"
+}
 extras="${TRANSLATIONS_EXTRAS:-}"
 for extra in ${extras//,/ }; do
     case "$extra" in
@@ -36,11 +44,7 @@ for extra in ${extras//,/ }; do
             .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "monocleaner==1.7.1"
             ;;
         bicleaner)
-            if ! .venv-bicleaner/bin/python -c pass 2>/dev/null; then
-                rm -rf .venv-bicleaner
-                python3 -m venv .venv-bicleaner
-            fi
-            echo "*" >.venv-bicleaner/.gitignore  # not part of the repository
+            own_environment .venv-bicleaner
             .venv-bicleaner/bin/pip install --quiet --disable-pip-version-check \
                 "tensorflow-cpu==2.20.0" "numpy==1.26.4" "protobuf>=6.33" "transformers==4.57.6" \
                 "huggingface-hub>=0.30,<1" "bicleaner-ai-glove==0.2.1" "fasttext-wheel==0.9.2" "scikit-learn" \
@@ -51,11 +55,7 @@ for extra in ${extras//,/ }; do
             ;;
         tensorboard)
             # `task tensorboard` (localrun/tensorboard.py): TensorBoard and tensorboardX need protobuf >= 5.29.5.
-            if ! .venv-tensorboard/bin/python -c pass 2>/dev/null; then
-                rm -rf .venv-tensorboard
-                python3 -m venv .venv-tensorboard
-            fi
-            echo "*" >.venv-tensorboard/.gitignore  # not part of the repository
+            own_environment .venv-tensorboard
             .venv-tensorboard/bin/pip install --quiet --disable-pip-version-check \
                 "tensorboard>=2.18,<3" "tensorboardX>=2.6" "protobuf>=5.29.5" "setuptools"
             ;;

@@ -18,26 +18,27 @@ from translations_taskgraph.training_config import (
 )
 
 
-def _bicleaner() -> str | None:
-    from pipeline.bicleaner.scorers import find_command
+def _problem(check) -> str | None:
+    """The StepError a step's own check raises (with its install command), as a line; None when it passes."""
     from pipeline.common.step import StepError
 
     try:
-        find_command()
+        check()
     except StepError as error:
         return str(error)
     return None
+
+
+def _bicleaner() -> str | None:
+    from pipeline.bicleaner.scorers import find_command
+
+    return _problem(find_command)
 
 
 def _monocleaner() -> str | None:
-    from pipeline.common.step import StepError
     from pipeline.monocleaner.scorers import require_monocleaner
 
-    try:
-        require_monocleaner()
-    except StepError as error:
-        return str(error)
-    return None
+    return _problem(require_monocleaner)
 
 
 def _comet(checkpoint: str) -> str | None:
