@@ -409,7 +409,16 @@ def final_validation(out: Path, work: Path, options: dict, args, summary: dict) 
     convergence verdict sees it). Returns the path, or None to keep Marian's best checkpoint."""
     metric, last_update = args.best_metric, summary["updates"]
     best = best_validation(out, metric)
-    if metric != "chrf" or best is None or last_update <= best["update"]:
+    if metric != "chrf" or best is None:
+        return None
+    if last_update <= best["update"]:
+        # The stop came right after Marian validated the last weights, and they were its best.
+        summary["final_validation"] = {
+            "update": last_update,
+            "best_validated": {"update": best["update"], metric: best["value"]},
+            "kept": "best validated checkpoint",
+            "validated_by": "marian",
+        }
         return None
     source = list(read_lines(args.devset_dir / f"corpus.{args.src}.zst"))
     references = list(read_lines(args.devset_dir / f"corpus.{args.trg}.zst"))
