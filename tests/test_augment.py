@@ -23,6 +23,7 @@ PAIRS = [
 def test_names_split_into_kind_and_dataset():
     assert split_augmentation("aug-mix_devtest") == ("mix", "devtest")
     assert split_augmentation("aug-mix-cjk_wmt19") == ("mix", "wmt19")
+    assert split_augmentation("aug-mix-nocase_dev") == ("mix-nocase", "dev")
     assert split_augmentation("aug-inline-noise_Books/v1") == ("inline-noise", "Books/v1")
     assert split_augmentation("devtest") == (None, "devtest")
     with pytest.raises(ValueError, match="unknown augmentation aug-sparkle"):
@@ -62,6 +63,11 @@ def test_inline_noise_and_mix_use_alignments_of_the_set(tmp_path):
         assert not re.search(r"__source__|__target__", src + trg)
     mixed, _ = augment_pairs(PAIRS, "mix", "en", tmp_path / "mix", threads=1)
     assert len(mixed) >= len(PAIRS) - 5
+    assert any(src.isupper() for src, _ in mixed)  # 5% upper case on a Latin source
+    # aug-mix-nocase: the same mix without the casing modifiers.
+    nocase, _ = augment_pairs(PAIRS, "mix-nocase", "en", tmp_path / "nocase", threads=1)
+    assert len(nocase) >= len(PAIRS) - 5 and nocase != [tuple(p) for p in PAIRS]
+    assert not any(src.isupper() or src.istitle() and " " in src for src, _ in nocase)
 
 
 def test_import_writes_the_augmented_set_and_says_so(tmp_path):

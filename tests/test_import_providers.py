@@ -252,6 +252,7 @@ def requests_for(path):
         ("flores_devtest", "fr,en", {"en": EN[:2], "fr": FR[:2]}),
         ("news-crawl_news.2021", "fr", {"fr": FR}),
         ("ntrex_test", "en,fr", {"en": EN, "fr": FR}),
+        ("ntrex_ntrex128", "en,fr", {"en": EN, "fr": FR}),  # as two reference configs write it
         ("tmx_pontoon", "en,fr", {"en": EN, "fr": FR}),
         ("tmx_pontoon", "fr,en", {"en": EN, "fr": FR}),
         (

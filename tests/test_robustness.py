@@ -256,6 +256,16 @@ def test_a_few_aliases_expanding_to_a_huge_config_are_refused():
 def test_duplicate_keys_are_refused_with_their_lines():
     with pytest.raises(ConfigError, match=r"duplicate key 'trg' on lines 3 and 4"):
         parse_training_config("experiment:\n  src: en\n  trg: fr\n  trg: de\n")
+    # A later value that drops part of the earlier one is refused too.
+    with pytest.raises(ConfigError, match=r"duplicate key 'c' on lines 1 and 3"):
+        parse_training_config("c:\n  a: 1\nc:\n  b: 2\n")
+
+
+def test_a_duplicate_key_whose_later_value_holds_all_of_the_earlier_is_kept_with_a_warning(caplog):
+    # As in three of the reference's configs: an empty `continuation:` and later the full one.
+    text = "continuation:\n  models: {}\nx: 1\ncontinuation:\n  models:\n    backwards: {mode: use}\n"
+    assert parse_training_config(text)["continuation"] == {"models": {"backwards": {"mode": "use"}}}
+    assert "duplicate key 'continuation' on lines 1 and 4: the later one is used" in caplog.text
 
 
 def test_yaml_booleans_where_a_language_or_a_number_belongs():

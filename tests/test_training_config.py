@@ -32,6 +32,13 @@ def test_shipped_configs_are_valid(path):
     assert config["datasets"]["train"]
 
 
+def test_the_reference_pr_ci_target_runs_the_whole_pipeline(tiny, caplog):
+    tiny["target-stage"] = "all-pr-pipeline"
+    with caplog.at_level("INFO", logger="training-config"):
+        assert validate_training_config(tiny)["target-stage"] == "all-pipeline"
+    assert "all-pr-pipeline (the reference's PR-CI target) runs the whole pipeline" in caplog.text
+
+
 def test_defaults_are_filled_in(tiny):
     del tiny["target-stage"]
     del tiny["datasets"]["mono-src"]

@@ -11,6 +11,8 @@ them shows how it copes with typos, casing, missing end punctuation, noise or in
   aug-short         a sample of 400 pairs of one or two words on each side
   aug-mix           5% of each modifier that suits the source's script (casing where it has case, typos where it
                     is written phonemically), noise, and 1% inline noise; `aug-mix-cjk` is read as `aug-mix`
+  aug-mix-nocase    aug-mix without the casing modifiers (two reference configs name it; the reference's importer
+                    never had it, so this is this project's reading of the name)
 
 Inline noise needs word alignments: the reference aligns with SimAlign, whose BERT model comes from a hub; here
 eflomal aligns the set itself (pipeline/alignments/align.py, symmetrized), which works on a few hundred pairs.
@@ -28,7 +30,7 @@ MIX_PROB = 0.05
 NOISE_PROB = 0.05
 NOISE_MIX_PROB = 0.01
 SHORT_SAMPLE = 400
-AUGMENTATIONS = ("typos", "title", "upper", "punct", "noise", "inline-noise", "short", "mix")
+AUGMENTATIONS = ("typos", "title", "upper", "punct", "noise", "inline-noise", "short", "mix", "mix-nocase")
 ALIASES = {"mix-cjk": "mix"}
 # Scripts with upper and lower case, and scripts not written phonemically (typos make no sense there).
 BICAMERAL_SCRIPTS = {"Latn", "Cyrl", "Grek", "Armn", "Geor"}
@@ -80,7 +82,7 @@ def _modifiers(kind: str, src: str) -> list:
     if kind == "inline-noise":
         return [PlaceholderTagModifier(NOISE_PROB, augment=1, tag=0)]
     mix = [RemoveEndPunctuationModifier(MIX_PROB)]
-    if _script(src) in BICAMERAL_SCRIPTS:
+    if _script(src) in BICAMERAL_SCRIPTS and kind != "mix-nocase":
         mix += [TitleCaseModifier(MIX_PROB), UpperCaseModifier(MIX_PROB)]
     if _script(src) not in LOGOGRAPHIC_SCRIPTS:
         typos = _typos()
@@ -116,7 +118,7 @@ def augment_pairs(
     random.seed(SEED)
     if kind == "short":
         return _short(pairs), 0
-    lines = _aligned(pairs, work, threads) if kind in ("inline-noise", "mix") else [f"{s}\t{t}" for s, t in pairs]
+    lines = _aligned(pairs, work, threads) if kind in ("inline-noise", "mix", "mix-nocase") else [f"{s}\t{t}" for s, t in pairs]
     augmented, dropped = [], 0
     for line in lines:
         # A new modifier per line, as the reference does: the typos drawn differ from line to line.

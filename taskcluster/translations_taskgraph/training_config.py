@@ -95,6 +95,8 @@ STAGE_ALIASES = {
     "finetune-student": "distillation-student-model-finetune",
     "quantize": "distillation-student-model-quantize",
     "all": "all-pipeline",
+    # The reference's target for its PR CI runs: the same tasks as all-pipeline, run on pull requests.
+    "all-pr-pipeline": "all-pipeline",
 }
 # Our earlier key names -> the reference's.
 KEY_ALIASES = {
@@ -128,7 +130,7 @@ DATASET_NAME_SHAPES = {
         "mtdata_<Group>-<name>-<version>-<l1>-<l2>, e.g. mtdata_Statmt-news_commentary-16-eng-fra",
     ),
     "flores": (r"^(dev|devtest)$", "flores_dev or flores_devtest"),
-    "ntrex": (r"^test$", "ntrex_test"),
+    "ntrex": (r"^(test|ntrex128)$", "ntrex_test"),
     "tmx": (r"^pontoon$", "tmx_pontoon"),
     "news-crawl": (r"^news\.\d{4}$", "news-crawl_news.<year>, e.g. news-crawl_news.2021"),
     "hplt": (r"^mono/v[23]\.0$", "hplt_mono/v3.0 or hplt_mono/v2.0"),
@@ -204,7 +206,6 @@ REFERENCE_STAGES_NOT_SUPPORTED_YET = [
     "distillation-parallel-src-extract-best",
     "distillation-parallel-src-translations-score",
     "distillation-mono-src-chunk",
-    "all-pr-pipeline",
 ]
 
 
@@ -693,7 +694,9 @@ def _apply_aliases(config: dict, problems: list) -> dict:
                 block[new] = block.pop(old)
             config[section] = block
     stage = config.get("target-stage")
-    if isinstance(stage, str) and stage in STAGE_ALIASES:
+    if stage == "all-pr-pipeline":
+        logger.info("target-stage all-pr-pipeline (the reference's PR-CI target) runs the whole pipeline")
+    elif isinstance(stage, str) and stage in STAGE_ALIASES:
         logger.warning("target-stage: %s is deprecated: use %s", stage, STAGE_ALIASES[stage])
     return config
 
@@ -1147,16 +1150,35 @@ class _ConfigLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         seen = {}
-        for key_node, _ in node.value:
+        for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, (str, int, float, bool)) or key is None:
+                line = key_node.start_mark.line + 1
                 if key in seen:
-                    raise ConfigError(
-                        f"duplicate key {key!r} on lines {seen[key]} and {key_node.start_mark.line + 1} "
-                        "(YAML would silently keep the last)"
-                    )
-                seen[key] = key_node.start_mark.line + 1
+                    earlier_line, earlier_node = seen[key]
+                    earlier = self.construct_object(earlier_node, deep=True)
+                    if not _keeps_everything_of(self.construct_object(value_node, deep=True), earlier):
+                        raise ConfigError(
+                            f"duplicate key {key!r} on lines {earlier_line} and {line} "
+                            "(YAML would silently keep the last)"
+                        )
+                    # The reference's configs have a few of these (an empty `continuation:` repeated with
+                    # content): YAML keeps the last, and nothing of the first is lost.
+                    logger.warning(
+                        "duplicate key %r on lines %d and %d: the later one is used; it holds all of the earlier",
+                        key, earlier_line, line,
+                    )  # fmt: skip
+                seen[key] = (line, value_node)
         return super().construct_mapping(node, deep=deep)
+
+
+def _keeps_everything_of(later, earlier) -> bool:
+    """Whether a mapping value `later` says everything `earlier` said (an empty earlier value says nothing)."""
+    if earlier in (None, {}, [], ""):
+        return True
+    if isinstance(earlier, dict) and isinstance(later, dict):
+        return all(k in later and _keeps_everything_of(later[k], v) for k, v in earlier.items())
+    return later == earlier
 
 
 def _count_values(value, memo: dict, active: set) -> int:
