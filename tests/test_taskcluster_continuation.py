@@ -113,6 +113,9 @@ def test_the_references_pretrained_models_read_as_continuation():
         "type": "default",
     }
     assert "pretrained-models" not in validated["experiment"]
+    # One reference config names the role itself.
+    config["experiment"]["pretrained-models"] = {"backwards": {"urls": [TASK_ID], "mode": "use"}}
+    assert validate_training_config(config)["continuation"]["models"]["backwards"]["url"] == TASK_ID
     config["experiment"]["pretrained-models"] = {"train-student": {"urls": [TASK_ID]}}
     with pytest.raises(ConfigError, match="experiment.pretrained-models.train-student: not supported yet"):
         validate_training_config(config)

@@ -722,7 +722,13 @@ def _drop_duplicate_datasets(config: dict) -> dict:
 
 
 # The reference's older `experiment.pretrained-models` stages -> continuation.models roles.
-PRETRAINED_ROLES = {"train-teacher": "teacher", "train-backwards": "backwards"}
+# Some configs name the role itself (`pretrained-models: {backwards: ...}`).
+PRETRAINED_ROLES = {
+    "train-teacher": "teacher",
+    "train-backwards": "backwards",
+    "teacher": "teacher",
+    "backwards": "backwards",
+}
 
 
 def _pretrained_as_continuation(config: dict, pretrained: dict, problems: list) -> dict:
