@@ -224,6 +224,25 @@ def test_student_trains_with_guided_alignment_then_finetunes(data, model):
     assert "[config] optimizer-delay: 4" in log
 
 
+def test_init_model_starts_a_training_from_the_pretrained_weights(data, model, tmp_path):
+    """continuation mode init: train.py --init-model passes the weights to Marian; after two updates the model
+    is still close to them, while one trained from scratch is not."""
+    import numpy as np
+
+    def distance(out):
+        with np.load(out / "model.npz") as trained, np.load(model / "final.model.npz") as pretrained:
+            return float(np.abs(trained["Wemb"] - pretrained["Wemb"]).mean())
+
+    initialized, scratch = tmp_path / "init", tmp_path / "scratch"
+    run_step(TRAIN, train_args(data, initialized, updates=2, extra=["--init-model", model]))
+    run_step(TRAIN, train_args(data, scratch, updates=2))
+    assert "[config] pretrained-model: " in (initialized / "train.log").read_text()
+    assert distance(initialized) < distance(scratch) / 5, (distance(initialized), distance(scratch))
+    both = ["--init-model", model, "--pretrained-model", model]
+    result = run_step(TRAIN, train_args(data, tmp_path / "both", extra=both), check=False)
+    assert_fails_cleanly(result, tmp_path / "both", "not both")
+
+
 def test_student_presets_are_the_firefox_architectures():
     from pipeline.train.train import load_preset
 

@@ -101,6 +101,39 @@ def test_a_continued_backward_model_is_downloaded_and_its_training_left_out():
     assert "--teacher-logs" in report
 
 
+def test_init_mode_downloads_the_weights_and_the_vocabulary_and_trains_from_them():
+    urls = ["https://example.org/es-en/teacher1", "https://example.org/es-en/teacher2"]
+    config = tiny(models={"teacher": {"urls": urls, "mode": "init"}})
+    config["experiment"]["teacher-ensemble"] = 2
+    config["target-stage"] = "train-teacher"
+    after = target(config)
+    # The vocabulary is the pretrained model's: downloaded from the first teacher's folder.
+    vocab = after["build-vocab-en-fr"].attributes["step"]
+    assert vocab["module"] == DOWNLOAD and ["--source", urls[0]] in vocab["args"]
+    for member, url in enumerate(urls, 1):
+        init = after[f"continuation-init-model-teacher-en-fr-{member}"].attributes["step"]
+        assert ["--source", url] in init["args"] and ["--files", "final.model.npz"] in init["args"]
+        train = dict(after[f"train-teacher-en-fr-{member}"].attributes["step"]["args"])
+        # The teacher still trains, on this run's corpus, from its own member's weights.
+        assert train["--init-model"] == {
+            "task": f"continuation-init-model-teacher-en-fr-{member}",
+            "artifact": "final.model.npz",
+        }
+        assert train["--train-dir"]["task"] == "corpus-merge-parallel-en-fr"
+    # Without init, no such task and no --init-model.
+    plain = tiny()
+    plain["target-stage"] = "train-teacher"
+    before = target(plain)
+    assert not any(label.startswith("continuation-init-model") for label in before)
+    assert "--init-model" not in dict(before["train-teacher-en-fr-1"].attributes["step"]["args"])
+    # mode continue is refused, naming the key.
+    config["continuation"]["models"]["teacher"]["mode"] = "continue"
+    with pytest.raises(
+        ConfigError, match="continuation.models.teacher.mode: not supported yet: mode 'continue'"
+    ):
+        validate_training_config(config)
+
+
 def test_the_references_pretrained_models_read_as_continuation():
     config = yaml.safe_load((REPO_ROOT / "configs/tiny.yml").read_text())
     config["experiment"]["pretrained-models"] = {
@@ -240,3 +273,26 @@ def test_kill_9_during_the_download_then_rerun_gives_the_same_files(tmp_path, fa
     run_step(DOWNLOAD, args(TASK_ID, out), env=step_env(TASKCLUSTER_ROOT_URL=fake.root_url))
     assert digests(out) == EXPECTED
     assert not list(out.glob(".*.tmp"))
+
+
+def test_a_reference_model_folder_is_read_under_its_own_names(tmp_path, fake):
+    """The reference publishes final.model.npz.best-chrf.npz and its decoder config: fetched as ours, the decoder
+    config rewritten to name our files."""
+    fake.add_artifact("RefTeacher000000000000", "public/build/final.model.npz.best-chrf.npz", b"ref" * 1000)
+    fake.add_artifact(
+        "RefTeacher000000000000",
+        "public/build/final.model.npz.best-chrf.npz.decoder.yml",
+        b"models: [/data/model.npz.best-chrf.npz]\nvocabs: [/data/vocab.spm, /data/vocab.spm]\nbeam-size: 4\n",
+    )
+    folder = f"{fake.root_url}/storage/RefTeacher000000000000/0/public/build"
+    out = tmp_path / "out"
+    result = run_step(DOWNLOAD, args(folder, out, files="final.model.npz,final.model.npz.decoder.yml"))
+    assert "(the reference's final.model.npz.best-chrf.npz)" in result.stderr
+    assert (out / "final.model.npz").read_bytes() == b"ref" * 1000
+    decoder = yaml.safe_load((out / "final.model.npz.decoder.yml").read_text())
+    assert decoder == {
+        "models": ["final.model.npz"],
+        "vocabs": ["vocab.spm", "vocab.spm"],
+        "beam-size": 4,
+        "relative-paths": True,
+    }

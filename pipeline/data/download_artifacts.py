@@ -5,6 +5,10 @@ or a Taskcluster task id (the files are that task's artifacts `public/build/<nam
 TASKCLUSTER_PROXY_URL or TASKCLUSTER_ROOT_URL). Writes each of --files into <output-dir>, atomically; a
 rerun after success does nothing, and a rerun after an interruption fetches only what is missing.
 A Taskcluster request that still fails after retries exits with status 17 (the task is retried).
+
+A model folder of the reference system names its best model `final.model.npz.best-chrf.npz` (and its decoder
+config after it): where `final.model.npz` is missing, those names are fetched instead, and the decoder config is
+rewritten to name this project's files.
 """
 
 import argparse
@@ -26,6 +30,11 @@ from pipeline.common.taskcluster_resume import (
 logger = logging.getLogger("download")
 
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+# Our name -> the reference's, tried when ours is not found (HTTP 404).
+REFERENCE_NAMES = {
+    "final.model.npz": "final.model.npz.best-chrf.npz",
+    "final.model.npz.decoder.yml": "final.model.npz.best-chrf.npz.decoder.yml",
+}
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -58,21 +67,49 @@ def main(args):
     for name, url in urls.items():
         if (out / name).exists():
             continue
-        try:
-            response = open_url(url, args.retry_seconds)
-        except RequestFailed as error:
-            if from_taskcluster:
-                logger.error("a Taskcluster request failed: %s", error)
-                sys.exit(EXIT_TASKCLUSTER_REQUEST_FAILED)
-            raise StepError(f"cannot download {url}: {error}") from None
+        response = request(url, from_taskcluster, args.retry_seconds)
+        reference_name = REFERENCE_NAMES.get(name)
+        if response is None and reference_name:
+            url = file_urls(args.source, [reference_name])[0][reference_name]
+            response = request(url, from_taskcluster, args.retry_seconds)
+        else:
+            reference_name = None
         if response is None:
-            raise StepError(f"{url} does not exist (HTTP 404): check the continuation source")
+            raise StepError(f"{urls[name]} does not exist (HTTP 404): check the continuation source")
         with response, atomic_path(out / name) as tmp, open(tmp, "wb") as f:
             shutil.copyfileobj(response, f)
             expected = response.headers.get("Content-Length")
             if expected is not None and f.tell() != int(expected):
                 raise StepError(f"{url}: got {f.tell()} bytes of {expected} (connection cut)")
-        logger.info("fetched %s", name)
+            f.close()
+            if reference_name and name.endswith(".decoder.yml"):
+                as_our_decoder_config(tmp)
+        logger.info("fetched %s%s", name, f" (the reference's {reference_name})" if reference_name else "")
+
+
+def request(url: str, from_taskcluster: bool, retry_seconds: float):
+    """The open response, or None for HTTP 404; a request that keeps failing exits 17 on Taskcluster."""
+    try:
+        return open_url(url, retry_seconds)
+    except RequestFailed as error:
+        if from_taskcluster:
+            logger.error("a Taskcluster request failed: %s", error)
+            sys.exit(EXIT_TASKCLUSTER_REQUEST_FAILED)
+        raise StepError(f"cannot download {url}: {error}") from None
+
+
+def as_our_decoder_config(path: Path):
+    """The reference's decoder config names its own model and vocabulary files: name ours (beside it)."""
+    import yaml
+
+    try:
+        decoder = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise StepError(f"the downloaded decoder config is not YAML: {error}") from None
+    if not isinstance(decoder, dict):
+        raise StepError("the downloaded decoder config is not a mapping")
+    decoder.update({"relative-paths": True, "models": ["final.model.npz"], "vocabs": ["vocab.spm", "vocab.spm"]})
+    path.write_text(yaml.safe_dump(decoder, sort_keys=False), encoding="utf-8")
 
 
 if __name__ == "__main__":

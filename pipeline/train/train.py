@@ -7,7 +7,8 @@ and the SentencePiece vocabulary. OpusTrainer mixes the datasets by the curricul
 `configs/opustrainer/<model-type>[.<teacher-mode>].yml`, applies its modifiers and streams TSV to Marian's
 stdin; with alignments, the Tags modifier re-maps them onto SentencePiece pieces for guided alignment.
 The architecture preset is `configs/model/<model-type>.<architecture>.yml` (plus `configs/finetune/` with
---pretrained-model), overridden by --marian-args (JSON). Writes to <output-dir>: `final.model.npz` (the best
+--pretrained-model; --init-model starts from a model's weights with its architecture), overridden by --marian-args
+(JSON). Writes to <output-dir>: `final.model.npz` (the best
 checkpoint by --best-metric), `final.model.npz.decoder.yml` (paths relative to itself), `vocab.spm`,
 `train.log`, `valid.log`, `config.opustrainer.yml` and `training.json` (updates, why the training stopped, lines
 fed and skipped, seconds).
@@ -95,6 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--pretrained-model", type=Path, help="fine-tune this model (a trained model's folder or .npz)"
+    )
+    parser.add_argument(
+        "--init-model",
+        type=Path,
+        help="start from this model's weights (continuation mode init): its architecture, a fresh optimizer and "
+        "schedule, this model type's training (a trained model's folder or .npz)",
     )
     parser.add_argument("--marian-args", default="{}", help="JSON mapping of extra Marian options")
     parser.add_argument(
@@ -480,6 +487,8 @@ def main(args):
         return
     # A retried Taskcluster run (RUN_ID > 0) continues from the checkpoint an earlier run uploaded.
     fetch_previous_run(out, CHECKPOINT_FILES)
+    if args.init_model and args.pretrained_model:
+        raise StepError("give --pretrained-model (fine-tune) or --init-model (initialize), not both")
     options = load_preset(args.model_type, args.architecture)
     explicit = parse_marian_args(args.marian_args)
     if args.pretrained_model:
@@ -487,6 +496,8 @@ def main(args):
         options.update(
             fine_tuning_architecture(options, explicit, pretrained_checkpoint(args.pretrained_model))
         )
+    if args.init_model:
+        options.update(fine_tuning_architecture(options, explicit, pretrained_checkpoint(args.init_model)))
     options.update(explicit)
     epochs, wall_time = training_caps(options)
     devices = device_options()
@@ -495,7 +506,8 @@ def main(args):
         raise StepError("a student trains with guided alignment: give its corpus's --alignments")
     if bool(args.alignments) and args.backtranslations_dir and not args.backtranslations_alignments:
         raise StepError("--alignments given for the corpus but not for the back-translations")
-    pretrained = pretrained_checkpoint(args.pretrained_model) if args.pretrained_model else None
+    initial_weights = args.pretrained_model or args.init_model
+    pretrained = pretrained_checkpoint(initial_weights) if initial_weights else None
 
     work = out / "corpus"
     work.mkdir(parents=True, exist_ok=True)

@@ -636,17 +636,18 @@ training_config_schema = Schema(
             # One shared SentencePiece model: src and trg name the same file (split vocabularies: not yet).
             Optional("vocab"): {Required("src"): continuation_source, Required("trg"): continuation_source},
             Optional("models"): {
-                # One source per teacher-ensemble member; `use` them as they are.
+                # One source per teacher-ensemble member; `use` them as they are, or `init` the teachers'
+                # training with their weights (the run then uses their vocabulary).
                 Optional("teacher"): {
                     Required("urls"): All([continuation_source], Length(min=1)),
-                    Optional("mode", default="use"): OneOf("use"),
+                    Optional("mode", default="use"): OneOf("use", "init"),
                     Optional("type", default="default"): OneOf("default"),
                 },
                 # The backward model (e.g. an earlier run's student of the reverse pair), `use`d as it is: it
-                # must share this run's vocabulary (continuation.vocab).
+                # must share this run's vocabulary (continuation.vocab); or `init` its training with the weights.
                 Optional("backwards"): {
                     Required("url"): continuation_source,
-                    Optional("mode", default="use"): OneOf("use"),
+                    Optional("mode", default="use"): OneOf("use", "init"),
                     Optional("type", default="default"): OneOf("default"),
                 },
             },
@@ -807,11 +808,11 @@ def _reference_shapes(config: dict, problems: list) -> dict:
             models.pop(role)
         for role in ("teacher", "backwards"):
             model = models.get(role)
-            if isinstance(model, dict) and model.get("mode", "use") != "use":
+            if isinstance(model, dict) and model.get("mode", "use") not in ("use", "init"):
                 problems.append(
                     (
                         f"continuation.models.{role}.mode",
-                        f"not supported yet: mode {model['mode']!r} (only use)",
+                        f"not supported yet: mode {model['mode']!r} (use or init)",
                     )
                 )
                 models[role] = {**model, "mode": "use"}

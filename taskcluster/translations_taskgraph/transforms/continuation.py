@@ -24,16 +24,24 @@ transforms = TransformSequence()
 transforms.add_validate(continuation_schema)
 
 
+def _model_url(model: dict, member: int | None) -> str:
+    return model["urls"][(member or 1) - 1] if "urls" in model else model["url"]
+
+
 def _source(run_config, which, task) -> str | None:
     continuation = run_config["continuation"]
-    if which == "vocab" and "vocab" in continuation:
-        return continuation["vocab"]["src"]
-    teacher = continuation.get("models", {}).get("teacher")
-    if which == "teacher" and teacher:
-        return teacher["urls"][task["attributes"]["member"] - 1]
-    backwards = continuation.get("models", {}).get("backwards")
-    if which == "backwards" and backwards:
-        return backwards["url"]
+    models = continuation.get("models", {})
+    if which == "vocab":
+        if "vocab" in continuation:
+            return continuation["vocab"]["src"]
+        # A model trained from pretrained weights keeps the pretrained model's vocabulary.
+        for role in ("teacher", "backwards"):
+            if models.get(role, {}).get("mode") == "init":
+                return _model_url(models[role], 1)
+        return None
+    model = models.get(which)
+    if model and model.get("mode", "use") == "use":
+        return _model_url(model, task["attributes"].get("member"))
     return None
 
 
@@ -59,4 +67,22 @@ def download_instead(config, tasks):
             "resources": {"cpus": 1, "mem-gb": 1},
         }
         task["worker-type"] = "b-cpu"
+        yield task
+
+
+init_transforms = TransformSequence()
+ROLE_OF_MODEL = {"teacher": "teacher", "backward": "backwards"}
+
+
+@init_transforms.add
+def init_model_sources(config, tasks):
+    """Keeps the download of a pretrained model only for a role whose continuation mode is init."""
+    models = training_config(config.params)["continuation"].get("models", {})
+    for task in tasks:
+        model = models.get(ROLE_OF_MODEL[task["attributes"]["model"]])
+        if not model or model.get("mode") != "init":
+            continue
+        source = _model_url(model, task["attributes"].get("member"))
+        task["attributes"]["continuation"] = source
+        task["step"]["args"]["--source"] = source
         yield task
