@@ -33,7 +33,9 @@ def bergamot_package() -> Path:
     return package
 
 
-def bergamot_translate(package, lines, model, vocab, shortlist=None) -> subprocess.CompletedProcess:
+def bergamot_translate(
+    package, lines, model, vocab, shortlist=None, trg_vocab=None
+) -> subprocess.CompletedProcess:
     command = [
         "node",
         str(NODE_SCRIPT),
@@ -46,6 +48,8 @@ def bergamot_translate(package, lines, model, vocab, shortlist=None) -> subproce
     ]
     if shortlist:
         command += ["--shortlist", str(shortlist)]
+    if trg_vocab:
+        command += ["--trg-vocab", str(trg_vocab)]
     return subprocess.run(
         command, input="".join(f"{line}\n" for line in lines), capture_output=True, text=True, timeout=600
     )

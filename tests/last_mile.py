@@ -44,9 +44,13 @@ def check_last_mile(run_dir: Path, test_slug: str, src: str = "en", trg: str = "
         return
     test_set = artifacts(f"dataset-{test_slug}-{src}-{trg}") / f"corpus.{src}.zst"
     sources = read_corpus(test_set)[:50]
+    # One vocabulary per language (spm-vocab-split): srcvocab and trgvocab, both handed to the engine.
+    split = (export / f"srcvocab.{pair}.spm").exists()
+    vocabs = [f"srcvocab.{pair}.spm.gz", f"trgvocab.{pair}.spm.gz"] if split else [f"vocab.{pair}.spm.gz"]
+    assert all(name.removesuffix(".gz") in metadata["files"] for name in vocabs)
     result = bergamot_translate(
-        bergamot_package(), sources, export / f"{model.name}.gz", export / f"vocab.{pair}.spm.gz",
-        export / f"lex.50.50.{pair}.s2t.bin.gz",
+        bergamot_package(), sources, export / f"{model.name}.gz", export / vocabs[0],
+        export / f"lex.50.50.{pair}.s2t.bin.gz", trg_vocab=export / vocabs[1] if split else None,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(result.stdout.splitlines()) == len(sources)

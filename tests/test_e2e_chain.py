@@ -63,8 +63,21 @@ def check_distilled_corpus(tmp_path):
 @pytest.mark.e2e
 @pytest.mark.timeout(TEST_TIMEOUT)
 def test_micro_chain_trains_and_finetunes_a_student(tmp_path):
-    """The whole chain in one run (CI time): the distilled corpus, then the student and its last mile."""
-    output = run(yaml.safe_load(MICRO.read_text()), tmp_path)
+    """The whole chain in one run (CI time): the distilled corpus, then the student and its last mile. With one
+    vocabulary per language (spm-vocab-split), which every model, the shortlist, the int8 model and the export
+    carry through to Firefox's engine; the shared vocabulary's chain is the demo's (tests/test_e2e.py)."""
+    config = yaml.safe_load(MICRO.read_text())
+    config["experiment"]["spm-vocab-split"] = True
+    output = run(config, tmp_path)
+    vocab = artifacts(tmp_path, "build-vocab-en-fr")
+    assert sorted(p.name for p in vocab.glob("*.spm")) == ["vocab.en.spm", "vocab.fr.spm"]
+    backward = yaml.safe_load(
+        (
+            artifacts(tmp_path, "backtranslations-train-backwards-model-en-fr")
+            / "final.model.npz.decoder.yml"
+        ).read_text()
+    )
+    assert backward["vocabs"] == ["vocab.fr.spm", "vocab.en.spm"]  # its direction, fr -> en
     check_distilled_corpus(tmp_path)
     student = artifacts(tmp_path, "distillation-student-model-train-en-fr")
     finetuned = artifacts(tmp_path, "distillation-student-model-finetune-en-fr")

@@ -285,7 +285,8 @@ def test_tasks_carry_their_step_as_structured_data(tiny_graph):
     assert step["script"] == "pipeline/train/train.py"
     args = dict((flag, value) for flag, value in step["args"])
     assert args["--train-dir"] == {"task": "corpus-merge-parallel-en-fr", "artifact": None}
-    assert args["--vocab"] == {"task": "build-vocab-en-fr", "artifact": "vocab.spm"}
+    # build-vocab's folder: vocab.spm, or one vocabulary per language (spm-vocab-split)
+    assert args["--vocab"] == {"task": "build-vocab-en-fr", "artifact": None}
     assert args["--output-dir"] == {"artifacts": True}
     assert args["--architecture"] == "tiny"
     assert json.loads(args["--marian-args"]) == load("configs/tiny.yml")["marian-args"]["training-teacher"]
@@ -297,7 +298,7 @@ def test_taskcluster_command_fetches_upstream_artifacts(tiny_graph):
     task = tiny_graph.tasks["train-teacher-en-fr-1"].task
     command = task["payload"]["command"][-1]
     assert "python3 -m pipeline.train.train --model-type teacher" in command
-    assert '--vocab "$MOZ_FETCHES_DIR"/build-vocab-en-fr/vocab.spm' in command
+    assert '--vocab "$MOZ_FETCHES_DIR"/build-vocab-en-fr ' in command
     assert '--output-dir "$TASK_WORKDIR"/artifacts' in command
     fetches = task["payload"]["env"]["MOZ_FETCHES"]["task-reference"]
     assert "public/build/vocab.spm" in fetches and "<build-vocab-en-fr>" in fetches

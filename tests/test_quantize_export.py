@@ -205,7 +205,7 @@ def test_evaluate_refuses_ensembles_of_different_vocabularies(models, tmp_path):
     out = tmp_path / "out"
     args = ["--model-dir", models["teacher"], other, "--dataset-dir", models["corpus"], "--dataset", "x"]
     result = run_step(EVALUATE, [*args, "--src", "en", "--trg", "fr", "--output-dir", out], check=False)
-    assert result.returncode == 1 and "must share their vocabulary" in result.stderr
+    assert result.returncode == 1 and "must share their vocabularies" in result.stderr
     result = run_step(
         EVALUATE,
         [

@@ -3,6 +3,7 @@ download tasks in their place, and the graph leaves out exactly the tasks they r
 (pipeline/data/download_artifacts.py): from a folder address, from a task's artifacts, bad input, kill -9."""
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -63,6 +64,23 @@ def test_a_continued_vocab_downloads_and_leaves_out_the_vocab_training():
     step = after["build-vocab-en-fr"].attributes["step"]
     assert step["module"] == DOWNLOAD
     assert ["--source", VOCAB["src"]] in step["args"] and ["--files", "vocab.spm"] in step["args"]
+
+
+def test_continued_split_vocabularies_download_each_from_its_own_address(caplog):
+    """The reference's configs give each vocabulary's file address (`.../public%2Fbuild%2Fvocab.ar.spm`)."""
+    src = "https://tc.example.org/api/queue/v1/task/T/runs/0/artifacts/public%2Fbuild%2Fvocab.en.spm"
+    trg = "https://tc.example.org/api/queue/v1/task/T/runs/0/artifacts/public%2Fbuild%2Fvocab.fr.spm"
+    config = tiny(vocab={"src": src, "trg": trg})
+    config["experiment"]["spm-vocab-split"] = True
+    config["target-stage"] = "build-vocab"
+    step = target(config)["build-vocab-en-fr"].attributes["step"]
+    assert step["outputs"] == ["vocab.en.spm", "vocab.fr.spm"]
+    assert json.loads(dict(step["args"])["--file-sources"]) == {"vocab.en.spm": src, "vocab.fr.spm": trg}
+    # Without spm-vocab-split, two addresses are the reference's one shared vocabulary under two names.
+    config["experiment"]["spm-vocab-split"] = False
+    step = target(config)["build-vocab-en-fr"].attributes["step"]
+    assert step["outputs"] == ["vocab.spm"] and ["--source", src] in step["args"]
+    assert "src is used as the shared vocabulary" in caplog.text
 
 
 def test_continued_teachers_are_downloaded_per_member():
@@ -157,7 +175,7 @@ def test_the_references_pretrained_models_read_as_continuation():
 @pytest.mark.parametrize(
     "continuation,key",
     [
-        ({"vocab": {"src": "https://a/v", "trg": "https://b/v"}}, "continuation.vocab"),
+        ({"vocab": {"src": "ftp://a/v", "trg": "https://b/v"}}, "continuation.vocab.src"),
         (
             {"models": {"teacher": {"urls": ["https://a/1", "https://a/2"]}}},
             "continuation.models.teacher.urls",
@@ -296,3 +314,19 @@ def test_a_reference_model_folder_is_read_under_its_own_names(tmp_path, fake):
         "beam-size": 4,
         "relative-paths": True,
     }
+
+
+def test_file_sources_fetch_each_file_from_its_own_address(tmp_path, fake):
+    folder = f"{fake.root_url}/storage/{TASK_ID}/0/public/build"
+    sources = {"vocab.en.spm": f"{folder}/vocab.spm", "final.model.npz": TASK_ID}
+    out = tmp_path / "out"
+    run_step(
+        DOWNLOAD,
+        ["--file-sources", json.dumps(sources), "--output-dir", out, "--retry-seconds", "0.01"],
+        env=step_env(TASKCLUSTER_ROOT_URL=fake.root_url),
+    )
+    assert (out / "vocab.en.spm").read_bytes() == FILES["vocab.spm"]
+    assert (out / "final.model.npz").read_bytes() == FILES["final.model.npz"]
+    both = ["--file-sources", "{}", "--source", folder, "--files", "x", "--output-dir", tmp_path / "b"]
+    result = run_step(DOWNLOAD, both, check=False)
+    assert result.returncode == 1 and "not both" in result.stderr

@@ -21,6 +21,7 @@ from pathlib import Path
 from pipeline.common.io import atomic_path, read_lines, read_pairs, remove_stale_temporaries, write_lines
 from pipeline.common.marian import run_marian
 from pipeline.common.step import StepError, already_done, run_step, threads
+from pipeline.common.vocab import vocab_pair
 
 logger = logging.getLogger("shortlist")
 
@@ -31,7 +32,12 @@ WORD = re.compile(r"\S+")
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--corpus-dir", required=True, type=Path)
     parser.add_argument("--alignments", required=True, type=Path, help="corpus.aln.zst of the corpus")
-    parser.add_argument("--vocab", required=True, type=Path, help="the SentencePiece model of both languages")
+    parser.add_argument(
+        "--vocab",
+        required=True,
+        type=Path,
+        help="the SentencePiece model of both languages, or build-vocab's folder (one per language)",
+    )
     parser.add_argument("--src", required=True)
     parser.add_argument("--trg", required=True)
     parser.add_argument("--top-k", type=int, default=100, help="target pieces kept per source piece")
@@ -57,9 +63,11 @@ def words_of_pieces(sp, line: str) -> tuple[list[str], list[int]]:
     return pieces, words
 
 
-def count_links(sp, pairs, alignment_lines, alignments_name="the alignments"):
+def count_links(sp, pairs, alignment_lines, alignments_name="the alignments", trg_sp=None):
     """Link counts per source piece, streaming the corpus and its alignments (memory grows with the
-    vocabulary, not the corpus); fails if the two differ in length."""
+    vocabulary, not the corpus); fails if the two differ in length. `trg_sp`: the target side's own
+    SentencePiece model, when the languages have one each."""
+    trg_sp = trg_sp or sp
     counts: dict[str, Counter] = defaultdict(Counter)
     pairs, alignment_lines = iter(pairs), iter(alignment_lines)
     number = 0
@@ -73,7 +81,7 @@ def count_links(sp, pairs, alignment_lines, alignments_name="the alignments"):
             )
         src, trg = pair
         src_pieces, src_words = words_of_pieces(sp, src)
-        trg_pieces, trg_words = words_of_pieces(sp, trg)
+        trg_pieces, trg_words = words_of_pieces(trg_sp, trg)
         src_by_word, trg_by_word = defaultdict(list), defaultdict(list)
         for piece, word in zip(src_pieces, src_words, strict=True):
             src_by_word[word].append(piece)
@@ -135,11 +143,13 @@ def main(args):
         raise StepError(f"--top-k {args.top_k} keeps fewer pieces than the shortlist's --best {args.best}")
     if not args.vocab.exists():
         raise StepError(f"input file {args.vocab} does not exist")
+    src_vocab, trg_vocab = vocab_pair(args.vocab, args.src, args.trg)
     import sentencepiece
 
-    sp = sentencepiece.SentencePieceProcessor(model_file=str(args.vocab))
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(src_vocab))
+    trg_sp = sentencepiece.SentencePieceProcessor(model_file=str(trg_vocab)) if trg_vocab != src_vocab else sp
     pairs = read_pairs(args.corpus_dir / f"corpus.{args.src}.zst", args.corpus_dir / f"corpus.{args.trg}.zst")
-    counts = count_links(sp, pairs, read_lines(args.alignments), str(args.alignments))
+    counts = count_links(sp, pairs, read_lines(args.alignments), str(args.alignments), trg_sp)
     if not counts:
         raise StepError(f"the corpus in {args.corpus_dir} is empty")
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +169,7 @@ def main(args):
         options = {
             "shortlist": [str(table), args.first, args.best, 0],
             "dump-shortlist": str(tmp),
-            "vocabs": [str(args.vocab), str(args.vocab)],
+            "vocabs": [str(src_vocab), str(trg_vocab)],
         }
         run_marian("convert", options, log_path=None)
         if tmp.stat().st_size == 0:

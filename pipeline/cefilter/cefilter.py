@@ -33,6 +33,7 @@ from pipeline.common.io import (
 )
 from pipeline.common.marian import device_options, run_marian
 from pipeline.common.step import StepError, already_done, run_step
+from pipeline.common.vocab import model_vocabs
 
 logger = logging.getLogger("cefilter")
 
@@ -113,7 +114,7 @@ def drop_threshold(
 
 def score(args, work: Path, scores_file: Path) -> None:
     model = args.model_dir / "final.model.npz"
-    vocab = args.model_dir / "vocab.spm"
+    vocabs = model_vocabs(args.model_dir)  # the backward model's: (trg, src)
     plain = {}
     for lang in (args.src, args.trg):
         plain[lang] = work / f"corpus.{lang}"
@@ -125,7 +126,7 @@ def score(args, work: Path, scores_file: Path) -> None:
             "score",
             {
                 "model": str(model),
-                "vocabs": [str(vocab), str(vocab)],
+                "vocabs": [str(vocabs[0]), str(vocabs[1])],
                 # The backward direction: how well the translation (trg) reconstructs the source.
                 "train-sets": [str(plain[args.trg]), str(plain[args.src])],
                 "normalize": True,
@@ -154,9 +155,10 @@ def main(args):
         return
     if not 0 <= args.remove_fraction < 1:
         raise StepError(f"--remove-fraction must be at least 0 and below 1, got {args.remove_fraction}")
-    for name in ("final.model.npz", "vocab.spm"):
+    for name in ("final.model.npz", "final.model.npz.decoder.yml"):
         if not (args.model_dir / name).exists():
             raise StepError(f"no trained backward model in {args.model_dir} (missing {name})")
+    model_vocabs(args.model_dir)
     corpus = [args.corpus_dir / outputs[0], args.corpus_dir / outputs[1]]
     # One streaming pass: the pair count, and two sides of equal length (read_line_blocks checks).
     pairs_count = sum(block.count for block in read_line_blocks(corpus, SCORE_BLOCK))

@@ -1,8 +1,10 @@
 """Download the outputs of an earlier run (continuation): a vocabulary or a trained model.
 
---source is either the address of a folder (`https://.../teacher1`, each file fetched as `<source>/<name>`)
-or a Taskcluster task id (the files are that task's artifacts `public/build/<name>`, through
-TASKCLUSTER_PROXY_URL or TASKCLUSTER_ROOT_URL). Writes each of --files into <output-dir>, atomically; a
+--source is either the address of a folder (`https://.../teacher1`, each file fetched as `<source>/<name>`),
+a Taskcluster task id (the files are that task's artifacts `public/build/<name>`, through
+TASKCLUSTER_PROXY_URL or TASKCLUSTER_ROOT_URL), or the address of the one file (`.../vocab.en.spm`, as the
+reference's configs give vocabularies). --file-sources gives each file its own source (the two vocabularies of
+spm-vocab-split). Writes each of --files into <output-dir>, atomically; a
 rerun after success does nothing, and a rerun after an interruption fetches only what is missing.
 A Taskcluster request that still fails after retries exits with status 17 (the task is retried).
 
@@ -12,10 +14,12 @@ rewritten to name this project's files.
 """
 
 import argparse
+import json
 import logging
 import re
 import shutil
 import sys
+import urllib.parse
 from pathlib import Path
 
 from pipeline.common.io import atomic_path
@@ -36,11 +40,17 @@ REFERENCE_NAMES = {
     "final.model.npz.decoder.yml": "final.model.npz.best-chrf.npz.decoder.yml",
 }
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+FILE_SUFFIXES = (".spm", ".npz", ".yml", ".yaml", ".zst", ".gz", ".bin", ".json")
 
 
 def add_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("--source", required=True, help="a folder address (http(s)://...) or a task id")
-    parser.add_argument("--files", required=True, help="comma-separated file names to fetch")
+    parser.add_argument("--source", help="a folder address (http(s)://...) or a task id")
+    parser.add_argument("--files", help="comma-separated file names to fetch")
+    parser.add_argument(
+        "--file-sources",
+        help="instead of --source and --files: JSON {file name: its source}, each source a folder address, a "
+        "task id or the file's own address",
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
     parser.add_argument("--retry-seconds", type=float, default=1.0, help=argparse.SUPPRESS)
 
@@ -51,26 +61,62 @@ def file_urls(source: str, names: list[str]) -> tuple[dict[str, str], bool]:
         root = root_url()
         return {n: f"{root}/api/queue/v1/task/{source}/artifacts/public/build/{n}" for n in names}, True
     if re.match(r"^https?://[^\s]+$", source):
+        if is_file_address(source):
+            if len(names) != 1:
+                raise StepError(f"{source} is one file's address: it cannot give {', '.join(names)}")
+            return {names[0]: source}, False
         return {n: f"{source.rstrip('/')}/{n}" for n in names}, False
     raise StepError(f"--source must be an http(s):// folder address or a Taskcluster task id, got {source!r}")
 
 
-def main(args):
-    names = [name.strip() for name in args.files.split(",") if name.strip()]
+def is_file_address(address: str) -> bool:
+    """`.../artifacts/public%2Fbuild%2Fvocab.en.spm` (as the reference's configs give a vocabulary) names a file;
+    `.../teacher1` or `.../teacher1/` a folder."""
+    last = urllib.parse.unquote(urllib.parse.urlsplit(address).path).rstrip("/").rsplit("/", 1)[-1]
+    return not address.endswith("/") and last.endswith(FILE_SUFFIXES)
+
+
+def sources_of(args) -> dict[str, str]:
+    """{file name: its source} from --file-sources, or from --source and --files."""
+    if args.file_sources:
+        if args.source or args.files:
+            raise StepError("give --file-sources, or --source with --files, not both")
+        try:
+            sources = json.loads(args.file_sources)
+        except json.JSONDecodeError as error:
+            raise StepError(f"--file-sources is not JSON: {error}") from None
+        if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
+            raise StepError("--file-sources must map file names to sources")
+        names = list(sources)
+    else:
+        if not args.source or not args.files:
+            raise StepError("give --source with --files (or --file-sources)")
+        names = [name.strip() for name in args.files.split(",") if name.strip()]
+        sources = dict.fromkeys(names, args.source)
     bad = [name for name in names if not FILE_NAME_RE.match(name)]
     if not names or bad:
-        raise StepError(f"--files must be plain file names, got {args.files!r}")
+        raise StepError(f"--files must be plain file names, got {', '.join(bad) or 'none'}")
+    return sources
+
+
+def main(args):
+    sources = sources_of(args)
+    names = list(sources)
     out = args.output_dir
     if already_done(out, names):
         return
-    urls, from_taskcluster = file_urls(args.source, names)
+    urls, from_taskcluster = {}, False
+    for name, source in sources.items():
+        url, from_task = file_urls(source, [name])
+        urls.update(url)
+        from_taskcluster |= from_task
     for name, url in urls.items():
         if (out / name).exists():
             continue
         response = request(url, from_taskcluster, args.retry_seconds)
         reference_name = REFERENCE_NAMES.get(name)
         if response is None and reference_name:
-            url = file_urls(args.source, [reference_name])[0][reference_name]
+            url = file_urls(sources[name], [reference_name])[0][reference_name]
             response = request(url, from_taskcluster, args.retry_seconds)
         else:
             reference_name = None
@@ -83,7 +129,7 @@ def main(args):
                 raise StepError(f"{url}: got {f.tell()} bytes of {expected} (connection cut)")
             f.close()
             if reference_name and name.endswith(".decoder.yml"):
-                as_our_decoder_config(tmp)
+                as_our_decoder_config(tmp, joint_vocab="vocab.spm" in names)
         logger.info("fetched %s%s", name, f" (the reference's {reference_name})" if reference_name else "")
 
 
@@ -98,8 +144,9 @@ def request(url: str, from_taskcluster: bool, retry_seconds: float):
         raise StepError(f"cannot download {url}: {error}") from None
 
 
-def as_our_decoder_config(path: Path):
-    """The reference's decoder config names its own model and vocabulary files: name ours (beside it)."""
+def as_our_decoder_config(path: Path, joint_vocab: bool):
+    """The reference's decoder config names its own model and vocabulary files: name ours (beside it): the
+    shared vocab.spm, or the reference's own per-language vocabularies by their file names."""
     import yaml
 
     try:
@@ -108,7 +155,14 @@ def as_our_decoder_config(path: Path):
         raise StepError(f"the downloaded decoder config is not YAML: {error}") from None
     if not isinstance(decoder, dict):
         raise StepError("the downloaded decoder config is not a mapping")
-    decoder.update({"relative-paths": True, "models": ["final.model.npz"], "vocabs": ["vocab.spm", "vocab.spm"]})
+    vocabs = decoder.get("vocabs")
+    if joint_vocab:
+        vocabs = ["vocab.spm", "vocab.spm"]
+    elif isinstance(vocabs, list) and len(vocabs) == 2:
+        vocabs = [Path(str(v)).name for v in vocabs]
+    else:
+        raise StepError("the downloaded decoder config names no source and target vocabularies")
+    decoder.update({"relative-paths": True, "models": ["final.model.npz"], "vocabs": vocabs})
     path.write_text(yaml.safe_dump(decoder, sort_keys=False), encoding="utf-8")
 
 

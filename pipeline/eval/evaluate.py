@@ -29,6 +29,7 @@ import yaml
 from pipeline.common.io import atomic_path, read_lines, read_pairs, task_name, write_json, write_lines
 from pipeline.common.marian import decoding_batch_options, device_options, parse_marian_args, run_marian
 from pipeline.common.step import StepError, already_done, run_step
+from pipeline.common.vocab import model_vocabs
 
 logger = logging.getLogger("evaluate")
 
@@ -163,9 +164,12 @@ def decoding_options(model_dirs: list[Path]) -> tuple[dict, list[Path]]:
         models += files
     options = {"config": str(configs[0].resolve())}
     if len(model_dirs) > 1:
-        vocabs = {(d / "vocab.spm").read_bytes() if (d / "vocab.spm").exists() else None for d in model_dirs}
+        vocabs = {
+            tuple(v.read_bytes() for v in model_vocabs(d, config.name))
+            for d, config in zip(model_dirs, configs, strict=True)
+        }
         if len(vocabs) != 1:
-            raise StepError("the models of an ensemble must share their vocabulary (vocab.spm)")
+            raise StepError("the models of an ensemble must share their vocabularies")
         options["models"] = [str(p.resolve()) for p in models]
         options["weights"] = [1] * len(models)
     return options, models

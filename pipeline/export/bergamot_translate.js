@@ -2,7 +2,11 @@
 // loading the files an export ships. Used by the tests to prove that Firefox's engine loads them.
 //
 //   node pipeline/export/bergamot_translate.js --package DIR --model model.xxyy.intgemm8.bin \
-//       --vocab vocab.xxyy.spm [--shortlist lex.50.50.xxyy.s2t.bin] [--precision int8shiftAll] < in > out
+//       --vocab vocab.xxyy.spm [--trg-vocab trgvocab.xxyy.spm] [--shortlist lex.50.50.xxyy.s2t.bin] \
+//       [--precision int8shiftAll] < in > out
+//
+// With one vocabulary per language, --vocab is srcvocab.xxyy.spm and --trg-vocab trgvocab.xxyy.spm: both are
+// handed to the engine in that order, as Firefox does.
 //
 // DIR is the installed npm package @browsermt/bergamot-translator. The package's own translator.js needs
 // a browser (Web Worker, fetch); its worker script is evaluated here as a classic script with a global
@@ -77,6 +81,7 @@ function translateAll(Module, args, lines) {
     : new Module.AlignedMemory(0, 64);
   const vocabs = new Module.AlignedMemoryList();
   vocabs.push_back(alignedMemory(Module, readMaybeGzip(args.vocab), 64));
+  if (args["trg-vocab"]) vocabs.push_back(alignedMemory(Module, readMaybeGzip(args["trg-vocab"]), 64));
   const translationModel = new Module.TranslationModel(config, model, shortlist, vocabs, null);
   const service = new Module.BlockingService({ cacheSize: 0 });
 

@@ -1,10 +1,11 @@
 """Export a quantized student in the files Firefox's translation engine (bergamot-translator) loads.
 
-Reads the folder of pipeline.quantize.quantize (`final.model.intgemm8.bin`, its decoder config, `vocab.spm`,
-the binary shortlist) and the metrics.json of its evaluations. Writes to <output-dir>, with the names
+Reads the folder of pipeline.quantize.quantize (`final.model.intgemm8.bin`, its decoder config, the vocabularies
+it names, the binary shortlist) and the metrics.json of its evaluations. Writes to <output-dir>, with the names
 Firefox's model registry uses, each file plain and gzipped (`.gz`, as the registry stores them):
 `model.<src><trg>.intgemm8.bin` (int8 matrices retagged with the browsermt type ids, which Firefox loads
-under `gemm-precision: int8shiftAll`), `lex.<first>.<best>.<src><trg>.s2t.bin`, `vocab.<src><trg>.spm`;
+under `gemm-precision: int8shiftAll`), `lex.<first>.<best>.<src><trg>.s2t.bin`, `vocab.<src><trg>.spm` (or
+`srcvocab.<src><trg>.spm` and `trgvocab.<src><trg>.spm`, one vocabulary per language);
 and `metadata.json`: languages, architecture, precision, parameter counts, each file's size and sha256,
 the metrics, the digest of the training config (--config-* sections) and the source commit.
 """
@@ -23,6 +24,7 @@ import yaml
 
 from pipeline.common.io import atomic_path, read_json, remove_stale_temporaries, sha256_file, write_json
 from pipeline.common.step import StepError, already_done, run_step
+from pipeline.common.vocab import model_vocabs
 from pipeline.export.marian_binary import (
     UPSTREAM_TO_BROWSERMT,
     embedded_config,
@@ -111,17 +113,22 @@ def main(args):
     shortlist_name = Path(shortlist[0]).name  # lex.50.50.s2t.bin
     if not shortlist_name.endswith(".s2t.bin"):
         raise StepError(f"the shortlist {shortlist_name} is not a binary shortlist (*.s2t.bin)")
+    src_vocab, trg_vocab = model_vocabs(args.model_dir, decoder_path.name)
     names = {
         "model": f"model.{pair}.intgemm8.bin",
         "lex": shortlist_name.removesuffix("s2t.bin") + f"{pair}.s2t.bin",
-        "vocab": f"vocab.{pair}.spm",
     }
+    sources = {"model": args.model_dir / MODEL, "lex": args.model_dir / shortlist_name}
+    if src_vocab == trg_vocab:
+        names["vocab"], sources["vocab"] = f"vocab.{pair}.spm", src_vocab
+    else:
+        # One vocabulary per language: Firefox's model registry names them srcvocab and trgvocab.
+        names["srcvocab"], sources["srcvocab"] = f"srcvocab.{pair}.spm", src_vocab
+        names["trgvocab"], sources["trgvocab"] = f"trgvocab.{pair}.spm", trg_vocab
     outputs = [*names.values(), *(n + ".gz" for n in names.values()), "metadata.json"]
     if already_done(out, outputs):
         return
     remove_stale_temporaries(out)
-    sources = {"model": args.model_dir / MODEL, "lex": args.model_dir / shortlist_name}
-    sources["vocab"] = args.model_dir / "vocab.spm"
     for path in sources.values():
         if not path.exists():
             raise StepError(f"input file {path} does not exist")
@@ -148,7 +155,7 @@ def main(args):
     with atomic_path(out / names["model"]) as tmp:
         retagged = retag_for_browsermt(sources["model"], tmp)
     logger.info("retagged %d int8 matrices with the browsermt type ids", retagged)
-    for key in ("lex", "vocab"):
+    for key in [key for key in names if key != "model"]:
         with atomic_path(out / names[key]) as tmp:
             shutil.copyfile(sources[key], tmp)
     files = {}

@@ -1,6 +1,6 @@
 """Quantize a trained model to 8-bit integers with the CPU Marian (`marian-conv --gemm-type intgemm8`).
 
-Reads `<model-dir>/final.model.npz` with its `final.model.npz.decoder.yml` and `vocab.spm`, and the
+Reads `<model-dir>/final.model.npz` with its `final.model.npz.decoder.yml` and the vocabularies it names, and the
 binary lexical shortlist (`lex.<first>.<best>.s2t.bin` of pipeline.alignments.shortlist). Writes to
 <output-dir> a model folder that decodes on its own: `final.model.intgemm8.bin` (Marian's binary format,
 int8 matrices as upstream Marian tags them; pipeline.export retags them for Firefox),
@@ -20,6 +20,7 @@ import yaml
 from pipeline.common.io import atomic_path, remove_stale_temporaries
 from pipeline.common.marian import run_marian
 from pipeline.common.step import StepError, already_done, run_step, threads
+from pipeline.common.vocab import model_vocabs
 from pipeline.export.marian_binary import read_items
 
 logger = logging.getLogger("quantize")
@@ -61,20 +62,16 @@ def convert(model: Path, converted: Path) -> list:
 
 def main(args):
     out = args.output_dir
-    outputs = [MODEL, DECODER, "vocab.spm", args.shortlist.name]
-    if already_done(out, outputs):
+    float_config_path = args.model_dir / "final.model.npz.decoder.yml"
+    for path in (args.model_dir / "final.model.npz", float_config_path, args.shortlist):
+        if not path.exists():
+            raise StepError(f"input file {path} does not exist")
+    vocabs = model_vocabs(args.model_dir)  # vocab.spm, or one per language
+    vocab_files = [vocab.name for vocab in vocabs]
+    if already_done(out, [MODEL, DECODER, *dict.fromkeys(vocab_files), args.shortlist.name]):
         return
     remove_stale_temporaries(out)
     threads()
-    float_config_path = args.model_dir / "final.model.npz.decoder.yml"
-    for path in (
-        args.model_dir / "final.model.npz",
-        float_config_path,
-        args.model_dir / "vocab.spm",
-        args.shortlist,
-    ):
-        if not path.exists():
-            raise StepError(f"input file {path} does not exist")
     float_config = yaml.safe_load(float_config_path.read_text(encoding="utf-8")) or {}
 
     work = out / ".work"
@@ -89,12 +86,13 @@ def main(args):
         raise
     logger.info("%d of %d matrices quantized to int8", sum(i.type_id == 0x10001 for i in items), len(items))
 
-    copy(args.model_dir / "vocab.spm", out / "vocab.spm")
+    for vocab in dict.fromkeys(vocabs):
+        copy(vocab, out / vocab.name)
     copy(args.shortlist, out / args.shortlist.name)
     decoder = {
         "relative-paths": True,
         "models": [MODEL],
-        "vocabs": ["vocab.spm", "vocab.spm"],
+        "vocabs": vocab_files,
         "shortlist": [args.shortlist.name, False],
         **{
             k: v

@@ -1,8 +1,10 @@
-"""Train the SentencePiece vocabulary shared by both languages.
+"""Train the SentencePiece vocabulary shared by both languages, or one per language (--split true).
 
 Reads `<corpus-dir>/corpus.<src|trg>.zst`, samples up to --sample-size lines (both sides together, fixed
 seed), trains a unigram model with Marian's special ids (</s> = 0, <unk> = 1, no <s>) and writes
-`<output-dir>/vocab.spm` and its readable piece list `vocab.vocab`. Uses THREADS threads.
+`<output-dir>/vocab.spm` and its readable piece list `vocab.vocab`. With --split true (the config's
+`spm-vocab-split`), samples up to --sample-size pairs and trains one model per side, each of --vocab-size
+pieces: `vocab.<src>.spm`, `vocab.<trg>.spm` and their `vocab.<lang>.vocab` lists. Uses THREADS threads.
 """
 
 import argparse
@@ -28,38 +30,44 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--norm-rule", default="nmt_nfkc", help="SentencePiece's normalization rule (normalization_rule_name)"
     )
+    parser.add_argument(
+        "--split",
+        default="false",
+        choices=["true", "false"],
+        help="one vocabulary per language (spm-vocab-split)",
+    )
     parser.add_argument("--output-dir", required=True, type=Path)
 
 
-def sample_lines(corpus_dir: Path, src: str, trg: str, sample_size: int) -> list[str]:
-    """Reservoir sample over the lines of both sides, so memory stays bounded for large corpora."""
+def reservoir_sample(items, sample_size: int) -> list:
+    """A fixed-seed uniform sample of at most `sample_size` items, in bounded memory."""
     rng = random.Random(SEED)
-    reservoir: list[str] = []
-    seen = 0
-    for pair in read_pairs(corpus_dir / f"corpus.{src}.zst", corpus_dir / f"corpus.{trg}.zst"):
-        for line in pair:
-            seen += 1
-            if len(reservoir) < sample_size:
-                reservoir.append(line)
-            else:
-                index = rng.randrange(seen)
-                if index < sample_size:
-                    reservoir[index] = line
+    reservoir: list = []
+    for seen, item in enumerate(items, start=1):
+        if len(reservoir) < sample_size:
+            reservoir.append(item)
+        else:
+            index = rng.randrange(seen)
+            if index < sample_size:
+                reservoir[index] = item
     return reservoir
 
 
-def main(args):
-    if already_done(args.output_dir, ["vocab.spm", "vocab.vocab"]):
-        return
-    if args.vocab_size % 8:
-        raise StepError(f"--vocab-size must be a multiple of 8, got {args.vocab_size}")
-    thread_count = threads()
-    lines = sample_lines(args.corpus_dir, args.src, args.trg, args.sample_size)
-    if not lines:
-        raise StepError(f"the corpus in {args.corpus_dir} is empty")
+def sample_lines(corpus_dir: Path, src: str, trg: str, sample_size: int) -> list[str]:
+    """Sampled lines of both sides together."""
+    pairs = read_pairs(corpus_dir / f"corpus.{src}.zst", corpus_dir / f"corpus.{trg}.zst")
+    return reservoir_sample((line for pair in pairs for line in pair), sample_size)
+
+
+def sample_pairs(corpus_dir: Path, src: str, trg: str, sample_size: int) -> list[tuple[str, str]]:
+    return reservoir_sample(
+        read_pairs(corpus_dir / f"corpus.{src}.zst", corpus_dir / f"corpus.{trg}.zst"), sample_size
+    )
+
+
+def train_model(lines: list[str], vocab_size: int, norm_rule: str, thread_count: int) -> bytes:
     import sentencepiece
 
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     # Lines in and the model out through Python objects: no temporary file names end up in the model, so the
     # same corpus always gives a byte-identical vocabulary.
     model = io.BytesIO()
@@ -67,10 +75,10 @@ def main(args):
         sentencepiece.SentencePieceTrainer.train(
             sentence_iterator=iter(lines),
             model_writer=model,
-            vocab_size=args.vocab_size,
+            vocab_size=vocab_size,
             model_type="unigram",
             character_coverage=1.0,
-            normalization_rule_name=args.norm_rule,
+            normalization_rule_name=norm_rule,
             bos_id=-1,
             eos_id=0,
             unk_id=1,
@@ -83,8 +91,15 @@ def main(args):
         )
     except RuntimeError as error:
         raise StepError(f"SentencePiece failed: {error}") from None
-    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
-    with atomic_path(args.output_dir / "vocab.vocab") as tmp:
+    return model.getvalue()
+
+
+def write_vocab(model: bytes, output_dir: Path, stem: str) -> None:
+    """`<stem>.vocab` (the readable piece list), then `<stem>.spm`, the output that marks it done."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model)
+    with atomic_path(output_dir / f"{stem}.vocab") as tmp:
         tmp.write_text(
             "".join(
                 f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
@@ -92,9 +107,31 @@ def main(args):
             ),
             encoding="utf-8",
         )
-    with atomic_path(args.output_dir / "vocab.spm") as tmp:
-        tmp.write_bytes(model.getvalue())
-    logger.info("trained a %d-piece vocabulary on %d lines", args.vocab_size, len(lines))
+    with atomic_path(output_dir / f"{stem}.spm") as tmp:
+        tmp.write_bytes(model)
+
+
+def main(args):
+    split = args.split == "true"
+    stems = [f"vocab.{args.src}", f"vocab.{args.trg}"] if split else ["vocab"]
+    if already_done(args.output_dir, [f"{stem}.{ext}" for stem in stems for ext in ("spm", "vocab")]):
+        return
+    if args.vocab_size % 8:
+        raise StepError(f"--vocab-size must be a multiple of 8, got {args.vocab_size}")
+    thread_count = threads()
+    if split:
+        pairs = sample_pairs(args.corpus_dir, args.src, args.trg, args.sample_size)
+        sides = {stems[0]: [src for src, _ in pairs], stems[1]: [trg for _, trg in pairs]}
+    else:
+        sides = {"vocab": sample_lines(args.corpus_dir, args.src, args.trg, args.sample_size)}
+    if not any(sides.values()):
+        raise StepError(f"the corpus in {args.corpus_dir} is empty")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    for stem, lines in sides.items():
+        if (args.output_dir / f"{stem}.spm").exists():
+            continue  # a rerun after an interruption between the two
+        write_vocab(train_model(lines, args.vocab_size, args.norm_rule, thread_count), args.output_dir, stem)
+        logger.info("trained %s.spm: %d pieces on %d lines", stem, args.vocab_size, len(lines))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ stdin; with alignments, the Tags modifier re-maps them onto SentencePiece pieces
 The architecture preset is `configs/model/<model-type>.<architecture>.yml` (plus `configs/finetune/` with
 --pretrained-model; --init-model starts from a model's weights with its architecture), overridden by --marian-args
 (JSON). Writes to <output-dir>: `final.model.npz` (the best
-checkpoint by --best-metric), `final.model.npz.decoder.yml` (paths relative to itself), `vocab.spm`,
+checkpoint by --best-metric), `final.model.npz.decoder.yml` (paths relative to itself), the vocabularies
+(`vocab.spm`, or `vocab.<src>.spm` and `vocab.<trg>.spm`: --vocab is a file or build-vocab's folder),
 `train.log`, `valid.log`, `config.opustrainer.yml` and `training.json` (updates, why the training stopped, lines
 fed and skipped, seconds).
 
@@ -54,6 +55,7 @@ from pipeline.common.marian_log import training_curve
 from pipeline.common.step import StepError, already_done, run_step, threads
 from pipeline.common.taskcluster_checkpoints import CheckpointPublisher
 from pipeline.common.taskcluster_resume import fetch_previous_run
+from pipeline.common.vocab import vocab_names, vocab_pair
 
 logger = logging.getLogger("train")
 
@@ -61,10 +63,10 @@ CONFIGS = Path(__file__).parent / "configs"
 PRESETS = CONFIGS / "model"
 # What a retried Taskcluster run needs to continue: published while training, fetched on the next run.
 CHECKPOINT_FILES = ["model.npz*", "training-clock.json", "train.log", "valid.log"]
+# Plus the vocabularies (pipeline.common.vocab: vocab.spm, or one per language).
 OUTPUTS = [
     "final.model.npz",
     "final.model.npz.decoder.yml",
-    "vocab.spm",
     "train.log",
     "valid.log",
     "training.json",
@@ -267,7 +269,7 @@ def build_curriculum(
     teacher_mode: str,
     datasets: dict[str, Path],
     aligned: bool,
-    vocab: Path,
+    vocab: Path | tuple[Path, Path],
     seed: int,
     cased: bool,
     epochs: int | None = None,
@@ -303,7 +305,8 @@ def build_curriculum(
                 continue
             if model_type == "student":
                 # Re-map the word alignments onto SentencePiece pieces and keep them for guided alignment.
-                entry = {**entry, "spm_vocab_src": str(vocab), "spm_vocab_trg": str(vocab)}
+                src_vocab, trg_vocab = vocab if isinstance(vocab, tuple) else (vocab, vocab)
+                entry = {**entry, "spm_vocab_src": str(src_vocab), "spm_vocab_trg": str(trg_vocab)}
         modifiers.append(entry)
     modifiers.sort(key=lambda entry: MODIFIER_ORDER.index(next(k for k in entry if k in MODIFIER_ORDER)))
     curriculum = {
@@ -483,8 +486,10 @@ def training_summary(out: Path, options: dict, epochs: int | None, feed: dict) -
 
 def main(args):
     out = args.output_dir
-    if already_done(out, OUTPUTS):
-        return
+    if args.vocab.exists():
+        vocab_files = vocab_names(vocab_pair(args.vocab, args.src, args.trg), args.src, args.trg)
+        if already_done(out, [*OUTPUTS, *dict.fromkeys(vocab_files)]):
+            return
     # A retried Taskcluster run (RUN_ID > 0) continues from the checkpoint an earlier run uploaded.
     fetch_previous_run(out, CHECKPOINT_FILES)
     if args.init_model and args.pretrained_model:
@@ -501,7 +506,8 @@ def main(args):
     options.update(explicit)
     epochs, wall_time = training_caps(options)
     devices = device_options()
-    require_file(args.vocab)
+    input_vocabs = vocab_pair(args.vocab, args.src, args.trg)
+    vocab_files = vocab_names(input_vocabs, args.src, args.trg)
     if args.model_type == "student" and not args.alignments:
         raise StepError("a student trains with guided alignment: give its corpus's --alignments")
     if bool(args.alignments) and args.backtranslations_dir and not args.backtranslations_alignments:
@@ -526,10 +532,11 @@ def main(args):
             logger.warning(warning)
     devset = work / "devset.tsv"
     write_tsv(devset, args.devset_dir / f"corpus.{args.src}.zst", args.devset_dir / f"corpus.{args.trg}.zst")
-    vocab = out / "vocab.spm"
-    if not vocab.exists():
-        with atomic_path(vocab) as tmp:
-            shutil.copyfile(args.vocab, tmp)
+    vocabs = (out / vocab_files[0], out / vocab_files[1])
+    for source, vocab in zip(input_vocabs, vocabs, strict=True):
+        if not vocab.exists():
+            with atomic_path(vocab) as tmp:
+                shutil.copyfile(source, tmp)
 
     aligned = bool(args.alignments)
     if not aligned:
@@ -539,7 +546,7 @@ def main(args):
         args.teacher_mode,
         datasets,
         aligned,
-        vocab.resolve(),
+        (vocabs[0].resolve(), vocabs[1].resolve()),
         args.seed,
         has_letter_case(datasets["original"]),
         epochs,
@@ -558,7 +565,7 @@ def main(args):
             "tsv": True,
             "tsv-fields": fields,
             "shuffle": "batches",
-            "vocabs": [str(vocab), str(vocab)],
+            "vocabs": [str(vocabs[0]), str(vocabs[1])],
             "valid-sets": str(devset),
             "valid-metrics": validation_metrics(best),
             "valid-translation-output": str(out / "devset.out"),
@@ -651,7 +658,7 @@ def main(args):
     decoder = {
         "relative-paths": True,
         "models": ["final.model.npz"],
-        "vocabs": ["vocab.spm", "vocab.spm"],
+        "vocabs": vocab_files,
         **{key: options[key] for key in DECODING_KEYS if key in options},
     }
     with atomic_path(out / "final.model.npz.decoder.yml") as tmp:

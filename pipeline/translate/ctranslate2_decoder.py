@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.common.step import StepError, threads
+from pipeline.common.vocab import model_vocabs
 
 logger = logging.getLogger("translate")
 BATCH_LINES = 64
@@ -56,11 +57,13 @@ def convert(model_dir: Path, work: Path) -> Path:
     staging = work / "ctranslate2-model.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    vocab = staging / "vocab.yml"
-    write_marian_vocab(model_dir / "vocab.spm", vocab)
+    yaml_vocabs = []
+    for side, spm in zip(("src", "trg"), model_vocabs(model_dir), strict=True):
+        yaml_vocabs.append(staging / f"vocab.{side}.yml")
+        write_marian_vocab(spm, yaml_vocabs[-1])
     model = without_padding(model_dir / "final.model.npz", staging / "model.npz")
     try:
-        MarianConverter(str(model), [str(vocab), str(vocab)]).convert(str(staging / "model"), force=True)
+        MarianConverter(str(model), [str(v) for v in yaml_vocabs]).convert(str(staging / "model"), force=True)
     except (
         ValueError,
         KeyError,
@@ -94,7 +97,9 @@ def translate_lines(
         inter_threads=1,
         intra_threads=threads() if kind == "cpu" else 1,
     )
-    pieces = sentencepiece.SentencePieceProcessor(model_file=str(model_dir / "vocab.spm"))
+    src_vocab, trg_vocab = model_vocabs(model_dir)
+    pieces = sentencepiece.SentencePieceProcessor(model_file=str(src_vocab))
+    target_pieces = sentencepiece.SentencePieceProcessor(model_file=str(trg_vocab))
     beam = int(options.get("beam-size", 4))
     length_penalty = float(options.get("normalize", 1.0) or 0.0)
     factor = float(options.get("max-length-factor", 3))
@@ -114,7 +119,7 @@ def translate_lines(
         )
         for result in results:
             for hypothesis, score in zip(result.hypotheses, result.scores, strict=True):
-                text = pieces.decode_pieces(hypothesis)
+                text = target_pieces.decode_pieces(hypothesis)
                 yield f"{number} ||| {text} ||| F0= {score:.6f} ||| {score:.6f}" if nbest else text
             number += 1
         batch.clear()

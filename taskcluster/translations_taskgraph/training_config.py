@@ -184,14 +184,9 @@ class ConfigError(ValueError):
     """A training config that cannot be run; the message names the offending key."""
 
 
-def _is_false(value) -> bool:
-    return value in (False, "false", "False", "no")
-
-
 # Settings of the reference system that this project does not implement yet: key path -> (accepted value test,
 # what the setting does). A config using one is refused with one line, unless the value asks for nothing.
 NOT_SUPPORTED_YET = {
-    ("experiment", "spm-vocab-split"): (_is_false, "separate source and target vocabularies"),
     ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
     ("continuation", "corpora"): (lambda v: not v, "continuing from existing corpora"),
 }
@@ -509,8 +504,11 @@ experiment_schema = {
     Required("src"): language_code,
     # ISO 639-1 code of the target language, as `src`.
     Required("trg"): language_code,
-    # Size of the SentencePiece vocabulary both languages share.
+    # Size of the SentencePiece vocabulary both languages share (of each, with spm-vocab-split).
     Required("spm-vocab-size"): All(Integer(64, 256000), _vocab_size),
+    # One vocabulary per language (e.g. for scripts that share few pieces); Firefox loads the export's
+    # srcvocab and trgvocab files.
+    Optional("spm-vocab-split", default=False): Boolean,
     # Lines sampled from the merged corpus to train the vocabulary.
     Optional("spm-sample-size", default=1_000_000): Integer(1),
     # SentencePiece's normalization of the text before it is split into pieces (null: its default, nmt_nfkc:
@@ -964,8 +962,12 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
                 )
     continuation = config.get("continuation") if isinstance(config.get("continuation"), dict) else {}
     vocab = continuation.get("vocab") if isinstance(continuation.get("vocab"), dict) else {}
-    if vocab.get("src") != vocab.get("trg"):
-        problems.append(("continuation.vocab", "not supported yet: separate source and target vocabularies"))
+    if vocab.get("src") != vocab.get("trg") and experiment.get("spm-vocab-split") is not True:
+        # The reference publishes its shared vocabulary under both languages' names (vocab.<lang>.spm).
+        logger.warning(
+            "continuation.vocab: src and trg differ while spm-vocab-split is false: src is used as the shared "
+            "vocabulary (the reference publishes one shared vocabulary under both languages' names)"
+        )
     teacher = (
         (continuation.get("models") or {}).get("teacher")
         if isinstance(continuation.get("models"), dict)

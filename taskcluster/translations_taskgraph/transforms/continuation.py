@@ -4,6 +4,8 @@ downloads it instead of producing it. The task keeps its label and artifacts, so
 unchanged; it loses its own upstream inputs, so the tasks only it needed are left out of the run's graph.
 """
 
+import json
+
 from taskgraph.transforms.base import TransformSequence
 from voluptuous import ALLOW_EXTRA, Any, Optional, Required, Schema
 
@@ -28,10 +30,14 @@ def _model_url(model: dict, member: int | None) -> str:
     return model["urls"][(member or 1) - 1] if "urls" in model else model["url"]
 
 
-def _source(run_config, which, task) -> str | None:
+def _source(run_config, which, task) -> str | dict | None:
+    """Where the task's files come from: one source for all, a {file: source} mapping, or None (no download)."""
     continuation = run_config["continuation"]
     models = continuation.get("models", {})
     if which == "vocab":
+        experiment = run_config["experiment"]
+        if "vocab" in continuation and experiment.get("spm-vocab-split"):
+            return {f"vocab.{experiment[side]}.spm": continuation["vocab"][side] for side in ("src", "trg")}
         if "vocab" in continuation:
             return continuation["vocab"]["src"]
         # A model trained from pretrained weights keeps the pretrained model's vocabulary.
@@ -54,15 +60,16 @@ def download_instead(config, tasks):
         if source is None:
             yield task
             continue
-        task["description"] = f"Download {', '.join(spec['files'])} from {source} (continuation)"
+        if isinstance(source, dict):
+            where = {"--file-sources": json.dumps(source, sort_keys=True)}
+            task["description"] = f"Download {', '.join(source)} (continuation)"
+        else:
+            where = {"--source": source, "--files": ",".join(spec["files"])}
+            task["description"] = f"Download {', '.join(spec['files'])} from {source} (continuation)"
         task["attributes"]["continuation"] = source
         task["step"] = {
             "script": "pipeline/data/download_artifacts.py",
-            "args": {
-                "--source": source,
-                "--files": ",".join(spec["files"]),
-                "--output-dir": {"artifacts": True},
-            },
+            "args": {**where, "--output-dir": {"artifacts": True}},
             "outputs": spec["files"],
             "resources": {"cpus": 1, "mem-gb": 1},
         }
