@@ -95,6 +95,11 @@ STEPS = {
         ["--corpus-dir", "{root}/ref-merge", "--src", "en", "--trg", "fr", "--vocab-size", "1000", "--sample-size", "20000", "--output-dir", "{out}"],
         ["vocab.spm"],
     ),
+    "vocab-split": (
+        "pipeline.train.spm_vocab",
+        ["--corpus-dir", "{root}/ref-merge", "--src", "en", "--trg", "fr", "--vocab-size", "1000", "--sample-size", "20000", "--split", "true", "--output-dir", "{out}"],
+        ["vocab.en.spm", "vocab.fr.spm", "vocab.en.vocab", "vocab.fr.vocab"],
+    ),
 }  # fmt: skip
 
 

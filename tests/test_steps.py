@@ -245,6 +245,36 @@ def test_vocab_needs_the_engine_resources_and_trains(tmp_path, parallel_dir):
     assert tree_digest(out) == outputs
 
 
+def test_split_vocabularies_are_one_per_language(tmp_path, parallel_dir):
+    import sentencepiece
+
+    from pipeline.common.io import read_lines
+    from pipeline.common.step import StepError
+    from pipeline.common.vocab import vocab_names, vocab_pair
+
+    out = tmp_path / "vocab"
+    run_step(VOCAB, [*vocab_args(parallel_dir, 504, out), "--split", "true"])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "vocab.en.spm",
+        "vocab.en.vocab",
+        "vocab.fr.spm",
+        "vocab.fr.vocab",
+    ]
+    pair = vocab_pair(out, "en", "fr")
+    assert vocab_names(pair, "en", "fr") == ["vocab.en.spm", "vocab.fr.spm"]
+    assert vocab_pair(out, "fr", "en") == pair[::-1]  # the backward model's
+    en, fr = (sentencepiece.SentencePieceProcessor(model_file=str(path)) for path in pair)
+    assert en.get_piece_size() == fr.get_piece_size() == 504
+    # Each fits its own language: fewer pieces per sentence than the other language's vocabulary gives.
+    french = list(read_lines(parallel_dir / "corpus.fr.zst"))[:200]
+    assert sum(len(fr.encode(line)) for line in french) < sum(len(en.encode(line)) for line in french)
+    assert "nothing to do" in run_step(VOCAB, [*vocab_args(parallel_dir, 504, out), "--split", "true"]).stderr
+    # A folder with neither vocab.spm nor both languages' is refused by the steps that read it.
+    (out / "vocab.fr.spm").unlink()
+    with pytest.raises(StepError, match="neither vocab.spm nor vocab.en.spm and vocab.fr.spm"):
+        vocab_pair(out, "en", "fr")
+
+
 def test_vocab_size_must_be_a_multiple_of_eight(tmp_path, parallel_dir):
     out = tmp_path / "vocab"
     result = run_step(VOCAB, vocab_args(parallel_dir, 500, out), check=False)
