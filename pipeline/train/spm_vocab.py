@@ -8,13 +8,18 @@ pieces: `vocab.<src>.spm`, `vocab.<trg>.spm` and their `vocab.<lang>.vocab` list
 """
 
 import argparse
+import contextlib
 import io
 import logging
 import random
+import tempfile
 from pathlib import Path
 
 from pipeline.common.io import atomic_path, read_pairs
 from pipeline.common.step import StepError, already_done, run_step, threads
+from pipeline.train.normalization import rule_table
+
+TABLE_RULES = ("nfc",)
 
 logger = logging.getLogger("vocab")
 
@@ -28,7 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--vocab-size", required=True, type=int)
     parser.add_argument("--sample-size", type=int, default=1_000_000, help="lines sampled from both sides")
     parser.add_argument(
-        "--norm-rule", default="nmt_nfkc", help="SentencePiece's normalization rule (normalization_rule_name)"
+        "--norm-rule",
+        default="nmt_nfkc",
+        help="SentencePiece's normalization rule (normalization_rule_name), or nfc (a rule table, "
+        "pipeline.train.normalization)",
     )
     parser.add_argument(
         "--split",
@@ -66,6 +74,16 @@ def sample_pairs(corpus_dir: Path, src: str, trg: str, sample_size: int) -> list
 
 
 def train_model(lines: list[str], vocab_size: int, norm_rule: str, thread_count: int) -> bytes:
+    if norm_rule in TABLE_RULES:
+        # The table's path is kept in the model: a fixed relative name in a temporary folder keeps the model
+        # byte-identical from run to run.
+        with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
+            Path(f"{norm_rule}.tsv").write_text(rule_table(norm_rule), encoding="utf-8")
+            return _train(lines, vocab_size, {"normalization_rule_tsv": f"{norm_rule}.tsv"}, thread_count)
+    return _train(lines, vocab_size, {"normalization_rule_name": norm_rule}, thread_count)
+
+
+def _train(lines: list[str], vocab_size: int, normalization: dict, thread_count: int) -> bytes:
     import sentencepiece
 
     # Lines in and the model out through Python objects: no temporary file names end up in the model, so the
@@ -78,7 +96,7 @@ def train_model(lines: list[str], vocab_size: int, norm_rule: str, thread_count:
             vocab_size=vocab_size,
             model_type="unigram",
             character_coverage=1.0,
-            normalization_rule_name=norm_rule,
+            **normalization,
             bos_id=-1,
             eos_id=0,
             unk_id=1,

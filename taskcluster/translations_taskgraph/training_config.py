@@ -331,14 +331,12 @@ def monocleaner_threshold(config: dict, side: str, dataset: str) -> float:
     return _dataset_threshold(config["experiment"]["monocleaner"][f"mono-{side}"], dataset)
 
 
-# SentencePiece's built-in normalization rules in the version the lock has (0.1.99, which opustrainer pins).
-SPM_NORM_RULES = ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity")
+# SentencePiece's built-in normalization rules in the version the lock has (0.1.99, which opustrainer pins),
+# and nfc, a rule table (pipeline/train/normalization.py).
+SPM_NORM_RULES = ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity", "nfc")
 
 
 def spm_norm_rule(value):
-    if value == "nfc":
-        raise Invalid("not supported yet: SentencePiece normalization rule nfc (sentencepiece 0.1.99, which "
-                      f"opustrainer pins, has {', '.join(SPM_NORM_RULES)})")  # fmt: skip
     if value not in SPM_NORM_RULES:
         raise Invalid(f"must be one of {', '.join(SPM_NORM_RULES)}, got {_describe(value)}")
     return value
