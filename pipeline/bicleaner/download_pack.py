@@ -46,7 +46,8 @@ def main(args):
     work = args.output_dir / ".work"
     work.mkdir(parents=True, exist_ok=True)
     tried = []
-    for candidate in candidates(args.src, args.trg):
+    # Packs are named by language, without a script (zh_hant -> zh).
+    for candidate in candidates(args.src.partition("_")[0], args.trg.partition("_")[0]):
         name, swapped = candidate
         url = f"{base_url()}/{name}.tgz"
         try:

@@ -22,6 +22,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.common.step import StepError
 
 Pair = tuple[str, str]
@@ -171,21 +173,32 @@ def url_mismatch(params, src_lang, trg_lang) -> BatchFilter:
     return _predicate(lambda s, t: set(_URL.findall(s)) == set(_URL.findall(t)))
 
 
+# py3langid labels that count as the language: it takes much Traditional Chinese for Cantonese.
+LANGUAGE_ID_LABELS = {"zh": ["zh", "yue"]}
+
+
 def langid(params, src_lang, trg_lang) -> BatchFilter:
     """Drops a pair when py3langid is at least THRESHOLD (ours; default 0.5) sure that a side is in another
     language than SRC_LANG/TRG_LANG. Batched (pipeline/clean/langid.py)."""
     from pipeline.clean.langid import BatchLanguageID
 
     identifier = BatchLanguageID()
-    langs = (params.get("SRC_LANG") or src_lang, params.get("TRG_LANG") or trg_lang)
+    # py3langid knows languages, not scripts: zh_hant is classified as zh.
+    langs = tuple(
+        lang.partition("_")[0]
+        for lang in (params.get("SRC_LANG") or src_lang, params.get("TRG_LANG") or trg_lang)
+    )
     for lang in langs:
         identifier.require(lang)
     threshold = float(params.get("THRESHOLD", 0.5))
-    expected = [identifier.index(lang) for lang in langs]
+    expected = [
+        [identifier.index(label) for label in LANGUAGE_ID_LABELS.get(lang, [lang]) if identifier.knows(label)]
+        for lang in langs
+    ]
 
     def other_language(texts, side):
         found, probability = identifier.classify_indices(texts)
-        return (found != expected[side]) & (probability >= threshold)
+        return ~np.isin(found, expected[side]) & (probability >= threshold)
 
     def run(batch):
         if langs[0] == langs[1] and all(s is t for s, t in batch):  # monolingual data: classify once

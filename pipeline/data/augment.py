@@ -53,7 +53,7 @@ def split_augmentation(rest: str) -> tuple[str | None, str]:
 
 def _script(lang: str) -> str:
     base, _, script = lang.partition("_")
-    return script or (LANGUAGES[base][1] if base in LANGUAGES else "Latn")
+    return script.title() or (LANGUAGES[base][1] if base in LANGUAGES else "Latn")
 
 
 def _typos():

@@ -52,7 +52,13 @@ EXCEPTIONS = {
 
 def _split(code: str) -> tuple[str, str | None]:
     base, _, script = code.partition("_")
-    return base, script or None
+    return base, script.title() or None
+
+
+def normalized(code: str) -> str:
+    """`zh_hant` (as the reference writes it) -> `zh_Hant`; `en` -> `en`."""
+    base, script = _split(code)
+    return f"{base}_{script}" if script else base
 
 
 def _iso3(base: str) -> str:
@@ -75,6 +81,9 @@ def _with_script(base: str, script: str | None) -> str:
 
 def source_code(source: str, code: str) -> str:
     """The spelling of language `code` (as written in the config) that `source` uses."""
+    if source in ("url", "local"):
+        return code  # files named as the config writes the code
+    code = normalized(code)
     if (source, code) in EXCEPTIONS:
         return EXCEPTIONS[(source, code)]
     base, script = _split(code)

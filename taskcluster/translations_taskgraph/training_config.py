@@ -146,9 +146,9 @@ PROVIDERS_NOT_SUPPORTED_YET = [
 # parentheses, braces, `*`, `!`, `\`, `#`, newlines) could change a shell command that carries the name.
 # Letters and digits may be any script's (`mtdata_ELRC-..._försäkringskassan-1-eng-swe`).
 DATASET_NAME_PUNCTUATION = "_.:/@%+=,~[]?-"
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
-# BCP 47 with a script subtag, as the reference writes them: zh_hant, sr_latn.
-LANGUAGE_WITH_SCRIPT_RE = re.compile(r"^[a-z]{2,3}_[a-z]{4}$")
+# ISO 639, optionally with an ISO 15924 script subtag as the reference writes them (zh_hant, sr_latn) or
+# title-cased (zh_Hant).
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(_[A-Za-z][a-z]{3})?$")
 TEACHER_PRESETS = ["tiny", "base", "big"]
 STUDENT_PRESETS = ["tiny", "base", "base-memory"]
 TEACHER_MODES = ["one-stage", "two-stage"]
@@ -283,10 +283,11 @@ def language_code(value):
         raise Invalid(
             f"got {_describe(value)}: YAML reads no/yes/on/off as booleans; quote the language code ('no')"
         )
-    if isinstance(value, str) and LANGUAGE_WITH_SCRIPT_RE.match(value):
-        raise Invalid(f"not supported yet: language codes with a script subtag ({value})")
     if not isinstance(value, str) or not LANGUAGE_RE.match(value):
-        raise Invalid(f"not an ISO 639 language code (2-3 lowercase letters), got {_describe(value)}")
+        raise Invalid(
+            "not an ISO 639 language code (2-3 lowercase letters, optionally with a script: zh_hant), "
+            f"got {_describe(value)}"
+        )
     return value
 
 
@@ -950,7 +951,7 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
     cleaning = experiment.get("cleaning") if isinstance(experiment.get("cleaning"), dict) else {}
     if cleaning.get("language-id", True) is True and languages_valid:
         for key, lang in (("src", src), ("trg", trg)):
-            if lang not in LANGUAGE_ID_LANGUAGES:
+            if lang.partition("_")[0] not in LANGUAGE_ID_LANGUAGES:
                 problems.append(
                     (
                         f"experiment.{key}",
