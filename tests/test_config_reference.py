@@ -28,7 +28,7 @@ def test_every_key_is_listed_with_its_type_default_and_meaning():
         in text
     )
     assert "| `datasets.mono-trg` | list of string |" in text and "back-translation" in text
-    assert "- `continuation.corpora`: continuing from existing corpora" in text
+    assert "- `experiment.min-fluency-threshold`: monocleaner fluency filtering" in text
     assert "| `experiment.spm-vocab-split` | boolean | false | One vocabulary per language" in text
     assert "- `experiment.vocab-size` -> `experiment.spm-vocab-size`" in text
     top_level = [

@@ -185,7 +185,8 @@ def test_the_references_pretrained_models_read_as_continuation():
             {"models": {"teacher": {"urls": ["https://a/1"], "mode": "continue"}}},
             "continuation.models.teacher.mode",
         ),
-        ({"corpora": {"distillation": {"src": "https://a/s", "trg": "https://a/t"}}}, "continuation.corpora"),
+        ({"corpora": {"distillation": {"src": "https://a/s"}}}, "continuation.corpora.distillation.trg"),
+        ({"corpora": {"monolingual": {"src": "https://a/s", "trg": "https://a/t"}}}, "continuation.corpora"),
     ],
 )
 def test_a_wrong_continuation_is_refused_naming_the_key(continuation, key):
@@ -330,3 +331,69 @@ def test_file_sources_fetch_each_file_from_its_own_address(tmp_path, fake):
     both = ["--file-sources", "{}", "--source", folder, "--files", "x", "--output-dir", tmp_path / "b"]
     result = run_step(DOWNLOAD, both, check=False)
     assert result.returncode == 1 and "not both" in result.stderr
+
+
+CORPUS = "https://tc.example.org/api/queue/v1/task/D/runs/0/artifacts/public%2Fbuild%2Fcorpus"
+
+
+def test_a_continued_distilled_corpus_trains_the_student_alone(caplog):
+    """The reference's redistill configs: no train datasets, the distilled corpus and the vocabulary of an
+    earlier run; the graph is the student's chain."""
+    config = tiny(
+        vocab={"src": "https://example.org/run1/vocab", "trg": "https://example.org/run1/vocab"},
+        corpora={
+            "distillation": {
+                "src": f"{CORPUS}.en.zst",
+                "trg": f"{CORPUS}.fr.zst",
+                "alignments": f"{CORPUS}.aln.zst",
+            }
+        },
+    )
+    del config["datasets"]["train"]
+    with caplog.at_level("INFO", logger="training-config"):
+        validated = validate_training_config(config)
+    assert validated["datasets"]["train"] == []
+    assert "continuation.corpora.distillation: its alignments are recomputed here" in caplog.text
+    config["target-stage"] = "all-pipeline"
+    after = target(config)
+    kinds = {task.kind for task in after.values()}
+    assert {"train-teacher", "backtranslations-train-backwards-model", "corpus-merge-parallel"}.isdisjoint(
+        kinds
+    )
+    assert {"distillation-student-model-train", "export", "report", "corpus-align-distillation"} <= kinds
+    step = after["distillation-corpus-final-filtering-en-fr"].attributes["step"]
+    assert step["module"] == DOWNLOAD and step["outputs"] == ["corpus.en.zst", "corpus.fr.zst"]
+    assert json.loads(dict(step["args"])["--file-sources"]) == {
+        "corpus.en.zst": f"{CORPUS}.en.zst",
+        "corpus.fr.zst": f"{CORPUS}.fr.zst",
+    }
+    # The report has no merged corpus to describe; the alignment has no priors of the parallel corpus.
+    assert "--merged" not in dict(after["report-en-fr"].attributes["step"]["args"])
+    assert "--priors" not in dict(after["corpus-align-distillation-en-fr"].attributes["step"]["args"])
+
+
+def test_a_continued_corpus_without_train_datasets_needs_the_vocabulary():
+    config = tiny(corpora={"distillation": {"src": f"{CORPUS}.en.zst", "trg": f"{CORPUS}.fr.zst"}})
+    del config["datasets"]["train"]
+    with pytest.raises(
+        ConfigError, match="continuation.vocab: required with continuation.corpora.distillation"
+    ):
+        validate_training_config(config)
+    # Back-translations alone are no corpus to train on.
+    config = tiny(corpora={"backtranslations": {"src": f"{CORPUS}.en.zst", "trg": f"{CORPUS}.fr.zst"}})
+    del config["datasets"]["train"]
+    with pytest.raises(ConfigError, match="datasets.train: required key not provided"):
+        validate_training_config(config)
+
+
+def test_continued_back_translations_replace_the_back_translation():
+    config = yaml.safe_load((REPO_ROOT / "configs/tiny.yml").read_text())
+    config["continuation"] = {
+        "corpora": {"backtranslations": {"src": f"{CORPUS}.bt.en.zst", "trg": f"{CORPUS}.bt.fr.zst"}}
+    }
+    config["target-stage"] = "train-teacher"
+    after = target(config)
+    step = after["backtranslations-mono-trg-dechunk-translations-en-fr"].attributes["step"]
+    assert step["module"] == DOWNLOAD
+    assert not any(label.startswith("backtranslations-mono-trg-translate") for label in after)
+    assert not any(label.startswith("backtranslations-train-backwards-model") for label in after)

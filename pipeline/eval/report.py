@@ -39,7 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--trg", required=True)
     parser.add_argument("--imported", nargs="+", type=Path, required=True, help="stats.json of each import")
     parser.add_argument("--cleaned", nargs="+", type=Path, required=True, help="stats.json of each cleaning")
-    parser.add_argument("--merged", type=Path, required=True, help="stats.json of the merged corpus")
+    parser.add_argument(
+        "--merged",
+        type=Path,
+        help="stats.json of the merged corpus (none: the corpus came from an earlier run)",
+    )
     parser.add_argument("--devset", type=Path, required=True, help="stats.json of the merged devset")
     # One flag per kind of evaluation, so that each kind can hand its tasks' files over; all are read alike.
     parser.add_argument(
@@ -419,7 +423,8 @@ def main(args):
         return
     imported = [read_json(p) for p in args.imported]
     cleaned = [read_json(p) for p in args.cleaned]
-    merged, devset = read_json(args.merged), read_json(args.devset)
+    merged = read_json(args.merged) if args.merged else None
+    devset = read_json(args.devset)
     evaluations = [read_evaluation(p) for p in args.evaluations]
     curves = [training_curve(log) for log in args.training_logs]
     logs = {log.parent.resolve() for log in args.training_logs}
@@ -531,7 +536,9 @@ def main(args):
     lines += [
         "",
         f"Merged training corpus: {merged['lines_in']} pairs in, {merged['duplicates']} duplicates, "
-        f"{merged['capped']} over the cap, **{merged['lines_out']} pairs out**.",
+        f"{merged['capped']} over the cap, **{merged['lines_out']} pairs out**."
+        if merged
+        else "Training corpus: from an earlier run (continuation.corpora).",
         f"Devset: {devset['lines_out']} pairs.",
         "",
     ]
@@ -539,7 +546,7 @@ def main(args):
     funnel = build_funnel(
         imported,
         cleaned + [read_json(p) for p in args.mono_cleaned],
-        [merged] + [read_json(p) for p in args.mono_merged],
+        [merged] * bool(merged) + [read_json(p) for p in args.mono_merged],
         [read_json(p) for p in args.bicleaned],
         [read_json(p) for p in args.monocleaned],
     )

@@ -188,7 +188,6 @@ class ConfigError(ValueError):
 # what the setting does). A config using one is refused with one line, unless the value asks for nothing.
 NOT_SUPPORTED_YET = {
     ("experiment", "min-fluency-threshold"): (lambda v: False, "monocleaner fluency filtering"),
-    ("continuation", "corpora"): (lambda v: not v, "continuing from existing corpora"),
 }
 
 # Stages of the reference system that this project has not built yet (accepted names for `target-stage`
@@ -445,6 +444,13 @@ def parse_dataset(name: str) -> tuple[str, str]:
     return provider, rest
 
 
+def has_train_corpus(config: dict) -> bool:
+    """Train datasets, or an earlier run's parallel corpus (continuation.corpora.parallel)."""
+    return bool(config["datasets"]["train"]) or bool(
+        config["continuation"].get("corpora", {}).get("parallel")
+    )
+
+
 def local_dataset_path(prefix: str) -> Path:
     """Where a `local_` dataset's files live: inside the repository, or under $TRANSLATIONS_DATA_ROOT."""
     data_root = os.environ.get(DATA_ROOT_ENV)
@@ -593,8 +599,8 @@ training_config_schema = Schema(
         # Datasets as provider_name (opus_Books/v1, mtdata_..., sacrebleu_wmt14, flores_dev, news-crawl_news.2021,
         # hplt_mono/v3.0, url_..., local_<path prefix>); every devtest and test sentence is removed from the rest.
         Required("datasets"): {
-            # Parallel corpora the models train on.
-            Required("train"): dataset_list(min_length=1),
+            # Parallel corpora the models train on (required, unless continuation.corpora gives the corpus).
+            Optional("train", default=[]): dataset_list(),
             # Parallel sets the trainings validate on (merged into one devset).
             Required("devtest"): dataset_list(min_length=1),
             # Parallel sets every model is evaluated on.
@@ -632,6 +638,19 @@ training_config_schema = Schema(
         Optional("continuation", default={}): {
             # One shared SentencePiece model: src and trg name the same file (split vocabularies: not yet).
             Optional("vocab"): {Required("src"): continuation_source, Required("trg"): continuation_source},
+            # An earlier run's corpora: their two sides' file addresses (or folder addresses / task ids). The
+            # reference's `alignments`, `tok-src` and `tok-trg` are accepted and recomputed here (its alignments
+            # index its ICU tokens; this pipeline aligns whitespace words).
+            Optional("corpora"): {
+                Optional(kind): {
+                    Required("src"): continuation_source,
+                    Required("trg"): continuation_source,
+                    Optional("alignments"): continuation_source,
+                    Optional("tok-src"): continuation_source,
+                    Optional("tok-trg"): continuation_source,
+                }
+                for kind in ("parallel", "backtranslations", "distillation")
+            },
             Optional("models"): {
                 # One source per teacher-ensemble member; `use` them as they are, or `init` the teachers'
                 # training with their weights (the run then uses their vocabulary).
@@ -1107,7 +1126,10 @@ def validate_training_config(config: dict) -> dict:
     if not isinstance(config, dict):
         raise ConfigError("the training config must be a mapping of keys to values")
     problems = []
-    continues_from_corpora = bool(_get(config, ("continuation", "corpora")))
+    corpora = _get(config, ("continuation", "corpora"))
+    corpora = corpora if isinstance(corpora, dict) else {}
+    # A corpus to train on: a parallel one, or (for the student alone) a distilled one.
+    continues_from_corpora = bool(corpora.get("parallel") or corpora.get("distillation"))
     config = _apply_aliases(config, problems)
     config = _reference_shapes(config, problems)
     config = _remove_unsupported(config, problems)
@@ -1122,9 +1144,30 @@ def validate_training_config(config: dict) -> dict:
                 message = "unknown key"
             problems.append((_key_path(e.path), message))
     problems += _cross_checks(config)
-    if continues_from_corpora:
-        # The corpora come from an earlier run (refused above as not supported yet): no train datasets needed.
-        problems = [p for p in problems if p != ("datasets.train", "required key not provided")]
+    datasets = config.get("datasets") if isinstance(config.get("datasets"), dict) else None
+    if datasets is not None and not continues_from_corpora:
+        # The corpora may come from an earlier run (continuation.corpora); else train datasets are needed.
+        if "train" not in datasets:
+            problems.append(("datasets.train", "required key not provided"))
+        elif datasets["train"] == []:
+            problems.append(("datasets.train", "length of value must be at least 1"))
+    if (
+        datasets is not None
+        and not datasets.get("train")
+        and not corpora.get("parallel")
+        and corpora.get("distillation")
+        and not _get(config, ("continuation", "vocab"))
+    ):
+        problems.append(
+            ("continuation.vocab", "required with continuation.corpora.distillation and no train datasets "
+             "(the vocabulary is trained on the parallel corpus)")
+        )  # fmt: skip
+    for kind, corpus in corpora.items():
+        if isinstance(corpus, dict) and any(k in corpus for k in ("alignments", "tok-src", "tok-trg")):
+            logger.info(
+                "continuation.corpora.%s: its alignments are recomputed here (the reference's index its ICU "
+                "tokens; this pipeline aligns whitespace words)", kind,
+            )  # fmt: skip
     if problems:
         lines = sorted({f"  {key}: {message}" for key, message in _group_unsupported_providers(problems)})
         raise ConfigError("invalid training config:\n" + "\n".join(lines))

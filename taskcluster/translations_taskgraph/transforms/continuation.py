@@ -1,5 +1,5 @@
 """Continuation: a task whose output the config names (`continuation.vocab`, `continuation.models.teacher`,
-`continuation.models.backwards`)
+`continuation.models.backwards`, `continuation.corpora.{parallel,backtranslations,distillation}`)
 downloads it instead of producing it. The task keeps its label and artifacts, so what depends on it is
 unchanged; it loses its own upstream inputs, so the tasks only it needed are left out of the run's graph.
 """
@@ -15,7 +15,14 @@ continuation_schema = Schema(
     {
         # Which continuation setting replaces this task, and the files it downloads.
         Optional("continuation"): {
-            Required("from"): Any("vocab", "teacher", "backwards"),
+            Required("from"): Any(
+                "vocab",
+                "teacher",
+                "backwards",
+                "corpus-parallel",
+                "corpus-backtranslations",
+                "corpus-distillation",
+            ),
             Required("files"): [str],
         },
     },
@@ -34,6 +41,12 @@ def _source(run_config, which, task) -> str | dict | None:
     """Where the task's files come from: one source for all, a {file: source} mapping, or None (no download)."""
     continuation = run_config["continuation"]
     models = continuation.get("models", {})
+    if which.startswith("corpus-"):
+        corpus = continuation.get("corpora", {}).get(which.removeprefix("corpus-"))
+        if not corpus:
+            return None
+        experiment = run_config["experiment"]
+        return {f"corpus.{experiment[side]}.zst": corpus[side] for side in ("src", "trg")}
     if which == "vocab":
         experiment = run_config["experiment"]
         if "vocab" in continuation and experiment.get("spm-vocab-split"):
@@ -49,6 +62,12 @@ def _source(run_config, which, task) -> str | dict | None:
     if model and model.get("mode", "use") == "use":
         return _model_url(model, task["attributes"].get("member"))
     return None
+
+
+def continued(run_config, task) -> bool:
+    """Whether the config gives this task's output from an earlier run."""
+    spec = task.get("continuation")
+    return bool(spec) and _source(run_config, spec["from"], task) is not None
 
 
 @transforms.add

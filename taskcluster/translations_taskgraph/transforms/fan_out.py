@@ -10,7 +10,8 @@ from taskgraph.transforms.base import TransformSequence
 from voluptuous import ALLOW_EXTRA, Any, Optional, Schema
 
 from translations_taskgraph.parameters import training_config
-from translations_taskgraph.training_config import dataset_slug, parse_dataset
+from translations_taskgraph.training_config import dataset_slug, has_train_corpus, parse_dataset
+from translations_taskgraph.transforms.continuation import continued
 
 fan_out_schema = Schema(
     {
@@ -31,6 +32,9 @@ fan_out_schema = Schema(
         # No task at all unless the config lists datasets of one of these categories (e.g. back-translation
         # needs mono-trg data).
         Optional("requires-datasets"): [Any("mono-src", "mono-trg")],
+        # No task unless there is a parallel corpus to train on: train datasets, or an earlier run's
+        # (continuation.corpora.parallel). A run that starts from an earlier run's distilled corpus has neither.
+        Optional("requires-train-corpus"): bool,
     },
     extra=ALLOW_EXTRA,
 )
@@ -71,8 +75,13 @@ def fan_out(config, tasks):
             chunks = range(1, run_config["taskcluster"]["split-chunks"] + 1)
             task["step"]["outputs"] += [name.replace("{chunk}", str(c)) for c in chunks for name in per_chunk]
         required = task.pop("requires-datasets", [])
-        if required and not any(run_config["datasets"][category] for category in required):
-            continue
+        requires_train = task.pop("requires-train-corpus", False)
+        # A task whose output comes from an earlier run (continuation) needs none of its inputs.
+        if not continued(run_config, task):
+            if required and not any(run_config["datasets"][category] for category in required):
+                continue
+            if requires_train and not has_train_corpus(run_config):
+                continue
         variants = [{}]
         if "datasets" in spec:
             variants = []
