@@ -11,6 +11,8 @@ The dataset name is written provider_name; each provider is a module in pipeline
   tmx_pontoon                    Mozilla Pontoon's translation memory, one side English (parallel)
   news-crawl_news.<year>         WMT news-crawl (mono)
   hplt_mono/v3.0                 HPLT documents above --hplt-min-doc-score, split into segments (mono)
+  hfp_<repo>:<subset>:<split>:<src field>:<trg field>[@<rev>]   a Hugging Face Hub dataset (parallel)
+  hf_<repo>:<subset>:<split>:<text field>[@<rev>]               a Hugging Face Hub dataset (mono)
 An evaluation set may be augmented: <provider>_aug-<kind>_<name> (flores_aug-mix_devtest; pipeline/data/augment.py).
 
 Downloads resume, retry and are checked (pipeline/common/download.py); they are kept in `<output-dir>/.work/`
@@ -24,14 +26,14 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipeline.data.providers import flores, hplt, local, mtdata, news_crawl, ntrex, opus, sacrebleu, tmx, url
+from pipeline.data.providers import flores, hf, hplt, local, mtdata, news_crawl, ntrex, opus, sacrebleu, tmx, url
 from pipeline.common.io import read_lines, read_pairs, write_json, write_lines
 from pipeline.common.step import StepError, already_done, run_step, threads
 from pipeline.data.augment import augment_pairs, split_augmentation
 
 logger = logging.getLogger("import")
 
-PROVIDERS = ["local", "url", "opus", "mtdata", "sacrebleu", "flores", "ntrex", "tmx", "news-crawl", "hplt"]
+PROVIDERS = ["local", "url", "opus", "mtdata", "sacrebleu", "flores", "ntrex", "tmx", "news-crawl", "hplt", "hf", "hfp"]
 
 
 def add_arguments(parser: argparse.ArgumentParser):
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser):
 # Imported here, not by name at run time, so that a task's cache digest covers every provider's code.
 MODULES = {
     "local": local, "url": url, "opus": opus, "mtdata": mtdata, "sacrebleu": sacrebleu, "flores": flores,
-    "ntrex": ntrex, "tmx": tmx, "news-crawl": news_crawl, "hplt": hplt,
+    "ntrex": ntrex, "tmx": tmx, "news-crawl": news_crawl, "hplt": hplt, "hf": hf, "hfp": hf,
 }  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Loads the reference system's training configs (tests/data/reference-configs/, with their provenance) with this
 project's schema, the way a user who moves here would: how many are accepted, and what refuses the others.
 
-    task check-reference-configs [-- --verbose]
+    task check-reference-configs [-- --verbose] [-- --render]
 """
 
 import argparse
@@ -53,6 +53,11 @@ def check() -> tuple[list[Path], dict[Path, set[str]]]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", action="store_true", help="list every refused config with its blockers")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="also render every accepted config's Taskcluster graph and local plan (seconds each); fails on any error",
+    )
     args = parser.parse_args(argv)
     accepted, refused = check()
     total = len(accepted) + len(refused)
@@ -65,7 +70,28 @@ def main(argv=None) -> int:
     if args.verbose:
         for path, found in refused.items():
             print(f"{path.relative_to(FOLDER)}: {'; '.join(sorted(found))[:300]}")
+    if args.render:
+        return render_all(accepted)
     return 0
+
+
+def render_all(accepted: list[Path]) -> int:
+    """Renders each accepted config as the local engine does (the full Taskcluster graph, then the plan)."""
+    import logging
+
+    from localrun.__main__ import render
+
+    logging.getLogger("training-config").setLevel(logging.ERROR)
+    failed = 0
+    for path in accepted:
+        try:
+            _, plan, _ = render(load_training_config(path))
+            print(f"ok   {path.relative_to(FOLDER)}: {len(plan['order'])} tasks")
+        except Exception as error:  # noqa: BLE001 - every config's failure is reported, then the exit status
+            failed += 1
+            print(f"FAIL {path.relative_to(FOLDER)}: {error}")
+    print(f"{len(accepted) - failed} of {len(accepted)} accepted configs render")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

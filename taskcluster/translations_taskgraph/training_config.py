@@ -120,6 +120,8 @@ DATASET_PROVIDERS = {
     "tmx": {"parallel"},
     "news-crawl": {"mono"},
     "hplt": {"mono"},
+    "hf": {"mono"},
+    "hfp": {"parallel"},
 }
 # How each provider's dataset names are written (checked before any task runs; the import step checks that
 # the dataset exists).
@@ -134,13 +136,18 @@ DATASET_NAME_SHAPES = {
     "tmx": (r"^pontoon$", "tmx_pontoon"),
     "news-crawl": (r"^news\.\d{4}$", "news-crawl_news.<year>, e.g. news-crawl_news.2021"),
     "hplt": (r"^mono/v[23]\.0$", "hplt_mono/v3.0 or hplt_mono/v2.0"),
+    "hf": (
+        r"^([\w.-]+/)*[\w.-]+:[\w.-]+:[\w.-]+:[\w.-]+(@[0-9a-fA-F]{6,40})?$",
+        "hf_<repo>:<subset>:<split>:<text field>[@<revision>]",
+    ),
+    "hfp": (
+        r"^([\w.-]+/)*[\w.-]+:[\w.-]+:[\w.-]+:[\w.-]+:[\w.-]+(@[0-9a-fA-F]{6,40})?$",
+        "hfp_<repo>:<subset>:<split>:<src field>:<trg field>[@<revision>]",
+    ),
     "sacrebleu": (r"^[A-Za-z0-9][A-Za-z0-9_./-]*$", "sacrebleu_<test set>, e.g. sacrebleu_wmt14"),
 }
 # Providers of the reference system that this project does not import yet.
-PROVIDERS_NOT_SUPPORTED_YET = [
-    "hf",
-    "hfp",
-]
+PROVIDERS_NOT_SUPPORTED_YET: list[str] = []
 
 # Characters a dataset name may hold. Anything else (spaces, quotes, `;`, `&`, `|`, `$`, backticks, `<>`,
 # parentheses, braces, `*`, `!`, `\`, `#`, newlines) could change a shell command that carries the name.
