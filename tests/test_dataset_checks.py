@@ -113,7 +113,10 @@ def online(monkeypatch):
     from conftest import http_server
 
     api = (REPO_ROOT / "tests" / "fixtures" / "find_corpus" / "opusapi-en-fr.json").read_bytes()
-    files = {"/news-crawl/fr/news.2023.fr.shuffled.deduped.gz", "/data/corpus.en.gz", "/data/corpus.fr.gz"}
+    files = {
+        "/news-crawl/fr/news.2023.fr.shuffled.deduped.gz", "/data/corpus.en.gz", "/data/corpus.fr.gz",
+        "/run1/teacher/final.model.npz", "/ref/teacher0/final.model.npz.best-chrf.npz", "/run1/vocab.spm",
+    }  # fmt: skip
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -168,3 +171,23 @@ def test_online_checks_are_off_by_default(monkeypatch, mtdata_index):
     monkeypatch.delenv("DATASET_CHECKS_ONLINE", raising=False)
     monkeypatch.setenv("OPUS_API_MIRROR", "http://127.0.0.1:9")
     assert dataset_checks.dataset_problems(config(train=["opus_NoSuchCorpus/v1"])) == []
+
+
+def test_online_checks_head_the_continuation_addresses(online, mtdata_index):
+    """A pretrained model's or vocabulary's address that does not exist is refused before any task runs; a
+    folder of the reference (its model named final.model.npz.best-chrf.npz) is found."""
+    good = config(train=["opus_Europarl/v8"])
+    good["continuation"] = {
+        "vocab": {"src": f"{online}/run1/vocab.spm", "trg": f"{online}/run1/vocab.spm"},
+        "models": {"teacher": {"urls": [f"{online}/run1/teacher", f"{online}/ref/teacher0/"], "mode": "use"}},
+    }
+    assert dataset_checks.dataset_problems(good) == []
+    bad = config(train=["opus_Europarl/v8"])
+    bad["continuation"] = {
+        "models": {"backwards": {"url": f"{online}/run1/no-such-model", "mode": "use"}},
+        "vocab": {"src": "TeacherTask00000000000", "trg": "TeacherTask00000000000"},  # checked by its task
+    }
+    assert dataset_checks.dataset_problems(bad) == [
+        f"continuation.models.backwards.url: {online}/run1/no-such-model/final.model.npz.best-chrf.npz does not "
+        "exist (HTTP 404)"
+    ]

@@ -2,8 +2,10 @@
 `local_` files by path (the import step's own rules), sacrebleu test sets and their language pair in
 sacrebleu's registry, mtdata ids in mtdata's index. Other providers are only known to their servers: with
 DATASET_CHECKS_ONLINE=1 (a machine that reaches them), OPUS corpora are looked up in the OPUS API (the pair and
-version) and `url_` and news-crawl files get a HEAD request, each with a timeout (DATASET_CHECKS_TIMEOUT, 10 s);
-otherwise (and for flores and hplt) their import task says so if a name is wrong.
+version), `url_` and news-crawl files get a HEAD request, Hugging Face datasets a listing of their revision, and
+the addresses of `continuation` (pretrained models, vocabularies, corpora) a HEAD request, each with a timeout
+(DATASET_CHECKS_TIMEOUT, 10 s); otherwise (and for flores and hplt) their import or download task says so if a name
+is wrong.
 
 Used by the local engine (runs and `--dry-run`), `preflight-check` and the Taskcluster `train` action.
 """
@@ -143,13 +145,68 @@ def _opus(name: str, langs: list[str]) -> str | None:
     return f"OPUS lists no {name.removeprefix('opus_')} for {'-'.join(langs)}{hint}"
 
 
+def _hf(name: str, langs: list[str]) -> str | None:
+    """The Hub's file tree of the dataset's revision (pipeline/data/providers/hf.py): a wrong repository or
+    revision is a 404."""
+    from pipeline.common.step import StepError
+    from pipeline.data.providers.hf import local_folder, parse_name, repo_files
+
+    provider, rest = parse_dataset(name)
+    try:
+        spec = parse_name(rest, 2 if provider == "hfp" else 1)
+        if local_folder(spec["repo"]) is None:
+            repo_files(spec["repo"], spec["revision"])
+    except StepError as error:
+        return str(error)
+    return None
+
+
+def continuation_problems(config: dict) -> list[str]:
+    """With DATASET_CHECKS_ONLINE=1: each address of `continuation` (a pretrained model, a vocabulary, a corpus)
+    that does not exist, naming its key. A task id is checked by its download task (Taskcluster's scopes)."""
+    from pipeline.data.download_artifacts import REFERENCE_NAMES, TASK_ID_RE, is_file_address
+
+    continuation = config.get("continuation") or {}
+    addresses = []  # (key, address, file name in a folder)
+    for side in ("src", "trg"):
+        if "vocab" in continuation:
+            addresses.append((f"continuation.vocab.{side}", continuation["vocab"][side], "vocab.spm"))
+    for role, model in (continuation.get("models") or {}).items():
+        urls = model.get("urls") or [model.get("url")]
+        for number, url in enumerate(urls):
+            key = f"continuation.models.{role}." + (f"urls.{number}" if "urls" in model else "url")
+            addresses.append((key, url, "final.model.npz"))
+    for kind, corpus in (continuation.get("corpora") or {}).items():
+        for side in ("src", "trg"):
+            addresses.append(
+                (
+                    f"continuation.corpora.{kind}.{side}",
+                    corpus[side],
+                    f"corpus.{config['experiment'][side]}.zst",
+                )
+            )
+    problems = []
+    for key, address, name in addresses:
+        if not isinstance(address, str) or TASK_ID_RE.match(address):
+            continue
+        url = address if is_file_address(address) else f"{address.rstrip('/')}/{name}"
+        problem = _head(url)
+        if problem and not is_file_address(address) and name in REFERENCE_NAMES:
+            problem = problem and _head(
+                f"{address.rstrip('/')}/{REFERENCE_NAMES[name]}"
+            )  # the reference's names
+        if problem:
+            problems.append(f"{key}: {problem}")
+    return problems
+
+
 def online_timeout() -> float:
     return float(os.environ.get("DATASET_CHECKS_TIMEOUT") or 10)
 
 
 CHECKS = {"local": _local, "sacrebleu": _sacrebleu, "mtdata": _mtdata}
 # Asked of the providers' servers, with a timeout, where DATASET_CHECKS_ONLINE=1 (the machine can reach them).
-ONLINE_CHECKS = {"opus": _opus, "url": _url, "news-crawl": _news_crawl}
+ONLINE_CHECKS = {"opus": _opus, "url": _url, "news-crawl": _news_crawl, "hf": _hf, "hfp": _hf}
 
 
 def checks_online() -> bool:
@@ -179,6 +236,8 @@ def dataset_problems(config: dict) -> list[str]:
                 problem = None
             if problem:
                 problems.append(f"datasets.{category}: {name}: {problem}")
+    if checks_online():
+        problems += continuation_problems(config)
     return problems
 
 
