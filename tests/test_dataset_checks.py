@@ -188,6 +188,5 @@ def test_online_checks_head_the_continuation_addresses(online, mtdata_index):
         "vocab": {"src": "TeacherTask00000000000", "trg": "TeacherTask00000000000"},  # checked by its task
     }
     assert dataset_checks.dataset_problems(bad) == [
-        f"continuation.models.backwards.url: {online}/run1/no-such-model/final.model.npz.best-chrf.npz does not "
-        "exist (HTTP 404)"
+        f"continuation.models.backwards.url: {online}/run1/no-such-model/final.model.npz does not exist (HTTP 404)"
     ]

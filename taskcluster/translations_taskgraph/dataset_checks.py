@@ -192,9 +192,8 @@ def continuation_problems(config: dict) -> list[str]:
         url = address if is_file_address(address) else f"{address.rstrip('/')}/{name}"
         problem = _head(url)
         if problem and not is_file_address(address) and name in REFERENCE_NAMES:
-            problem = problem and _head(
-                f"{address.rstrip('/')}/{REFERENCE_NAMES[name]}"
-            )  # the reference's names
+            if _head(f"{address.rstrip('/')}/{REFERENCE_NAMES[name]}") is None:  # the reference's own name
+                problem = None
         if problem:
             problems.append(f"{key}: {problem}")
     return problems
