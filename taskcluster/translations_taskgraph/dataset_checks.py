@@ -191,9 +191,9 @@ def continuation_problems(config: dict) -> list[str]:
             continue
         url = address if is_file_address(address) else f"{address.rstrip('/')}/{name}"
         problem = _head(url)
-        if problem and not is_file_address(address) and name in REFERENCE_NAMES:
-            if _head(f"{address.rstrip('/')}/{REFERENCE_NAMES[name]}") is None:  # the reference's own name
-                problem = None
+        reference_name = REFERENCE_NAMES.get(name) if not is_file_address(address) else None
+        if problem and reference_name and _head(f"{address.rstrip('/')}/{reference_name}") is None:
+            problem = None  # the reference's folder names the model its own way
         if problem:
             problems.append(f"{key}: {problem}")
     return problems
