@@ -232,3 +232,39 @@ def test_a_wrong_dataset_fails_with_a_clear_message_and_no_output(hub, tmp_path,
     assert result.returncode == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert not (out / "corpus.en.zst").exists()
+
+
+def test_kill_9_during_the_import_then_rerun_gives_the_same_outputs(hub, tmp_path):
+    """The second file is served slowly; the import is killed while it waits for it, then run again."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO_ROOT, kill_running
+
+    reference = tmp_path / "reference"
+    assert import_hf(hub, "hfp_org/weblate:default:train:en:gl", reference).returncode == 0
+    original = Hub.do_GET
+
+    def slow(handler):
+        if "/resolve/" in handler.path:
+            time.sleep(3)
+        original(handler)
+
+    Hub.do_GET = slow
+    out = tmp_path / "out"
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", IMPORT, "--dataset", "hfp_org/weblate:default:train:en:gl", "--langs", "en,gl",
+             "--output-dir", str(out)],
+            cwd=REPO_ROOT, env=step_env(HF_ENDPOINT=hub), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        time.sleep(1.5)
+        kill_running(process, what="the import")
+    finally:
+        Hub.do_GET = original
+    assert not (out / "corpus.en.zst").exists()
+    assert import_hf(hub, "hfp_org/weblate:default:train:en:gl", out).returncode == 0
+    for name in ("corpus.en.zst", "corpus.gl.zst"):
+        assert read_corpus(out / name) == read_corpus(reference / name)
