@@ -265,3 +265,28 @@ def test_a_wall_time_stop_right_after_the_best_validation_keeps_that_checkpoint(
         "kept": "best validated checkpoint",
         "validated_by": "marian",
     }
+
+
+def test_a_sigterm_saves_the_checkpoint_exits_75_and_the_rerun_resumes(data, tmp_path):  # noqa: F811
+    """A Slurm job at its time limit, a worker shutting down: SIGTERM to train.py alone is passed on; Marian saves
+    its checkpoint, the step exits 75 (retried by the engines) without a final model, and the rerun resumes."""
+    import signal
+    import time
+
+    out = tmp_path / "teacher"
+    args = train_args(data, out, updates=60, **{"valid-freq": 10, "save-freq": 10})
+    process = start(TRAIN, args)
+    deadline = time.time() + 120
+    while not (out / "model.npz.progress.yml").exists():
+        assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # train.py alone: it passes it on
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 75, stderr[-3000:]
+    assert "stopped by SIGTERM after" in stderr and "run the task again to resume" in stderr
+    assert not (out / "final.model.npz").exists()
+    saved = progress(out)["batches"]
+    assert 10 <= saved < 60
+    result = run_step(TRAIN, args)
+    assert "resuming the training from the checkpoint" in result.stderr
+    assert progress(out)["batches"] == 60 and (out / "final.model.npz").exists()

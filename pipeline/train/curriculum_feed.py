@@ -19,8 +19,8 @@ the run fails, with the first skipped lines in `--report`.
 (`--clock` keeps the count): Marian gets SIGTERM, saves its checkpoint and exits (`--sigterm
 save-and-exit`, its default; its best checkpoint is that of its last validation, so train.py then validates the
 last weights itself and keeps them if they are better). Writes `--report` (JSON): lines fed, lines skipped and the first of them,
-why the feed ended, seconds of this run and of all runs. Exit status: Marian's, or 3 when too many lines were
-skipped.
+why the feed ended, seconds of this run and of all runs. Exit status: Marian's, 3 when too many lines were
+skipped, or 143 after a SIGTERM (Marian saved its checkpoint first).
 """
 
 import argparse
@@ -134,6 +134,10 @@ def feed(args) -> int:
         timer.daemon = True
         timer.start()
 
+    # SIGTERM (a Slurm job at its time limit, a worker shutting down): Marian saves its checkpoint and exits, and
+    # so does the feeder, with 128 + SIGTERM: the task is to be run again, and resumes from that checkpoint.
+    signal.signal(signal.SIGTERM, lambda *_: stop_marian("terminated"))
+
     def tick():  # keeps the clock's file current, so that a kill -9 loses at most a minute of the count
         while not stopped.wait(30):
             clock.save()
@@ -190,6 +194,8 @@ def feed(args) -> int:
         write_json(args.report, report)
     if status is not None:
         return status
+    if report["ended_by"] == "terminated":
+        return 128 + signal.SIGTERM
     if report["ended_by"] == "wall-time" and code in (0, 128 + signal.SIGTERM, -signal.SIGTERM):
         return 0  # Marian saved its checkpoint on our SIGTERM and exited as it does then
     return code

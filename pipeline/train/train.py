@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -72,6 +73,8 @@ OUTPUTS = [
     "training.json",
 ]
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600}
+# A training stopped by SIGTERM after saving its checkpoint: EX_TEMPFAIL, which the engines retry.
+EXIT_TERMINATED = 75
 # Batch sizes are not among them: decoding batches by device (common.marian.decoding_batch_options).
 DECODING_KEYS = ["beam-size", "normalize", "max-length-factor", "word-penalty"]
 # Modifiers that only make sense for a source language whose script has letter case.
@@ -371,6 +374,29 @@ def fine_tuning_architecture(options: dict, explicit: dict, checkpoint: Path) ->
     return {key: saved[key] for key in options if key in saved and saved[key] != options[key]}
 
 
+def run_until_done_or_terminated(command: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Runs the feeder (and its Marian). A SIGTERM to this process alone (the whole process group gets one from
+    Slurm at its time limit) is passed on to the feeder, which has Marian save its checkpoint; this process waits
+    for them instead of dying first and leaving Marian killed mid-save."""
+    process = subprocess.Popen(command, env=env)
+
+    def pass_on(*_):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, pass_on)
+    try:
+        process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return subprocess.CompletedProcess(command, process.returncode)
+
+
+def progress_updates(out: Path):
+    progress = out / "model.npz.progress.yml"
+    return (yaml.safe_load(progress.read_text()) or {}).get("batches", 0) if progress.exists() else 0
+
+
 def feeder_environment() -> dict:
     """The feeder runs as `python -m pipeline.train.curriculum_feed`: the repository must be importable."""
     root = str(Path(__file__).resolve().parents[2])
@@ -609,8 +635,14 @@ def main(args):
     ]  # fmt: skip
     logger.info("running: %s", " ".join(command))
     with CheckpointPublisher(out, CHECKPOINT_FILES):
-        result = subprocess.run(command, env=feeder_environment())
+        result = run_until_done_or_terminated(command, feeder_environment())
     feed = json.loads(feed_report.read_text()) if feed_report.exists() else {}
+    if feed.get("ended_by") == "terminated" or result.returncode == 128 + signal.SIGTERM:
+        logger.warning(
+            "stopped by SIGTERM after %s updates, the checkpoint saved: run the task again to resume from it",
+            progress_updates(out),
+        )
+        sys.exit(EXIT_TERMINATED)
     if feed.get("ended_by") == "too-many-skipped":
         quoted = "\n  ".join(feed["first_skipped"])
         raise StepError(
