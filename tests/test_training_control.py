@@ -283,10 +283,23 @@ def test_a_sigterm_saves_the_checkpoint_exits_75_and_the_rerun_resumes(data, tmp
     process.send_signal(signal.SIGTERM)  # train.py alone: it passes it on
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 75, stderr[-3000:]
-    assert "stopped by SIGTERM after" in stderr and "run the task again to resume" in stderr
+    assert "stopped before its end (a SIGTERM" in stderr and "run the task again to resume" in stderr
     assert not (out / "final.model.npz").exists()
     saved = progress(out)["batches"]
     assert 10 <= saved < 60
     result = run_step(TRAIN, args)
     assert "resuming the training from the checkpoint" in result.stderr
     assert progress(out)["batches"] == 60 and (out / "final.model.npz").exists()
+
+
+def test_the_engines_run_time_limit_stops_a_training_to_resume_later(data, tmp_path):  # noqa: F811
+    """TASK_RUN_SECONDS (a Slurm job's runtime less the time to save, localrun/slurm.py): the run stops itself
+    with a checkpoint and exit 75, before Slurm would kill it."""
+    from conftest import step_env
+
+    out = tmp_path / "teacher"
+    args = train_args(data, out, updates=100_000, **{"valid-freq": 10, "save-freq": 10})
+    result = run_step(TRAIN, args, env=step_env(TASK_RUN_SECONDS="8"), check=False)
+    assert result.returncode == 75, result.stderr[-3000:]
+    assert "this run's time limit) after" in result.stderr
+    assert progress(out)["batches"] > 0 and not (out / "final.model.npz").exists()

@@ -58,6 +58,12 @@ def parse_args(argv):
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--max-skipped-fraction", type=float, default=0.0)
     parser.add_argument("--wall-time", type=float, help="seconds of training over all runs, then stop")
+    parser.add_argument(
+        "--run-seconds",
+        type=float,
+        help="seconds this run may take (a Slurm job's time limit): then Marian saves and the feeder exits 143, "
+        "as after a SIGTERM, for a later run to resume",
+    )
     parser.add_argument("--clock", type=Path, help="JSON file counting the seconds of earlier runs")
     parser.add_argument("trainer", nargs=argparse.REMAINDER, help="-- the Marian command line")
     args = parser.parse_args(argv)
@@ -137,6 +143,11 @@ def feed(args) -> int:
     # SIGTERM (a Slurm job at its time limit, a worker shutting down): Marian saves its checkpoint and exits, and
     # so does the feeder, with 128 + SIGTERM: the task is to be run again, and resumes from that checkpoint.
     signal.signal(signal.SIGTERM, lambda *_: stop_marian("terminated"))
+    run_timer = None
+    if args.run_seconds:
+        run_timer = threading.Timer(args.run_seconds, stop_marian, args=("terminated",))
+        run_timer.daemon = True
+        run_timer.start()
 
     def tick():  # keeps the clock's file current, so that a kill -9 loses at most a minute of the count
         while not stopped.wait(30):
@@ -185,8 +196,9 @@ def feed(args) -> int:
     finally:
         code = marian.wait()
         stopped.set()
-        if timer:
-            timer.cancel()
+        for pending in (timer, run_timer):
+            if pending:
+                pending.cancel()
         trainer.close()
         clock.save()
         report.update(run_seconds=round(clock.run_seconds(), 1), wall_seconds=round(clock.total(), 1))

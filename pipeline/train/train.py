@@ -629,6 +629,8 @@ def main(args):
         "--max-skipped-fraction", str(args.max_skipped_fraction),
         "--clock", str(out / "training-clock.json"),
         *(["--wall-time", str(wall_time)] if wall_time else []),
+        # The engine's limit on this run (a Slurm job's runtime, less the time to save): stop, save, resume later.
+        *(["--run-seconds", os.environ["TASK_RUN_SECONDS"]] if os.environ.get("TASK_RUN_SECONDS") else []),
         "--",
         *marian_command("train"),
         *to_args(options),
@@ -639,7 +641,8 @@ def main(args):
     feed = json.loads(feed_report.read_text()) if feed_report.exists() else {}
     if feed.get("ended_by") == "terminated" or result.returncode == 128 + signal.SIGTERM:
         logger.warning(
-            "stopped by SIGTERM after %s updates, the checkpoint saved: run the task again to resume from it",
+            "stopped before its end (a SIGTERM, or this run's time limit) after %s updates, the checkpoint "
+            "saved: run the task again to resume from it",
             progress_updates(out),
         )
         sys.exit(EXIT_TERMINATED)
