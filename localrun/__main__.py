@@ -26,6 +26,8 @@ sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
 from localrun.dag import dag_dot  # noqa: E402
 from localrun.gpus import GpuError, check_cuda_marian, parse_gpus  # noqa: E402
 from localrun.plan import build_plan, task_states, write_plan  # noqa: E402
+from localrun.slurm import DEFAULT_PROFILE, ProfileError, job_resources, load_profile, slurm_arguments  # noqa: E402
+from pipeline.common.io import write_json  # noqa: E402
 from translations_taskgraph.component_checks import check_components  # noqa: E402
 from translations_taskgraph.dataset_checks import check_datasets  # noqa: E402
 from translations_taskgraph.training_config import (  # noqa: E402
@@ -74,13 +76,36 @@ def parse_args(argv):
         help="memory the tasks may use together (default: 80%% of RAM)",
     )
     parser.add_argument(
-        "--retries", type=bounded(int, 0, "0 or more"), default=0, help="times to retry a failed task"
+        "--retries",
+        type=bounded(int, 0, "0 or more"),
+        default=None,
+        help="times to retry a failed task (default 0; on Slurm, the profile's)",
     )
     parser.add_argument(
         "--gpus",
         default=os.environ.get("LOCALRUN_GPUS", ""),
         help="GPU device numbers for the GPU tasks (trainings, translation, scoring), e.g. 0,1; needs MARIAN "
         "(a CUDA Marian's binaries). Default: $LOCALRUN_GPUS, else none (CPU)",
+    )
+    slurm = parser.add_argument_group("Slurm (--executor slurm, or task run-slurm; localrun/slurm.py)")
+    slurm.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        default="local",
+        help="local: this machine; slurm: every task a Slurm job (snakemake-executor-plugin-slurm)",
+    )
+    slurm.add_argument(
+        "--profile", type=Path, default=None, help="Slurm profile folder (default configs/slurm)"
+    )
+    slurm.add_argument("--account", help="Slurm account of every job (else the profile's)")
+    slurm.add_argument("--partition", help="Slurm partition of every job (else the profile's)")
+    slurm.add_argument(
+        "--jobs", type=bounded(int, 1, "at least 1"), help="jobs queued at once (else the profile's)"
+    )
+    slurm.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="submit the GPU tasks without GPUs (CPU Marian, pymarian), e.g. on a CPU partition",
     )
     return parser.parse_args(argv)
 
@@ -253,6 +278,8 @@ def run_lock(run_dir: Path):
 
 
 def snakemake_command(plan_path: Path, run_dir: Path, args) -> list[str]:
+    if getattr(args, "executor", "local") == "slurm":
+        return slurm_snakemake_command(plan_path, run_dir, args)
     mem_gb = args.mem_gb or round(total_memory_gb() * 0.8, 1)
     gpu_devices = getattr(args, "gpu_devices", [])
     devices = ",".join(map(str, gpu_devices))
@@ -266,7 +293,31 @@ def snakemake_command(plan_path: Path, run_dir: Path, args) -> list[str]:
         "--rerun-incomplete",
         "--rerun-triggers", "mtime",
         "--nolock",  # our own lock (run_lock) is released by the kernel even on kill -9
-        "--retries", str(args.retries),
+        "--retries", str(args.retries or 0),
+        "--show-failed-logs",
+        "--quiet", "host", "reason",
+    ]  # fmt: skip
+
+
+def slurm_snakemake_command(plan_path: Path, run_dir: Path, args) -> list[str]:
+    """Every task a Slurm job: the profile's settings, each task's resources from its kind (localrun/slurm.py)."""
+    jobs_path = run_dir / "slurm-jobs.json"
+    write_json(jobs_path, job_resources(json.loads(plan_path.read_text()), args.slurm_resources))
+    config = [
+        f"plan={plan_path}",
+        f"slurm_jobs={jobs_path}",
+        f"slurm_gpus={'none' if args.cpu_only else 'kinds'}",
+    ]
+    config += [f"slurm_{key}={value}" for key in ("account", "partition") if (value := getattr(args, key))]
+    return [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(SNAKEFILE),
+        "--directory", str(run_dir),
+        "--config", *config,
+        *slurm_arguments(args.profile, args),
+        "--rerun-incomplete",
+        "--rerun-triggers", "mtime",
+        "--nolock",  # our own lock (run_lock), on the shared filesystem
         "--show-failed-logs",
         "--quiet", "host", "reason",
     ]  # fmt: skip
@@ -276,9 +327,18 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         args.gpu_devices = parse_gpus(args.gpus)
-        if args.gpu_devices and not args.dry_run:
+        if args.executor == "slurm":
+            args.profile = (args.profile or DEFAULT_PROFILE).resolve()
+            _, args.slurm_resources = load_profile(args.profile)
+            if args.gpu_devices:
+                raise GpuError(
+                    "--gpus names this machine's devices; on Slurm the jobs get theirs (or --cpu-only)"
+                )
+            if not args.cpu_only and not args.dry_run:
+                check_cuda_marian()  # the GPU jobs run the CUDA Marian of MARIAN (on the shared filesystem)
+        elif args.gpu_devices and not args.dry_run:
             check_cuda_marian()
-    except GpuError as error:
+    except (GpuError, ProfileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:

@@ -74,7 +74,17 @@ def main(argv=None):
     parser.add_argument("--mem-mb", required=True, type=int)
     parser.add_argument("--log", type=Path, help="write the output here, keeping earlier attempts' logs")
     parser.add_argument("--gpus", type=int, default=0, help="GPUs this task gets (0: CPU)")
-    parser.add_argument("--devices", default="none", help="the machine's GPU devices for the run (0,1,...)")
+    parser.add_argument(
+        "--devices",
+        default="none",
+        help="the machine's GPU devices for the run (0,1,...), or `slurm`: those Slurm gave the job",
+    )
+    parser.add_argument(
+        "--run-seconds",
+        type=int,
+        default=0,
+        help="seconds this run of the task may take (a Slurm job's limit): a training saves and exits 75 before",
+    )
     args = parser.parse_args(argv)
     task_dir = args.plan.resolve().parent / args.label
     task_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +147,17 @@ def run(args):
         }
     )
     env.pop("GPUS", None)
-    if args.gpus:
+    env.pop("TASK_RUN_SECONDS", None)
+    if args.run_seconds:
+        env["TASK_RUN_SECONDS"] = str(args.run_seconds)
+    if args.gpus and args.devices == "slurm":
+        # Slurm gave the job its devices (CUDA_VISIBLE_DEVICES); Marian numbers them from 0.
+        env["GPUS"] = " ".join(str(index) for index in range(args.gpus))
+        print(
+            f"GPUs: {args.gpus} from Slurm (CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', '')})",
+            flush=True,
+        )
+    elif args.gpus:
         devices, args.gpu_locks = acquire(run_dir, parse_gpus(args.devices.replace("none", "")), args.gpus)
         env.update(device_environment(devices))
         print(

@@ -28,8 +28,6 @@ fi
 # bicleaner-ai-classify is on PATH. bicleaner-ai and tf-keras go in without their dependencies, which name the
 # CUDA build (`tensorflow`, 620 MB); fasttext-wheel is what bicleaner-ai-train imports (from the hardrules extra).
 # TRANSLATIONS_EXTRAS=tensorboard installs TensorBoard in .venv-tensorboard/ for `task tensorboard`.
-# TRANSLATIONS_EXTRAS=hf installs pyarrow (about 40 MB), which reads the Parquet files of Hugging Face datasets
-# (hf_/hfp_ datasets, pipeline/data/providers/hf.py); their JSON, CSV and text files need nothing more.
 # An environment of its own for an extra: made again when it cannot start Python, never part of the repository.
 own_environment() {
     if ! "$1/bin/python" -c pass 2>/dev/null; then
@@ -55,9 +53,6 @@ for extra in ${extras//,/ }; do
             .venv-bicleaner/bin/pip install --quiet --disable-pip-version-check --no-deps \
                 "tf-keras==2.20.1" "bicleaner-ai==3.6"
             ;;
-        hf)
-            .venv/bin/pip install --quiet --disable-pip-version-check "pyarrow==26.0.1"
-            ;;
         tensorboard)
             # `task tensorboard` (localrun/tensorboard.py): TensorBoard and tensorboardX need protobuf >= 5.29.5.
             own_environment .venv-tensorboard
@@ -65,7 +60,7 @@ for extra in ${extras//,/ }; do
                 "tensorboard>=2.18,<3" "tensorboardX>=2.6" "protobuf>=5.29.5" "setuptools"
             ;;
         *)
-            echo "setup: unknown extra '$extra' in TRANSLATIONS_EXTRAS (known: monocleaner, bicleaner, tensorboard, hf)" >&2
+            echo "setup: unknown extra '$extra' in TRANSLATIONS_EXTRAS (known: monocleaner, bicleaner, tensorboard)" >&2
             exit 1
             ;;
     esac

@@ -59,10 +59,6 @@ def hub_files() -> dict[tuple[str, str], dict[str, bytes]]:
             ),
         },
     }
-    try:
-        import pyarrow  # noqa: F401 - an extra (TRANSLATIONS_EXTRAS=hf)
-    except ImportError:
-        return files
     return files | {
         ("ZJaume/SciELO-GL", "83fc003"): {
             "README.md": CARD.encode(),
@@ -155,9 +151,6 @@ def import_hf(hub, dataset, out, langs="en,gl", **env):
 
 
 def test_a_parquet_dataset_with_a_card_imports_its_subset_and_split(hub, tmp_path):
-    pytest.importorskip(
-        "pyarrow", reason="Parquet needs the hf extra: TRANSLATIONS_EXTRAS=hf scripts/setup.sh"
-    )
     out = tmp_path / "out"
     Hub.requests.clear()
     result = import_hf(hub, "hfp_ZJaume/SciELO-GL:en-gl:train:frase_fonte:frase_galego@83fc003", out)
@@ -223,10 +216,6 @@ def test_a_local_folder_named_as_the_repository(tmp_path):
     ],
 )
 def test_a_wrong_dataset_fails_with_a_clear_message_and_no_output(hub, tmp_path, dataset, message):
-    if "SciELO" in dataset:
-        pytest.importorskip(
-            "pyarrow", reason="Parquet needs the hf extra: TRANSLATIONS_EXTRAS=hf scripts/setup.sh"
-        )
     out = tmp_path / "out"
     result = import_hf(hub, dataset, out)
     assert result.returncode == 1 and message in result.stderr, result.stderr

@@ -66,6 +66,9 @@ def filter_with_scores(tmp_path, lines: int) -> tuple[int, dict]:
     model.mkdir(exist_ok=True)
     for name in ("final.model.npz", "vocab.spm"):
         (model / name).write_bytes(b"")
+    (model / "final.model.npz.decoder.yml").write_text(
+        "models: [final.model.npz]\nvocabs: [vocab.spm, vocab.spm]\n"
+    )
     measure = (
         "import resource, subprocess, sys;"
         "code = subprocess.run(sys.argv[1:]).returncode;"

@@ -7,7 +7,7 @@ documented endpoints (the file tree of a revision, `/api/datasets/<repo>/tree/<r
 `/datasets/<repo>/resolve/<revision>/<path>`), because `datasets` needs the whole Hub API and brings pandas and
 a process pool with it. Which files hold a subset's split follows the Hub's own rules: the `configs:` section of
 the dataset card (README.md), else the file names (`<subset>/...`, `data/<split>-*`, `<split>.*`, ...). Formats:
-Parquet (pyarrow: TRANSLATIONS_EXTRAS=hf scripts/setup.sh), JSON Lines, JSON, CSV/TSV (optionally .gz or .zst),
+Parquet (pyarrow), JSON Lines, JSON, CSV/TSV (optionally .gz or .zst),
 and plain text (one record a line, field `text`). A `translation` column (`{"en": ..., "gl": ...}`) is read as
 the reference does. Records with an empty side are skipped, line breaks inside a record become spaces.
 Mirror: HF_ENDPOINT (the Hub's own variable) or HF_MIRROR. A `<repo>` that is a folder of this repository (or
@@ -179,12 +179,8 @@ def _text(path: Path) -> io.TextIOBase:
 def records(path: Path) -> Iterator[dict]:
     name = re.sub(r"\.(gz|zst)$", "", path.name)
     if name.endswith(".parquet"):
-        try:
-            import pyarrow.parquet
-        except ImportError:
-            raise StepError(
-                f"{path.name} is Parquet, which needs pyarrow: install it with TRANSLATIONS_EXTRAS=hf scripts/setup.sh"
-            ) from None
+        import pyarrow.parquet
+
         table = pyarrow.parquet.ParquetFile(path)
         for batch in table.iter_batches(batch_size=10_000):
             yield from batch.to_pylist()

@@ -1,0 +1,205 @@
+"""The task graph on Slurm (issue 19, item 2; localrun/slurm.py), through the real snakemake-executor-plugin-slurm
+and the fake Slurm of tests/fake_slurm/ (each job a local process, its sbatch options recorded). The GPU tasks
+run a fake CUDA Marian (tests/test_local_gpus.py) that records its devices and hands off to pymarian."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from test_fake_slurm import FAKE_SLURM, records
+from test_local_engine import QUICK_CONFIG
+from test_local_gpus import fake_marian  # noqa: F401 - a fixture
+
+from conftest import REPO_ROOT
+
+SIGTERM_LEAD = yaml.safe_load((REPO_ROOT / "configs" / "slurm" / "resources.yaml").read_text())[
+    "sigterm-lead-seconds"
+]
+# Short status-check cycles (the plugin's default waits 40 s before its first check).
+FAST_CHECKS = {
+    "slurm-init-seconds-before-status-checks": 1,
+    "seconds-between-status-checks": 1,
+    "latency-wait": 2,
+    "slurm-keep-successful-logs": True,
+}
+
+
+def profile(tmp_path, retries=0, jobs=2, **resources) -> Path:
+    folder = tmp_path / "profile"
+    folder.mkdir(exist_ok=True)
+    config = yaml.safe_load((REPO_ROOT / "configs" / "slurm" / "config.yaml").read_text())
+    config.update(FAST_CHECKS, retries=retries, jobs=jobs)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    own = yaml.safe_load((REPO_ROOT / "configs" / "slurm" / "resources.yaml").read_text())
+    own.update(resources)
+    (folder / "resources.yaml").write_text(yaml.safe_dump(own))
+    return folder
+
+
+def slurm_env(tmp_path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "FAKE_SLURM_", "SBATCH_"))}
+    env.update(
+        PATH=f"{FAKE_SLURM}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        FAKE_SLURM_DIR=str(tmp_path / "slurm-state"),
+        FAKE_SLURM_PARTITIONS="cpu,gpu",
+        FAKE_SLURM_ACCOUNTS="acct",
+    )
+    env.update(extra)
+    return env
+
+
+def run_slurm(config, runs, env, *extra, timeout=1500):
+    return subprocess.run(
+        [sys.executable, "-m", "localrun", "--executor", "slurm", "--config", str(config), "--runs-dir", str(runs),
+         *extra],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def option(record: dict, name: str):
+    """The value of an sbatch option in a job's argv (`-t 5`, `--mem 4000`, `--gpus=1`)."""
+    argv = record["argv"]
+    for index, arg in enumerate(argv):
+        if arg == name and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def digests(folder: Path) -> dict:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()
+    }
+
+
+# ----- bad input, before anything is submitted -----
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        (
+            {"config.yaml": "executor: slurm\nslurm-no-such-setting: 1\n"},
+            "unknown key 'slurm-no-such-setting'",
+        ),
+        (
+            {"config.yaml": "executor: slurm\n", "resources.yaml": "gpus-per-node: 4\n"},
+            "unknown key 'gpus-per-node'",
+        ),
+        (
+            {"config.yaml": "executor: slurm\n", "resources.yaml": "runtime-minutes: {training: 5}\n"},
+            "leaves no time to train before the checkpoint",
+        ),
+        ({"resources.yaml": "cpus-for-all: 8\n"}, "no config.yaml"),
+    ],
+)
+def test_a_wrong_profile_is_refused_before_anything_is_submitted(tmp_path, files, message):
+    folder = tmp_path / "bad-profile"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    config = tmp_path / "quick.yml"
+    config.write_text(yaml.safe_dump(QUICK_CONFIG))
+    result = run_slurm(config, tmp_path / "runs", slurm_env(tmp_path), "--profile", str(folder), "--cpu-only")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not list((tmp_path / "slurm-state").glob("jobs/*.json"))  # nothing submitted
+
+
+def test_gpu_jobs_need_a_cuda_marian_and_gpus_name_no_devices(tmp_path):
+    config = tmp_path / "quick.yml"
+    config.write_text(yaml.safe_dump(QUICK_CONFIG))
+    env = slurm_env(tmp_path)
+    env.pop("MARIAN", None)
+    result = run_slurm(config, tmp_path / "runs", env, "--profile", str(profile(tmp_path)))
+    assert result.returncode == 2 and "needs a CUDA build of Marian: set MARIAN" in result.stderr
+    result = run_slurm(config, tmp_path / "runs", env, "--profile", str(profile(tmp_path)), "--gpus", "0")
+    assert result.returncode == 2 and "on Slurm the jobs get theirs" in result.stderr
+
+
+# ----- a run -----
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(1200)
+def test_a_run_as_slurm_jobs_with_each_kinds_resources_and_a_training_resumed_after_its_signal(
+    tmp_path,
+    fake_marian,  # noqa: F811
+):
+    """The quick config up to its teacher, every task a Slurm job: each job submitted with the resources its kind
+    asks for, the GPU task on a (fake) CUDA Marian, the data outputs byte-identical to a plain local run's. Once the
+    teacher has a checkpoint, it gets what Slurm sends `sigterm-lead-seconds` before a job's time limit
+    (`scancel --signal=TERM`, which signals without cancelling): the training saves its checkpoint and exits 75,
+    the job fails, Snakemake submits it again, and the next job resumes from the checkpoint and the same place in
+    the data."""
+    import time
+
+    marian, calls = fake_marian
+    config = json.loads(json.dumps(QUICK_CONFIG))
+    config["marian-args"]["training-teacher"].update({"after": "50u", "save-freq": 10, "valid-freq": 25})
+    path = tmp_path / "quick.yml"
+    path.write_text(yaml.safe_dump(config))
+    env = slurm_env(tmp_path, MARIAN=str(marian))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localrun", "--executor", "slurm", "--config", str(path), "--runs-dir",
+         str(tmp_path / "runs"), "--profile", str(profile(tmp_path, retries=2, jobs=4)), "--account", "acct",
+         "--partition", "gpu"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    run_dir = tmp_path / "runs" / "quick"
+    model = run_dir / "train-teacher-en-fr-1"
+    deadline = time.time() + 600
+    while not (model / "artifacts" / "model.npz.progress.yml").exists():
+        assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.2)
+    state = tmp_path / "slurm-state"
+    (job,) = [r for r in records(state) if "train-teacher" in r["comment"] and r["state"] == "RUNNING"]
+    subprocess.run(["scancel", "--signal=TERM", job["job_id"]], env=env, check=True, timeout=30)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stdout[-3000:] + stderr[-5000:]
+
+    # Every task a job, with the resources its kind asks for; the teacher twice (failed, then resumed).
+    plan = json.loads((run_dir / "plan.json").read_text())
+    jobs = records(state)
+    resources = yaml.safe_load((REPO_ROOT / "configs" / "slurm" / "resources.yaml").read_text())
+    assert len(jobs) == len(plan["order"]) + 1
+    for record in jobs:
+        assert option(record, "-A") == "acct" and option(record, "-p") == "gpu"
+        assert option(record, "--mem") and option(record, "--cpus-per-task") and option(record, "-t")
+    trainings = [r for r in jobs if "train-teacher" in r["comment"]]
+    assert [r["state"] for r in trainings] == ["FAILED", "COMPLETED"]
+    for record in trainings:
+        assert option(record, "--gpus") == "1"
+        assert option(record, "-t") == str(resources["runtime-minutes"]["training"])
+        assert option(record, "--cpus-per-task") == str(resources["cpus-for-all"])
+        assert f"--signal=TERM@{SIGTERM_LEAD}" in record["argv"]
+    others = [r for r in jobs if r not in trainings]
+    assert all(r["state"] == "COMPLETED" and option(r, "--gpus") is None for r in others)
+    assert {option(r, "-t") for r in others} == {str(resources["runtime-minutes"]["default"])}
+    # The GPU task ran the CUDA Marian, its device numbered from 0 on the node.
+    used = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert any(r["binary"] == "marian" for r in used)
+    assert all(r["args"][r["args"].index("--devices") + 1] == "0" for r in used if r["binary"] == "marian")
+    logs = "".join(p.read_text() for p in model.glob("task*.log"))
+    assert "stopped before its end (a SIGTERM" in logs
+    assert "resuming the training from the checkpoint" in logs
+    progress = yaml.safe_load((model / "artifacts" / "model.npz.progress.yml").read_text())
+    assert progress["batches"] == 50 and (model / "artifacts" / "final.model.npz").exists()
+
+    # The data tasks' outputs are byte-identical to a plain local run's.
+    local = tmp_path / "local"
+    result = subprocess.run(
+        [sys.executable, "-m", "localrun", "--config", str(path), "--runs-dir", str(local), "--target-stage",
+         "build-vocab"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    compared = [p.name for p in (local / "quick").iterdir() if (p / "done.json").exists()]
+    assert any(name.startswith("build-vocab") for name in compared) and len(compared) >= 5
+    for name in compared:
+        assert digests(local / "quick" / name / "artifacts") == digests(run_dir / name / "artifacts"), name
