@@ -356,7 +356,8 @@ def test_outputs_get_the_umask_mode_not_0600(tmp_path):
 
 def test_every_task_the_docs_name_exists():
     taskfile = yaml.safe_load((REPO_ROOT / "Taskfile.yml").read_text())
-    texts = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "configs").glob("*.yml"))]
+    texts = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+    texts += sorted((REPO_ROOT / "configs").glob("*.yml"))
     for path in texts:
         for name in re.findall(r"`task ([a-z][a-z0-9-]*)", path.read_text()):
             assert name in taskfile["tasks"], f"{path.name} names `task {name}`, which Taskfile.yml lacks"
