@@ -13,6 +13,7 @@ their own environment (they need protobuf >= 5.29.5): `TRANSLATIONS_EXTRAS=tenso
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -102,6 +103,8 @@ def main(argv=None) -> int:
          "--port", str(args.port), "--reload_interval", str(max(5, int(args.refresh)))],
     )  # fmt: skip
     print(f"tensorboard: serving http://127.0.0.1:{args.port}/ (Ctrl-C stops it)")
+    # A SIGTERM (a test, a process manager) stops the server too, instead of leaving it running orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while server.poll() is None:
             time.sleep(args.refresh)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
@@ -123,6 +124,18 @@ def test_tensorboard_serves_the_runs_curves(run_dir):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # The TensorBoard server it started is gone with it.
+    time.sleep(1)
+    left = [p for p in Path("/proc").glob("[0-9]*/cmdline") if _serves(p, port)]
+    assert not left, left
+
+
+def _serves(cmdline: Path, port: int) -> bool:
+    try:
+        args = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"tensorboard.main" in args and str(port).encode() in args
 
 
 def test_a_missing_environment_or_run_is_refused_with_what_to_do(run_dir, tmp_path):
