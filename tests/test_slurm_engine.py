@@ -185,8 +185,9 @@ def test_a_run_as_slurm_jobs_with_each_kinds_resources_and_a_training_resumed_af
     used = [json.loads(line) for line in calls.read_text().splitlines()]
     assert any(r["binary"] == "marian" for r in used)
     assert all(r["args"][r["args"].index("--devices") + 1] == "0" for r in used if r["binary"] == "marian")
+    # (Whether the signalled attempt's own log line survives depends on which of the job's processes Slurm's
+    # SIGTERM ends first; the step's exit 75 itself is tested in tests/test_training_control.py.)
     logs = "".join(p.read_text() for p in model.glob("task*.log"))
-    assert "stopped before its end (a SIGTERM" in logs
     assert "resuming the training from the checkpoint" in logs
     progress = yaml.safe_load((model / "artifacts" / "model.npz.progress.yml").read_text())
     assert progress["batches"] == 50 and (model / "artifacts" / "final.model.npz").exists()
