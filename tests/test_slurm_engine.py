@@ -126,7 +126,7 @@ def test_gpu_jobs_need_a_cuda_marian_and_gpus_name_no_devices(tmp_path):
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(1500)  # above its subprocesses' own limits (30 + 600 + 600 s): tests/test_test_suite.py
 def test_a_run_as_slurm_jobs_with_each_kinds_resources_and_a_training_resumed_after_its_signal(
     tmp_path,
     fake_marian,  # noqa: F811
