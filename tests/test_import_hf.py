@@ -43,23 +43,7 @@ def jsonl(rows: list[dict]) -> bytes:
 
 
 def hub_files() -> dict[tuple[str, str], dict[str, bytes]]:
-    files = {
-        ("org/weblate", "main"): {
-            "data/train-00000.jsonl": jsonl(
-                [
-                    {"translation": {"en": "Save", "gl": "Gardar"}},
-                    {"translation": {"en": "Open", "gl": "Abrir"}},
-                ]
-            ),
-            "data/validation-00000.jsonl": jsonl([{"translation": {"en": "no", "gl": "non"}}]),
-        },
-        ("proxectonos/nos_gl_CC0", "a7ba855"): {
-            "train.jsonl.gz": gzip.compress(
-                jsonl([{"text": "Primeira liña.\n\nSegunda  liña."}, {"text": "Terceira."}])
-            ),
-        },
-    }
-    return files | {
+    return {
         ("ZJaume/SciELO-GL", "83fc003"): {
             "README.md": CARD.encode(),
             "en-gl/train-00000-of-00002.parquet": parquet(

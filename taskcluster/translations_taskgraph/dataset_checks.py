@@ -164,7 +164,7 @@ def _hf(name: str, langs: list[str]) -> str | None:
 def continuation_problems(config: dict) -> list[str]:
     """With DATASET_CHECKS_ONLINE=1: each address of `continuation` (a pretrained model, a vocabulary, a corpus)
     that does not exist, naming its key. A task id is checked by its download task (Taskcluster's scopes)."""
-    from pipeline.data.download_artifacts import REFERENCE_NAMES, TASK_ID_RE, is_file_address
+    from pipeline.data.download_artifacts import REFERENCE_NAMES, TASK_ID_RE, file_urls, is_file_address
 
     continuation = config.get("continuation") or {}
     addresses = []  # (key, address, file name in a folder)
@@ -189,10 +189,14 @@ def continuation_problems(config: dict) -> list[str]:
     for key, address, name in addresses:
         if not isinstance(address, str) or TASK_ID_RE.match(address):
             continue
-        url = address if is_file_address(address) else f"{address.rstrip('/')}/{name}"
-        problem = _head(url)
+        # Addresses resolved as the download step resolves them (a file's own address, or a folder's file).
+        problem = _head(file_urls(address, [name])[0][name])
         reference_name = REFERENCE_NAMES.get(name) if not is_file_address(address) else None
-        if problem and reference_name and _head(f"{address.rstrip('/')}/{reference_name}") is None:
+        if (
+            problem
+            and reference_name
+            and _head(file_urls(address, [reference_name])[0][reference_name]) is None
+        ):
             problem = None  # the reference's folder names the model its own way
         if problem:
             problems.append(f"{key}: {problem}")
