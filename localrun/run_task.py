@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -100,7 +101,8 @@ def main(argv=None):
         start_attempt_log(args.log, args.label)
     returncode = run(args)
     print(f"{FINISHED_MARK} exit status {returncode}", flush=True)
-    return returncode
+    # A step ended by a signal: the shell's convention (128 + signal), as sys.exit cannot take a negative.
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def set_aside_earlier_definition(task_dir: Path) -> None:
@@ -116,6 +118,22 @@ def set_aside_earlier_definition(task_dir: Path) -> None:
         f"{task_dir.name}: definition changed; the earlier definition's artifacts are in {previous}",
         flush=True,
     )
+
+
+def run_step(command: list[str], env: dict) -> int:
+    """Runs the step and waits for it. A SIGTERM sent to this process is passed on to the step: Slurm's
+    time-limit warning or `scancel` may reach this process alone, and the step (a training saves its
+    checkpoint and exits 75) must get it, not be left running without its parent."""
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env)
+
+    def pass_on(signum, _frame):
+        process.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, pass_on)
+    try:
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(args):
@@ -166,10 +184,10 @@ def run(args):
         )
     print("running:", " ".join(command), flush=True)
     start = time.time()
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env)
-    if result.returncode != 0:
-        print(f"{args.label} failed with exit status {result.returncode}", flush=True)
-        return result.returncode
+    returncode = run_step(command, env)
+    if returncode != 0:
+        print(f"{args.label} failed with exit status {returncode}", flush=True)
+        return returncode
     missing = [name for name in task["step"]["outputs"] if not (task_dir / "artifacts" / name).exists()]
     if missing:
         print(f"{args.label} finished but did not write {', '.join(missing)}", flush=True)

@@ -4,6 +4,7 @@ import copy
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -475,3 +476,37 @@ def test_the_devtest_dataset_cannot_also_be_the_test_set():
     # The devset is decontaminated against the test sets: it would come out empty.
     message = refusal(config_with(**{"datasets.test": ["local_data/l10n-en-fr/dev"]}))
     assert "datasets.test.0: 'local_data/l10n-en-fr/dev' is also the devtest dataset" in message
+
+
+def test_a_sigterm_to_the_task_runner_reaches_the_step_and_is_logged(tmp_path):
+    # Slurm's time-limit warning (or scancel) may signal the runner alone: the step must get the SIGTERM
+    # (not go on orphaned) and the runner must wait for it and log how it ended.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    step = {
+        "module": "timeit",
+        "args": [["-n", "1"], ["-s", "import time"], ["time.sleep(120)", []]],
+        "outputs": [],
+        "env": {},
+    }
+    task = {"kind": "sleep", "stage": "sleep", "step": step, "dependencies": [], "digest": "abc"}
+    (run_dir / "plan.json").write_text(
+        json.dumps({"order": ["sleep"], "targets": ["sleep"], "tasks": {"sleep": task}})
+    )
+    log = run_dir / "sleep" / "task.log"
+    command = [sys.executable, "-m", "localrun.run_task", "--plan", run_dir / "plan.json", "--label", "sleep"]
+    command += ["--threads", "1", "--mem-mb", "1000", "--log", log]
+    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'taskcluster'}"}
+    runner = subprocess.Popen(list(map(str, command)), cwd=REPO_ROOT, env=env)
+    deadline = time.time() + 30
+    while "running:" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)  # the step has started
+    started = time.time()
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=30) == 128 + signal.SIGTERM  # the step's status, passed on
+    assert time.time() - started < 20
+    text = log.read_text()
+    assert f"sleep failed with exit status {-signal.SIGTERM}" in text
+    assert "attempt finished: exit status" in text
+    assert not (run_dir / "sleep" / "done.json").exists()
