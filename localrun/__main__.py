@@ -27,6 +27,7 @@ from localrun.dag import dag_dot  # noqa: E402
 from localrun.gpus import GpuError, check_cuda_marian, parse_gpus  # noqa: E402
 from localrun.plan import build_plan, task_states, write_plan  # noqa: E402
 from localrun.slurm import DEFAULT_PROFILE, ProfileError, job_resources, load_profile, slurm_arguments  # noqa: E402
+from localrun.stage_times import ESTIMATE_FILE  # noqa: E402
 from pipeline.common.io import write_json  # noqa: E402
 from translations_taskgraph.component_checks import check_components  # noqa: E402
 from translations_taskgraph.dataset_checks import check_datasets  # noqa: E402
@@ -146,6 +147,20 @@ def render(config: dict):
 def render_plan(config: dict) -> tuple[dict, float]:
     _, plan, seconds = render(config)
     return plan, seconds
+
+
+def write_estimate(config: dict, graph, run_dir: Path, cores: int) -> dict | None:
+    """Preflight's estimate for this machine, written to <run>/estimate.json before the tasks run: the report
+    task (run_task) sets each stage's actual seconds against it."""
+    from translations_taskgraph import preflight
+
+    try:
+        estimate = preflight.estimate(config, graph.to_json(), {}, engine="local", cores=cores)
+    except Exception as error:  # a cost-model problem must not stop the run
+        print(f"  (no estimate for this run: {type(error).__name__}: {error})")
+        return None
+    write_json(run_dir / ESTIMATE_FILE, estimate)
+    return estimate
 
 
 def estimate_against_actual(config: dict, graph, run_dir: Path, cores: int) -> None:
@@ -384,6 +399,7 @@ def main(argv=None) -> int:
             summarize(plan, run_dir)
             return 0
         clear_stale(plan, run_dir, states)
+        write_estimate(config, graph, run_dir, args.cores)
         left = sum(state != "done" for state in states.values())
         print(
             f"Running {left} of {len(states)} tasks with Snakemake; each task's log is {run_dir}/<task>/task.log"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from localrun.gpus import acquire, device_environment, parse_gpus
 from localrun.plan import task_state
+from localrun.stage_times import STAGE_TIMES_FILE, write_stage_times
 from pipeline.common.io import atomic_path
 from translations_taskgraph.step_args import render_args
 
@@ -165,6 +166,11 @@ def run(args):
         }
     )
     env.pop("GPUS", None)
+    env.pop("STAGE_TIMES", None)
+    if task["step"]["module"] == "pipeline.eval.report" and write_stage_times(
+        run_dir, task_dir / STAGE_TIMES_FILE
+    ):
+        env["STAGE_TIMES"] = str(task_dir / STAGE_TIMES_FILE)
     env.pop("TASK_RUN_SECONDS", None)
     if args.run_seconds:
         env["TASK_RUN_SECONDS"] = str(args.run_seconds)

@@ -38,6 +38,12 @@ def check_last_mile(run_dir: Path, test_slug: str, src: str = "en", trg: str = "
     curves = {curve["model"] for curve in report["training_curves"]}
     assert f"distillation-student-model-finetune-{src}-{trg}" in curves
     assert f"backtranslations-train-backwards-model-{src}-{trg}" in curves
+    # The local engine hands the report each stage's seconds against preflight's estimate.
+    stages = {row["stage"]: row for row in report["stage_times"]["stages"]}
+    assert stages["train-teacher-model"]["finished"] == stages["train-teacher-model"]["tasks"]
+    assert stages["distillation-student-model-train"]["actual_s"] > 0
+    assert "report" not in stages
+    assert "## Time per stage" in (artifacts(f"report-{src}-{trg}") / "report.md").read_text()
 
     if not shutil.which("npm"):
         warnings.warn("npm is not installed: the export was not loaded in bergamot-translator", stacklevel=2)

@@ -189,3 +189,41 @@ def test_preflight_compares_a_finished_local_run_per_stage(tmp_path, capsys):
     # The local engine runs no docker-image task and no GPU.
     assert all(row["stage"] != "docker-image" for row in estimate["stages"])
     assert estimate["gpu_hours"] == 0
+
+
+def test_the_report_task_gets_the_stage_times_of_the_tasks_done_before_it(tmp_path):
+    from localrun.stage_times import ESTIMATE_FILE, write_stage_times
+
+    run_dir = tmp_path / "run"
+    target = run_dir / "report-en-fr" / "stage-times.json"
+    assert not write_stage_times(run_dir, target)  # a run without an estimate: no section, no file
+    assert not target.exists()
+    estimate = {
+        "cores": 2,
+        "tasks": {
+            "train-teacher-en-fr-1": {"stage": "train-teacher-model", "seconds": 600.0},
+            "train-teacher-en-fr-2": {"stage": "train-teacher-model", "seconds": 600.0},
+            "export-en-fr": {"stage": "export", "seconds": 60.0},
+            "report-en-fr": {"stage": "report", "seconds": 30.0},
+        },
+        "stages": [{"stage": "train-teacher-model"}, {"stage": "export"}, {"stage": "report"}],
+    }
+    (run_dir / "report-en-fr").mkdir(parents=True)
+    (run_dir / ESTIMATE_FILE).write_text(json.dumps(estimate))
+    for label, seconds in (("train-teacher-en-fr-1", 450.0), ("train-teacher-en-fr-2", "broken")):
+        (run_dir / label).mkdir()
+        (run_dir / label / "done.json").write_text(json.dumps({"seconds": seconds}))
+    assert write_stage_times(run_dir, target)
+    written = json.loads(target.read_text())
+    assert written["cores"] == 2 and written["gpus"] == 0
+    # Only finished tasks count, on both sides; a stage with none is left out.
+    assert written["stages"] == [
+        {
+            "stage": "train-teacher-model",
+            "tasks": 2,
+            "finished": 1,
+            "estimate_s": 600.0,
+            "actual_s": 450.0,
+            "actual_over_estimate": 0.75,
+        }
+    ]

@@ -3,6 +3,7 @@ training curves with one marker per validation of each log, the funnel, quality 
 provenance. The browser test opens the page in headless Chromium (Debian's) through Selenium and checks that the
 charts render."""
 
+import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -93,3 +94,38 @@ def test_the_charts_render_in_a_real_browser(run, tmp_path):  # noqa: F811
     finally:
         driver.quit()
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_the_stage_times_are_a_table_and_a_chart(run, tmp_path):  # noqa: F811
+    stage_times = {
+        "cores": 2,
+        "gpus": 0,
+        "stages": [
+            {"stage": "train-teacher-model", "tasks": 1, "finished": 1, "estimate_s": 1201.0, "actual_s": 672.7,
+             "actual_over_estimate": 0.56},
+            {"stage": "distillation-parallel-src-translate", "tasks": 2, "finished": 2, "estimate_s": 856.4,
+             "actual_s": 571.1, "actual_over_estimate": 0.67},
+            {"stage": "export", "tasks": 1, "finished": 1, "estimate_s": 0.0, "actual_s": 3.3,
+             "actual_over_estimate": None},
+        ],
+        "not_in_graph": [],
+    }  # fmt: skip
+    path = tmp_path / "stage-times.json"
+    path.write_text(json.dumps(stage_times))
+    _, out = run(51.3, "--stage-times", path)
+    markdown = (out / "report.md").read_text()
+    assert "## Time per stage" in markdown and "(2 cores;" in markdown
+    assert "| train-teacher-model | 1/1 | 20.0 min | 11.2 min | 0.56 |" in markdown
+    assert "| export | 1/1 | 0 s | 3 s | - |" in markdown
+    assert "In all: 20.8 min of task time against 34.3 min estimated." in markdown
+    page = (out / "report.html").read_text()
+    svg = next(s for s in re.findall(r"<svg.*?</svg>", page, re.S) if "Time per stage against" in s)
+    for stage in stage_times["stages"]:
+        assert stage["stage"] in svg
+    assert json.loads((out / "report.json").read_text())["stage_times"] == stage_times
+
+
+def test_without_stage_times_the_report_has_no_time_section(run):  # noqa: F811
+    _, out = run()
+    assert "## Time per stage" not in (out / "report.md").read_text()
+    assert json.loads((out / "report.json").read_text())["stage_times"] is None

@@ -130,3 +130,19 @@ def quality_speed_size_svg(dataset: str, rows: list[dict]) -> str:
     axis.set_title(f"Quality, speed and size on {dataset}")
     axis.grid(alpha=0.3)
     return to_svg(figure)
+
+
+def stage_times_svg(rows: list[dict]) -> str:
+    """Each stage's actual minutes beside preflight's estimate, one pair of bars per stage, in run order."""
+    labels = [row["stage"] for row in rows]
+    positions = range(len(rows))
+    figure, axis = plt.subplots(figsize=(6.5, 0.9 + 0.28 * len(rows)))
+    axis.barh([p + 0.2 for p in positions], [row["estimate_s"] / 60 for row in rows], 0.4, label="estimate")
+    axis.barh([p - 0.2 for p in positions], [row["actual_s"] / 60 for row in rows], 0.4, label="actual")
+    axis.set_yticks(list(positions), labels, fontsize=7)
+    axis.invert_yaxis()
+    axis.set_xlabel("minutes (summed over the stage's tasks)")
+    axis.set_title("Time per stage against preflight's estimate")
+    axis.legend(fontsize=7)
+    axis.grid(axis="x", alpha=0.3)
+    return to_svg(figure)

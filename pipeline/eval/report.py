@@ -19,6 +19,7 @@ unless --accept-below-copy-source (the config's `experiment.accept-below-copy-so
 import argparse
 import json
 import logging
+import os
 import re
 import statistics
 from datetime import UTC, datetime
@@ -105,6 +106,13 @@ def add_arguments(parser: argparse.ArgumentParser):
         default="false",
         choices=["true", "false"],
         help="publish the curves, scores and report to Weights & Biases (the config's wandb-publication)",
+    )
+    parser.add_argument(
+        "--stage-times",
+        type=Path,
+        default=os.environ.get("STAGE_TIMES") or None,
+        help="each stage's actual seconds against preflight's estimate (JSON; the local engine passes it as "
+        "STAGE_TIMES); without it the report has no time section",
     )
     parser.add_argument("--output-dir", required=True, type=Path)
 
@@ -416,6 +424,45 @@ def table(header: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def stage_time_section(stage_times: dict | None) -> list[str]:
+    """Each stage's task seconds (summed over its tasks) against preflight's estimate for the machine."""
+    if not stage_times or not stage_times.get("stages"):
+        return []
+    rows = stage_times["stages"]
+    where = f"{stage_times.get('cores')} cores" + (
+        f", {stage_times['gpus']} GPUs" if stage_times.get("gpus") else ""
+    )
+    lines = [
+        "",
+        "## Time per stage",
+        "",
+        f"Seconds summed over each stage's finished tasks, against preflight's estimate for this machine ({where}; "
+        "`task preflight-check`). The report and what ran beside it are not counted.",
+        "",
+    ]
+    lines += table(
+        ["stage", "tasks", "estimate", "actual", "actual / estimate"],
+        [
+            [
+                row["stage"],
+                f"{row['finished']}/{row['tasks']}",
+                minutes(row["estimate_s"]),
+                minutes(row["actual_s"]),
+                "-" if row["actual_over_estimate"] is None else f"{row['actual_over_estimate']:.2f}",
+            ]
+            for row in rows
+        ],
+    )
+    estimate = sum(row["estimate_s"] for row in rows)
+    actual = sum(row["actual_s"] for row in rows)
+    lines += ["", f"In all: {minutes(actual)} of task time against {minutes(estimate)} estimated.", ""]
+    return lines
+
+
 def main(args):
     if already_done(
         args.output_dir, ["report.md", "report.html", "report.json", "funnel.json", "funnel.svg"]
@@ -515,6 +562,8 @@ def main(args):
         for curve in curves:
             lines += [f"### {curve['model']}", ""]
             lines += curve_table(curve) + [""]
+    stage_times = read_json(args.stage_times) if args.stage_times else None
+    lines += stage_time_section(stage_times)
     lines += ["", "## Data", "", "Imported datasets:", ""]
     lines += table(
         ["dataset", "languages", "lines"],
@@ -571,6 +620,7 @@ def main(args):
         "cleaned": cleaned,
         "merged": merged,
         "devset": devset,
+        "stage_times": stage_times,
     }
     with atomic_path(args.output_dir / "report.html") as tmp:
         tmp.write_text(report_html.render(report, lines, funnel_svg(funnel)), encoding="utf-8")

@@ -105,6 +105,8 @@ def chart_sections(report: dict) -> str:
     order = [family for family, _ in charts.FAMILIES] + ["other"]
     for family in sorted(families, key=order.index):
         parts.append(f"<figure>{charts.curves_svg(family, families[family])}</figure>")
+    if (report.get("stage_times") or {}).get("stages"):
+        parts.append(f"<figure>{charts.stage_times_svg(report['stage_times']['stages'])}</figure>")
     return "<h2>Charts</h2>\n" + "\n".join(parts) if parts else ""
 
 
