@@ -149,16 +149,17 @@ def render_plan(config: dict) -> tuple[dict, float]:
     return plan, seconds
 
 
-def write_estimate(config: dict, graph, run_dir: Path, cores: int) -> dict | None:
+def write_estimate(config: dict, graph, run_dir: Path, cores: int, gpus: int) -> dict | None:
     """Preflight's estimate for this machine, written to <run>/estimate.json before the tasks run: the report
     task (run_task) sets each stage's actual seconds against it."""
     from translations_taskgraph import preflight
 
     try:
-        estimate = preflight.estimate(config, graph.to_json(), {}, engine="local", cores=cores)
+        estimate = preflight.estimate(config, graph.to_json(), {}, engine="local", cores=cores, gpus=gpus)
     except Exception as error:  # a cost-model problem must not stop the run
         print(f"  (no estimate for this run: {type(error).__name__}: {error})")
         return None
+    estimate.update(cores=cores, gpus=gpus)
     write_json(run_dir / ESTIMATE_FILE, estimate)
     return estimate
 
@@ -399,7 +400,7 @@ def main(argv=None) -> int:
             summarize(plan, run_dir)
             return 0
         clear_stale(plan, run_dir, states)
-        write_estimate(config, graph, run_dir, args.cores)
+        write_estimate(config, graph, run_dir, args.cores, len(getattr(args, "gpu_devices", [])))
         left = sum(state != "done" for state in states.values())
         print(
             f"Running {left} of {len(states)} tasks with Snakemake; each task's log is {run_dir}/<task>/task.log"
