@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from pipeline.common.io import write_json
+from pipeline.common.stage_times import compare_with_run
 
 ESTIMATE_FILE = "estimate.json"
 STAGE_TIMES_FILE = "stage-times.json"
@@ -16,13 +17,13 @@ STAGE_TIMES_FILE = "stage-times.json"
 
 def write_stage_times(run_dir: Path, path: Path) -> bool:
     """Writes the comparison to `path`; False (and nothing written) when the run has no estimate."""
-    from translations_taskgraph import preflight
+    from translations_taskgraph.preflight import read_run
 
     estimate_path = run_dir / ESTIMATE_FILE
     if not estimate_path.exists():
         return False
     estimate = json.loads(estimate_path.read_text())
-    comparison = preflight.compare_with_run(estimate, preflight.read_run(run_dir))
+    comparison = compare_with_run(estimate, read_run(run_dir))
     comparison["cores"] = estimate.get("cores")
     comparison["gpus"] = estimate.get("gpus", 0)
     write_json(path, comparison)

@@ -20,7 +20,10 @@ os.environ["TRANSLATIONS_DATA_ROOT"] = tempfile.gettempdir()
 
 
 def step_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("THREADS", "WORKSPACE", "GPUS", "MARIAN")}
+    # Not TASK_ID either: tests run inside a Taskcluster task would otherwise have steps behave as its own.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("THREADS", "WORKSPACE", "GPUS", "MARIAN", "TASK_ID")
+    }
     env.update({"THREADS": "1", "WORKSPACE": "1000", "PYTHONPATH": str(REPO_ROOT)})
     env.update(extra)
     return env

@@ -37,14 +37,18 @@ class FakeTaskcluster:
         self.requests: list[tuple[str, str]] = []
         self.fail: set[str] = set()  # path prefixes answered with HTTP 500
         self.uploads: dict[str, dict] = {}  # uploadId -> object upload in progress (name, data, finished)
+        self.run_seconds: dict[str, list[float]] = {}  # taskId -> each run's seconds
         self.root_url = None
 
     # -- seeding ------------------------------------------------------------------------------------
-    def add_task(self, task_id, definition, state="completed", group=None, runs=1):
+    def add_task(self, task_id, definition, state="completed", group=None, runs=1, seconds=None):
+        """`seconds`: each run's time from started to resolved (the status then carries both)."""
         definition = {"taskGroupId": group or task_id, "dependencies": [], **definition}
         self.tasks[task_id] = definition
         self.states[task_id] = state
-        self.runs[task_id] = runs
+        self.runs[task_id] = len(seconds) if seconds else runs
+        if seconds:
+            self.run_seconds[task_id] = list(seconds)
 
     def add_artifact(self, task_id, name, content: bytes | str, run_id=None):
         if isinstance(content, str):
@@ -55,6 +59,12 @@ class FakeTaskcluster:
     # -- answers ------------------------------------------------------------------------------------
     def status(self, task_id):
         runs = [{"runId": i, "state": "completed"} for i in range(self.runs.get(task_id, 1))]
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        for run, seconds in zip(runs, self.run_seconds.get(task_id, []), strict=False):
+            run["started"] = start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            run["resolved"] = (
+                (start + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            )
         return {
             "taskId": task_id,
             "taskGroupId": self.tasks[task_id].get("taskGroupId", task_id),

@@ -114,7 +114,7 @@ def test_the_stage_times_are_a_table_and_a_chart(run, tmp_path):  # noqa: F811
     path.write_text(json.dumps(stage_times))
     _, out = run(51.3, "--stage-times", path)
     markdown = (out / "report.md").read_text()
-    assert "## Time per stage" in markdown and "(2 cores;" in markdown
+    assert "## Time per stage" in markdown and "(this machine, 2 cores;" in markdown
     assert "| train-teacher-model | 1/1 | 20.0 min | 11.2 min | 0.56 |" in markdown
     assert "| export | 1/1 | 0 s | 3 s | - |" in markdown
     assert "In all: 20.8 min of task time against 34.3 min estimated." in markdown

@@ -129,6 +129,11 @@ def test_test_action_callback_renders_up_to_the_target_stage(fake_tc, tmp_path, 
     assert parameters["target_tasks_method"] == "train-target-tasks"
     assert parameters["tasks_for"] == "action"
     assert parameters["training_config"] == validate_training_config(config)
+    # Preflight's estimate of the graph it creates, for the report task (pipeline/eval/taskcluster_times.py).
+    estimate = json.loads((artifacts / "estimate.json").read_text())
+    assert set(estimate["tasks"]) == labels and all(
+        cost["seconds"] > 0 for cost in estimate["tasks"].values()
+    )
     # Test mode creates nothing.
     assert fake_tc.created == []
 

@@ -424,23 +424,46 @@ def table(header: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
+def read_stage_times(path: Path | None) -> dict | None:
+    """The local engine's file; on Taskcluster (TASK_ID and the Queue's address set), the task group's times.
+    The Queue out of reach is no reason to fail a report: the section then says why it is missing."""
+    if path:
+        return read_json(path)
+    if not os.environ.get("TASK_ID") or not (
+        os.environ.get("TASKCLUSTER_PROXY_URL") or os.environ.get("TASKCLUSTER_ROOT_URL")
+    ):
+        return None
+    from pipeline.eval.taskcluster_times import taskcluster_stage_times
+
+    try:
+        return taskcluster_stage_times(os.environ["TASK_ID"])
+    except Exception as error:  # the Queue's client raises its own errors (network, 404, scopes)
+        logger.warning("no stage times from the task group: %r", error)
+        return {"stages": [], "unavailable": f"the task group's times could not be read ({error!r:.300})"}
+
+
 def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def stage_time_section(stage_times: dict | None) -> list[str]:
     """Each stage's task seconds (summed over its tasks) against preflight's estimate for the machine."""
+    if stage_times and stage_times.get("unavailable"):
+        return ["", "## Time per stage", "", f"Not available: {stage_times['unavailable']}.", ""]
     if not stage_times or not stage_times.get("stages"):
         return []
     rows = stage_times["stages"]
-    where = f"{stage_times.get('cores')} cores" + (
-        f", {stage_times['gpus']} GPUs" if stage_times.get("gpus") else ""
-    )
+    if stage_times.get("engine") == "taskcluster":
+        where = "Taskcluster's workers, one task each; every run of a task counted"
+    else:
+        where = f"this machine, {stage_times.get('cores')} cores" + (
+            f", {stage_times['gpus']} GPUs" if stage_times.get("gpus") else ""
+        )
     lines = [
         "",
         "## Time per stage",
         "",
-        f"Seconds summed over each stage's finished tasks, against preflight's estimate for this machine ({where}; "
+        f"Seconds summed over each stage's finished tasks, against preflight's estimate ({where}; "
         "`task preflight-check`). The report and what ran beside it are not counted.",
         "",
     ]
@@ -562,7 +585,7 @@ def main(args):
         for curve in curves:
             lines += [f"### {curve['model']}", ""]
             lines += curve_table(curve) + [""]
-    stage_times = read_json(args.stage_times) if args.stage_times else None
+    stage_times = read_stage_times(args.stage_times)
     lines += stage_time_section(stage_times)
     lines += ["", "## Data", "", "Imported datasets:", ""]
     lines += table(

@@ -13,5 +13,5 @@ if REPO_ROOT not in sys.path:
 
 def register(graph_config):
     """Called by taskgraph (config.yml `taskgraph.register`) before any kind is loaded."""
-    for module in ("parameters", "target_tasks", "actions.train"):
+    for module in ("parameters", "target_tasks", "actions.train", "estimate_artifact"):
         import_module(f"translations_taskgraph.{module}")

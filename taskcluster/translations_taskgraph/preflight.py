@@ -27,6 +27,7 @@ import yaml
 from taskgraph.actions.registry import trigger_action_callback
 from taskgraph.optimize.base import OptimizationStrategy
 
+from pipeline.common.stage_times import compare_with_run  # noqa: F401 (preflight's, shared with the report step)
 from translations_taskgraph import cost_model
 from translations_taskgraph.component_checks import check_components
 from translations_taskgraph.dataset_checks import check_datasets
@@ -270,27 +271,6 @@ def read_run(run_dir: Path) -> dict[str, float]:
         except (ValueError, KeyError, TypeError):
             continue
     return seconds
-
-
-def compare_with_run(estimate: dict, actual: dict[str, float]) -> dict:
-    """Estimate against actual per stage, over the tasks the run finished (sums of task seconds)."""
-    rows = defaultdict(lambda: {"tasks": 0, "finished": 0, "estimate_s": 0.0, "actual_s": 0.0})
-    for label, cost in estimate["tasks"].items():
-        row = rows[cost["stage"]]
-        row["tasks"] += 1
-        if label in actual:
-            row["finished"] += 1
-            row["estimate_s"] += cost["seconds"]
-            row["actual_s"] += actual[label]
-    order = [s["stage"] for s in estimate["stages"]]
-    result = []
-    for stage in order:
-        row = rows[stage]
-        if row["finished"]:
-            ratio = row["actual_s"] / row["estimate_s"] if row["estimate_s"] else None
-            result.append({"stage": stage, **row, "actual_over_estimate": ratio})
-    unknown = sorted(set(actual) - set(estimate["tasks"]))
-    return {"stages": result, "not_in_graph": unknown}
 
 
 def print_comparison(comparison: dict, run_dir: Path) -> None:
