@@ -170,7 +170,12 @@ def estimate_against_actual(config: dict, graph, run_dir: Path, cores: int) -> N
     from translations_taskgraph import preflight
 
     try:
-        estimate = preflight.estimate(config, graph.to_json(), {}, engine="local", cores=cores)
+        # The estimate the run started with (written before its tasks ran): counting local corpora again costs.
+        saved = run_dir / ESTIMATE_FILE
+        if saved.exists():
+            estimate = json.loads(saved.read_text())
+        else:
+            estimate = preflight.estimate(config, graph.to_json(), {}, engine="local", cores=cores)
         comparison = preflight.compare_with_run(estimate, preflight.read_run(run_dir))
     except Exception as error:  # the run itself succeeded: a cost-model problem must not fail it
         print(f"  (no estimate against actual: {type(error).__name__}: {error})")
