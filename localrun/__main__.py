@@ -164,22 +164,14 @@ def write_estimate(config: dict, graph, run_dir: Path, cores: int, gpus: int) ->
     return estimate
 
 
-def estimate_against_actual(config: dict, graph, run_dir: Path, cores: int) -> None:
-    """After a finished run: preflight's estimate for this machine against each stage's actual seconds, printed
-    and written to <run>/estimate-vs-actual.json, so that the cost model can be checked on every run."""
+def estimate_against_actual(estimate: dict | None, run_dir: Path) -> None:
+    """After a finished run: the estimate the run started with (write_estimate) against each stage's actual
+    seconds, printed and written to <run>/estimate-vs-actual.json, so that the cost model is checked on every run."""
     from translations_taskgraph import preflight
 
-    try:
-        # The estimate the run started with (written before its tasks ran): counting local corpora again costs.
-        saved = run_dir / ESTIMATE_FILE
-        if saved.exists():
-            estimate = json.loads(saved.read_text())
-        else:
-            estimate = preflight.estimate(config, graph.to_json(), {}, engine="local", cores=cores)
-        comparison = preflight.compare_with_run(estimate, preflight.read_run(run_dir))
-    except Exception as error:  # the run itself succeeded: a cost-model problem must not fail it
-        print(f"  (no estimate against actual: {type(error).__name__}: {error})")
+    if estimate is None:  # write_estimate said why
         return
+    comparison = preflight.compare_with_run(estimate, preflight.read_run(run_dir))
     (run_dir / "estimate-vs-actual.json").write_text(json.dumps(comparison, indent=1) + "\n")
     preflight.print_comparison(comparison, run_dir)
 
@@ -405,7 +397,7 @@ def main(argv=None) -> int:
             summarize(plan, run_dir)
             return 0
         clear_stale(plan, run_dir, states)
-        write_estimate(config, graph, run_dir, args.cores, len(getattr(args, "gpu_devices", [])))
+        estimate = write_estimate(config, graph, run_dir, args.cores, len(getattr(args, "gpu_devices", [])))
         left = sum(state != "done" for state in states.values())
         print(
             f"Running {left} of {len(states)} tasks with Snakemake; each task's log is {run_dir}/<task>/task.log"
@@ -436,7 +428,7 @@ def main(argv=None) -> int:
         return returncode
     print(f"Run {run_dir.name} finished:")
     summarize(plan, run_dir)
-    estimate_against_actual(config, graph, run_dir, args.cores)
+    estimate_against_actual(estimate, run_dir)
     return 0
 
 

@@ -20,8 +20,12 @@ import pytest
 from conftest import http_server
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def _timestamp(days=0):
-    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return _stamp(datetime.now(UTC) + timedelta(days=days))
 
 
 class FakeTaskcluster:
@@ -61,10 +65,7 @@ class FakeTaskcluster:
         runs = [{"runId": i, "state": "completed"} for i in range(self.runs.get(task_id, 1))]
         start = datetime(2026, 1, 1, tzinfo=UTC)
         for run, seconds in zip(runs, self.run_seconds.get(task_id, []), strict=False):
-            run["started"] = start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            run["resolved"] = (
-                (start + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            )
+            run["started"], run["resolved"] = _stamp(start), _stamp(start + timedelta(seconds=seconds))
         return {
             "taskId": task_id,
             "taskGroupId": self.tasks[task_id].get("taskGroupId", task_id),

@@ -18,9 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 def _seconds(run: dict) -> float:
-    started = datetime.fromisoformat(run["started"].replace("Z", "+00:00"))
-    resolved = datetime.fromisoformat(run["resolved"].replace("Z", "+00:00"))
-    return (resolved - started).total_seconds()
+    return (datetime.fromisoformat(run["resolved"]) - datetime.fromisoformat(run["started"])).total_seconds()
 
 
 def group_seconds(entries: list[dict], own_task_id: str) -> dict[str, float]:
