@@ -24,9 +24,7 @@ import tempfile
 from pathlib import Path
 
 import zstandard
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_data import generate, measure  # noqa: E402
+from bench_data import generate, measure
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

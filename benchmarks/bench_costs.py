@@ -27,10 +27,9 @@ from pathlib import Path
 import yaml
 import zstandard
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from pipeline.common.marian import marian_command, to_args
 
-from pipeline.common.marian import marian_command, to_args  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CORPUS = REPO / "data" / "l10n-en-fr"
 
@@ -69,7 +68,7 @@ def main(argv=None) -> int:
             (corpus / f"corpus.{lang}.zst").write_bytes(zstandard.ZstdCompressor().compress(text))
         pairs = text.count(b"\n")
 
-        env = {**os.environ, "THREADS": str(args.threads), "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "THREADS": str(args.threads)}
         wall, cpu = timed(
             [sys.executable, "-m", "pipeline.train.spm_vocab", "--corpus-dir", str(corpus), "--src", "en",
              "--trg", "fr", "--vocab-size", "8000", "--output-dir", str(work / "vocab")],

@@ -64,7 +64,7 @@ def generate(folder: Path, size: int, seed: int = 7) -> Path:
 
 def measure(module: str, args: list, threads: int, repo: Path = REPO_ROOT) -> dict:
     """Runs a step of the checkout `repo` as the engines do; its CPU time, wall time and peak RSS."""
-    env = {**os.environ, "THREADS": str(threads), "WORKSPACE": "1000", "PYTHONPATH": str(repo)}
+    env = {**os.environ, "THREADS": str(threads), "WORKSPACE": "1000"}
     start = time.time()
     process = subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=repo, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip

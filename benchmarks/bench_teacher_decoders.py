@@ -18,16 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+from pipeline.common.io import read_lines, write_lines
 
-from pipeline.common.io import read_lines, write_lines  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_translate(
     decoder: str, model_dir: Path, source: Path, references: Path, out: Path, threads: int
 ) -> float:
-    env = {**os.environ, "THREADS": str(threads), "WORKSPACE": "2000", "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "THREADS": str(threads), "WORKSPACE": "2000"}
     env.pop("GPUS", None)
     command = [
         sys.executable, "-m", "pipeline.translate.translate", "--input", str(source), "--references", str(references),

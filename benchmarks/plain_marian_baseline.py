@@ -23,12 +23,11 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from pipeline.common.io import read_lines
+from pipeline.common.marian import marian_command, to_args
+from pipeline.train.train import load_preset
 
-from pipeline.common.io import read_lines  # noqa: E402
-from pipeline.common.marian import marian_command, to_args  # noqa: E402
-from pipeline.train.train import load_preset  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_plain(source: Path, destination: Path):
@@ -107,7 +106,7 @@ def main():
     decoder = {"relative-paths": True, "models": ["final.model.npz"], "vocabs": ["vocab.spm", "vocab.spm"]}
     decoder.update({k: options[k] for k in ("beam-size", "normalize") if k in options})
     (model / "final.model.npz.decoder.yml").write_text(yaml.safe_dump(decoder))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "THREADS": str(args.threads), "WORKSPACE": "2000"}
+    env = {**os.environ, "THREADS": str(args.threads), "WORKSPACE": "2000"}
     for test in sorted(run.glob(f"dataset-*-{src}-{trg}/artifacts")):
         dataset = test.parent.name.removeprefix("dataset-").removesuffix(f"-{src}-{trg}")
         if not any(dataset in str(p) for p in run.glob(f"evaluate-teacher-{src}-{trg}-1-*")):

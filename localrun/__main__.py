@@ -20,24 +20,23 @@ import threading
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
-
-from localrun.dag import dag_dot  # noqa: E402
-from localrun.gpus import GpuError, check_cuda_marian, parse_gpus  # noqa: E402
-from localrun.plan import build_plan, task_states, write_plan  # noqa: E402
-from localrun.slurm import DEFAULT_PROFILE, ProfileError, job_resources, load_profile, slurm_arguments  # noqa: E402
-from localrun.stage_times import ESTIMATE_FILE  # noqa: E402
-from pipeline.common.io import write_json  # noqa: E402
-from translations_taskgraph.component_checks import check_components  # noqa: E402
-from translations_taskgraph.dataset_checks import check_datasets  # noqa: E402
-from translations_taskgraph.training_config import (  # noqa: E402
+from localrun.dag import dag_dot
+from localrun.gpus import GpuError, check_cuda_marian, parse_gpus
+from localrun.plan import build_plan, task_states, write_plan
+from localrun.slurm import DEFAULT_PROFILE, ProfileError, job_resources, load_profile, slurm_arguments
+from localrun.stage_times import ESTIMATE_FILE
+from pipeline.common.io import write_json
+from translations_taskgraph.component_checks import check_components
+from translations_taskgraph.dataset_checks import check_datasets
+from translations_taskgraph.training_config import (
     STAGE_ALIASES,
     STAGES,
     ConfigError,
     load_training_config,
     validate_training_config,
 )
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 SNAKEFILE = Path(__file__).parent / "Snakefile"
 
@@ -402,10 +401,8 @@ def main(argv=None) -> int:
         print(
             f"Running {left} of {len(states)} tasks with Snakemake; each task's log is {run_dir}/<task>/task.log"
         )
-        python_path = [str(REPO_ROOT), str(REPO_ROOT / "taskcluster"), os.environ.get("PYTHONPATH", "")]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path)}
         started = time.time()
-        process = subprocess.Popen(snakemake_command(plan_path, run_dir, args), cwd=REPO_ROOT, env=env)
+        process = subprocess.Popen(snakemake_command(plan_path, run_dir, args), cwd=REPO_ROOT)
         progress = threading.Thread(target=report_progress, args=(plan, run_dir, process), daemon=True)
         progress.start()
         try:

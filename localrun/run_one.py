@@ -13,12 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
+from localrun.__main__ import render, run_lock
+from localrun.plan import config_and_run_dir, task_state, task_threads, write_plan
+from localrun.run_task import main as run_task
 
-from localrun.__main__ import render, run_lock  # noqa: E402
-from localrun.plan import config_and_run_dir, task_state, task_threads, write_plan  # noqa: E402
-from localrun.run_task import main as run_task  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None) -> int:

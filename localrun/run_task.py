@@ -161,7 +161,6 @@ def run(args):
             "THREADS": str(args.threads),
             # Marian's workspace: half the task's memory grant, leaving room for the model and the data.
             "WORKSPACE": str(max(512, args.mem_mb // 2)),
-            "PYTHONPATH": str(REPO_ROOT),
             "PYTHONUNBUFFERED": "1",
         }
     )

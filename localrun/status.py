@@ -19,12 +19,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
+from localrun.plan import config_and_run_dir, task_state
+from localrun.run_task import FINISHED_MARK
+from pipeline.common.marian_log import TRAIN_LINE, VALID_LINE
 
-from localrun.plan import config_and_run_dir, task_state  # noqa: E402
-from localrun.run_task import FINISHED_MARK  # noqa: E402
-from pipeline.common.marian_log import TRAIN_LINE, VALID_LINE  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 STATES = ["done", "running", "failed", "interrupted", "stale", "pending"]
 

@@ -19,11 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
+from localrun.plan import config_and_run_dir
+from pipeline.common.marian_log import training_curve
 
-from localrun.plan import config_and_run_dir  # noqa: E402
-from pipeline.common.marian_log import training_curve  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ENVIRONMENT = REPO_ROOT / ".venv-tensorboard"
 INSTALL = "TRANSLATIONS_EXTRAS=tensorboard scripts/setup.sh"

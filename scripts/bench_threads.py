@@ -21,14 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+from pipeline.common.io import read_lines, write_lines
 
-from pipeline.common.io import read_lines, write_lines  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def env(threads: int) -> dict:
-    return {**os.environ, "THREADS": str(threads), "WORKSPACE": "1500", "PYTHONPATH": str(REPO_ROOT)}
+    return {**os.environ, "THREADS": str(threads), "WORKSPACE": "1500"}
 
 
 def prepare(work: Path, pairs: int) -> None:

@@ -28,6 +28,11 @@ fi
 # bicleaner-ai-classify is on PATH. bicleaner-ai and tf-keras go in without their dependencies, which name the
 # CUDA build (`tensorflow`, 620 MB); fasttext-wheel is what bicleaner-ai-train imports (from the hardrules extra).
 # TRANSLATIONS_EXTRAS=tensorboard installs TensorBoard in .venv-tensorboard/ for `task tensorboard`.
+# TRANSLATIONS_EXTRAS=comet installs unbabel-comet (it pins numpy<2 and protobuf<5) with PyTorch in .venv-comet/,
+# which pipeline/eval/evaluate.py runs for COMET scores (about 1.4 GB and a minute where pip finds PyTorch's CPU
+# build; from PyPI, torch is the CUDA build, several GB). sentencepiece 0.2.0 and setuptools<81 because newer
+# ones break it: sentencepiece 0.2.3's protobuf module needs protobuf 5, and torchmetrics 0.10 imports
+# pkg_resources, which setuptools 81 removed.
 # An environment of its own for an extra: made again when it cannot start Python, never part of the repository.
 own_environment() {
     if ! "$1/bin/python" -c pass 2>/dev/null; then
@@ -59,8 +64,13 @@ for extra in ${extras//,/ }; do
             .venv-tensorboard/bin/pip install --quiet --disable-pip-version-check \
                 "tensorboard>=2.18,<3" "tensorboardX>=2.6" "protobuf>=5.29.5" "setuptools"
             ;;
+        comet)
+            own_environment .venv-comet
+            .venv-comet/bin/pip install --quiet --disable-pip-version-check \
+                "torch==2.13.0" "unbabel-comet==2.2.7" "sentencepiece==0.2.0" "setuptools<81"
+            ;;
         *)
-            echo "setup: unknown extra '$extra' in TRANSLATIONS_EXTRAS (known: monocleaner, bicleaner, tensorboard)" >&2
+            echo "setup: unknown extra '$extra' in TRANSLATIONS_EXTRAS (known: monocleaner, bicleaner, tensorboard, comet)" >&2
             exit 1
             ;;
     esac

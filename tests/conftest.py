@@ -24,7 +24,7 @@ def step_env(**extra) -> dict:
     env = {
         k: v for k, v in os.environ.items() if k not in ("THREADS", "WORKSPACE", "GPUS", "MARIAN", "TASK_ID")
     }
-    env.update({"THREADS": "1", "WORKSPACE": "1000", "PYTHONPATH": str(REPO_ROOT)})
+    env.update({"THREADS": "1", "WORKSPACE": "1000"})
     env.update(extra)
     return env
 

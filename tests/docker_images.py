@@ -200,6 +200,7 @@ class ImageEnvironment:
     environments: dict[str, PythonEnvironment]
     path: list[str]
     links: dict[str, str] = field(default_factory=dict)  # symbolic link -> what it points to (`ln -s`)
+    variables: dict[str, str] = field(default_factory=dict)  # the final stage's ENV and ARG values
 
     @property
     def python(self) -> PythonEnvironment | None:
@@ -298,7 +299,7 @@ def image_environment(dockerfile_text: str, lock_path: Path = REPO_ROOT / "poetr
                     environment.distributions.update(
                         name for name, of in lock_groups(lock_path).items() if of & groups
                     )
-    return ImageEnvironment(environments, path, links)
+    return ImageEnvironment(environments, path, links, variables)
 
 
 @lru_cache(maxsize=8)
@@ -357,15 +358,37 @@ def module_imports(source: str, filename: str = "<module>") -> dict[str, str]:
     return found
 
 
+# Files a step runs with another environment's Python, named by an environment variable (their pins clash with
+# the lock): their imports are checked against that environment (own_python_imports), not the step's.
+OWN_PYTHON_SCRIPTS = {"pipeline/eval/comet_scorer.py": "COMET_PYTHON"}
+
+
+def own_python_imports(relative: str, image: ImageEnvironment) -> list[str]:
+    """What a file of OWN_PYTHON_SCRIPTS imports that the environment its variable names lacks, one line each;
+    ["<variable> is not set"] where the image does not name one."""
+    variable = OWN_PYTHON_SCRIPTS[relative]
+    python = image.variables.get(variable)
+    if python is None:
+        return [f"{variable} is not set"]
+    environment = image.environments.get(python.rsplit("/bin/", 1)[0])
+    if environment is None:
+        return [f"{variable}={python} is in no environment the image creates"]
+    return [
+        f"{module} ({where}) is not installed in {environment.prefix}"
+        for module, where in sorted(module_imports((REPO_ROOT / relative).read_text(), relative).items())
+        if not environment.provides(module)
+    ]
+
+
 @lru_cache(maxsize=256)
 def step_imports(script: str) -> dict[str, str]:
     """The third-party modules a step script needs: its own imports and those of every `pipeline` module it
-    imports or runs (translations_taskgraph.source_digest.script_sources finds them)."""
+    imports or runs with its own Python (translations_taskgraph.source_digest.script_sources finds them)."""
     from translations_taskgraph.source_digest import script_sources
 
     found = {}
     for relative in script_sources(script):
-        if relative.endswith(".py"):
+        if relative.endswith(".py") and relative not in OWN_PYTHON_SCRIPTS:
             for module, where in module_imports((REPO_ROOT / relative).read_text(), relative).items():
                 found.setdefault(module, where)
     return found

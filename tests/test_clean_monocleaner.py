@@ -312,7 +312,7 @@ def test_the_graph_fetches_a_pack_only_for_a_language_that_filters(tmp_path):
     (stand_ins / "monocleaner").mkdir(parents=True)
     (stand_ins / "monocleaner" / "__init__.py").write_text("")
     (stand_ins / "kenlm.py").write_text("")
-    env = step_env(PYTHONPATH=f"{REPO_ROOT}:{stand_ins}")
+    env = step_env(PYTHONPATH=str(stand_ins))
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
     plan = result.stdout + result.stderr
     assert "corpus-clean-mono-fetch-monocleaner-model-fr " in plan

@@ -11,12 +11,10 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
-
-from pipeline.bicleaner import scorers as bicleaner_scorers  # noqa: E402
-from translations_taskgraph import component_checks  # noqa: E402
-from translations_taskgraph.training_config import ConfigError, validate_training_config  # noqa: E402
+from pipeline.bicleaner import scorers as bicleaner_scorers
+from pipeline.eval import evaluate
+from translations_taskgraph import component_checks
+from translations_taskgraph.training_config import ConfigError, validate_training_config
 
 
 def config(bicleaner=0.0, monocleaner=0.0):
@@ -44,6 +42,7 @@ def config(bicleaner=0.0, monocleaner=0.0):
 def nothing_installed(tmp_path, monkeypatch):
     """No bicleaner-ai-classify anywhere, no kenlm or monocleaner module, no unbabel-comet."""
     monkeypatch.setattr(bicleaner_scorers, "EXTRA_ENVIRONMENT", tmp_path / "no-venv")
+    monkeypatch.setattr(evaluate, "COMET_ENVIRONMENT", tmp_path / "no-venv")
     monkeypatch.delenv(bicleaner_scorers.COMMAND_VARIABLE, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     real_find_spec = importlib.util.find_spec
@@ -58,8 +57,10 @@ def test_a_config_that_needs_no_component_passes_without_any(nothing_installed):
 
 
 def test_each_missing_component_is_one_line_with_its_install_command(nothing_installed, tmp_path):
-    checkpoint = tmp_path / "model.ckpt"
+    checkpoint = tmp_path / "comet" / "checkpoints" / "model.ckpt"
+    checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"not a real checkpoint: the package is what is missing")
+    (tmp_path / "comet" / "hparams.yaml").write_text("class_identifier: regression_metric\n")
     problems = component_checks.component_problems(
         config(bicleaner=0.5, monocleaner=0.3), environ={"COMET_MODEL": str(checkpoint)}
     )
@@ -71,8 +72,8 @@ def test_each_missing_component_is_one_line_with_its_install_command(nothing_ins
     assert "no module 'kenlm' or 'monocleaner'" in problems[1]
     assert "TRANSLATIONS_EXTRAS=monocleaner scripts/setup.sh" in problems[1]
     assert problems[2] == (
-        f"COMET_MODEL={checkpoint}: the unbabel-comet package is not installed: run `pip install unbabel-comet` "
-        "in the environment that runs the evaluations"
+        f"COMET_MODEL={checkpoint}: the unbabel-comet package is not installed: run `TRANSLATIONS_EXTRAS=comet "
+        "scripts/setup.sh` (its own environment, .venv-comet/), or set COMET_PYTHON to a Python that has it"
     )
     with pytest.raises(ConfigError) as error:
         component_checks.check_components(
@@ -119,7 +120,6 @@ def test_dry_run_refuses_a_missing_comet_model_in_one_line(tmp_path):
         ],
         cwd=REPO_ROOT,
         env={
-            "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}",
             "PATH": "/usr/bin:/bin",
             "COMET_MODEL": str(tmp_path / "missing" / "model.ckpt"),
         },

@@ -11,7 +11,7 @@ from translations_taskgraph.config_reference import render
 def test_the_committed_reference_is_what_the_schema_gives():
     result = subprocess.run(
         [sys.executable, "-m", "translations_taskgraph.config_reference", "--check"],
-        cwd=REPO_ROOT, env={"PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}"}, capture_output=True, text=True,
+        cwd=REPO_ROOT, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
 

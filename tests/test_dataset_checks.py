@@ -8,11 +8,8 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT
-
-sys.path.insert(0, str(REPO_ROOT / "taskcluster"))
-
-from translations_taskgraph import dataset_checks  # noqa: E402
-from translations_taskgraph.training_config import ConfigError  # noqa: E402
+from translations_taskgraph import dataset_checks
+from translations_taskgraph.training_config import ConfigError
 
 
 def config(**datasets):
@@ -90,7 +87,7 @@ def test_dry_run_refuses_a_missing_dataset_before_rendering(tmp_path):
         result = subprocess.run(
             [sys.executable, *command, "--config", str(path)],
             cwd=REPO_ROOT,
-            env={"PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}", "PATH": "/usr/bin:/bin"},
+            env={"PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,
             timeout=60,

@@ -35,7 +35,7 @@ def evaluate_scores(tmp_path, model) -> dict:
             json.dumps(REFERENCES),
         ],
         cwd=REPO_ROOT,
-        env={**os.environ, "SACREBLEU": str(tmp_path / "sacrebleu-cache"), "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "SACREBLEU": str(tmp_path / "sacrebleu-cache")},
         capture_output=True,
         text=True,
         timeout=120,

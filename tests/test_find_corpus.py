@@ -61,7 +61,6 @@ def run(module, args, env, cwd=REPO_ROOT):
         env={
             "PATH": "/usr/bin:/bin",
             "HOME": os.environ.get("HOME", str(REPO_ROOT.parent)),  # mtdata keeps its index under ~/.mtdata
-            "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}",
             "HF_HUB_DISABLE_TELEMETRY": "1",
             **env,
         },
@@ -177,7 +176,7 @@ def test_the_generated_config_follows_the_rule_and_passes_dry_run(providers, tmp
         [sys.executable, "-m", "localrun", "--config", config_path, "--runs-dir", tmp_path / "runs", "--dry-run"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
         env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", str(REPO_ROOT.parent)),
-             "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}", **env},
+             **env},
     )  # fmt: skip
     components_missing = "is not installed here" in dry.stderr
     assert dry.returncode == 0 or components_missing, dry.stderr

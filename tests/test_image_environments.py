@@ -25,6 +25,7 @@ from docker_images import (
     missing_commands,
     missing_imports,
     module_imports,
+    own_python_imports,
     step_imports,
 )
 from packaging.utils import canonicalize_name
@@ -73,6 +74,8 @@ def test_the_checks_run_in_the_environment_they_link(graph):
         linked = re.search(r"ln -s (\S+) \.venv", command).group(1)
         assert linked == python.prefix, label
         assert {"go-task-bin", "ruff", "pytest"} <= python.distributions, label
+        if "task test-fast" in command:  # the checkout installed as the project's package first (no PYTHONPATH)
+            assert "poetry install --only-root" in command.split("task test-fast")[0], label
 
 
 def test_the_cleaners_are_placed_where_their_packages_are(graph):
@@ -91,6 +94,35 @@ def test_the_cleaners_are_placed_where_their_packages_are(graph):
             )
             assert has or not scoring, task.label
             assert scoring == (task.attributes["bicleaner-threshold"] > 0), task.label
+
+
+def test_the_gpu_evaluations_score_comet_in_the_environment_comet_python_names(graph):
+    """comet_scorer.py runs with COMET_PYTHON's interpreter (unbabel-comet pins numpy<2): the train image, where
+    the teachers' and students' evaluations run, names an environment that has everything it imports."""
+    evaluations = [
+        t
+        for t in graph.tasks.values()
+        if t.attributes.get("step", {}).get("script") == "pipeline/eval/evaluate.py"
+    ]
+    assert evaluations
+    assert not [w for w in step_imports("pipeline/eval/evaluate.py").values() if "comet_scorer" in w]
+    train_evaluations = [t for t in evaluations if image_of(graph, t) == "train"]
+    assert train_evaluations
+    assert own_python_imports("pipeline/eval/comet_scorer.py", declared_environment("train")) == []
+
+
+def test_the_check_finds_a_comet_environment_that_lacks_a_package():
+    image = OLD_BASE + 'RUN python3 -m venv /opt/comet && /opt/comet/bin/pip install "unbabel-comet==2.2.7"\n'
+    assert own_python_imports("pipeline/eval/comet_scorer.py", image_environment(image)) == [
+        "COMET_PYTHON is not set"
+    ]
+    named = image_environment(image + "ENV COMET_PYTHON=/opt/comet/bin/python\n")
+    assert sorted(
+        line.split(" ")[0] for line in own_python_imports("pipeline/eval/comet_scorer.py", named)
+    ) == [
+        "torch",
+        "yaml",
+    ]
 
 
 # --- the check itself ---

@@ -14,11 +14,21 @@ import sys
 from pathlib import Path
 
 import pytest
+import test_comet
 import yaml
 from bergamot import bergamot_package, bergamot_translate
 from test_alignments import kill_when
 
-from conftest import REPO_ROOT, build_vocab, read_corpus, run_step, sample_pairs, tree_digest, write_corpus
+from conftest import (
+    REPO_ROOT,
+    build_vocab,
+    read_corpus,
+    run_step,
+    sample_pairs,
+    step_env,
+    tree_digest,
+    write_corpus,
+)
 
 ALIGN = "pipeline.alignments.align"
 SHORTLIST = "pipeline.alignments.shortlist"
@@ -206,22 +216,41 @@ def test_evaluate_refuses_ensembles_of_different_vocabularies(models, tmp_path):
     args = ["--model-dir", models["teacher"], other, "--dataset-dir", models["corpus"], "--dataset", "x"]
     result = run_step(EVALUATE, [*args, "--src", "en", "--trg", "fr", "--output-dir", out], check=False)
     assert result.returncode == 1 and "must share their vocabularies" in result.stderr
-    result = run_step(
-        EVALUATE,
-        [
-            *args[:2],
-            *args[3:],
-            "--src",
-            "en",
-            "--trg",
-            "fr",
-            "--comet-model",
-            tmp_path / "nope.ckpt",
-            "--output-dir",
-            out,
-        ],
-    )
+    missing_comet = [
+        *args[:2],
+        *args[3:],
+        "--src",
+        "en",
+        "--trg",
+        "fr",
+        "--comet-model",
+        tmp_path / "nope.ckpt",
+    ]
+    result = run_step(EVALUATE, [*missing_comet, "--output-dir", out], check=False)
+    assert result.returncode == 1 and "COMET_OPTIONAL=1 skips COMET instead" in result.stderr
+    assert f"COMET model {tmp_path / 'nope.ckpt'} does not exist" in result.stderr
+    assert not (out / "metrics.json").exists()
+    result = run_step(EVALUATE, [*missing_comet, "--output-dir", out], env=step_env(COMET_OPTIONAL="1"))
     assert "COMET skipped: COMET model" in result.stderr and "does not exist" in result.stderr
+
+
+@pytest.mark.skipif(not test_comet.PYTHON.exists(), reason="COMET's environment .venv-comet/ is absent")
+def test_evaluate_scores_comet_with_a_local_model(models, tmp_path):
+    """The evaluation step with COMET_MODEL and COMET_ENCODER set, as a run hands them to it: the int8 student's
+    translations scored by a tiny COMET model in COMET's own environment, offline."""
+    comet_model = test_comet.build_tiny_comet_model(tmp_path / "comet")
+    out = tmp_path / "out"
+    args = ["--model-dir", models["quantized"], "--dataset-dir", models["corpus"], "--dataset", "memorized"]
+    env = step_env(
+        COMET_MODEL=str(comet_model / "checkpoints" / "model.ckpt"),
+        COMET_ENCODER=str(comet_model / "encoder"),
+    )
+    run_step(EVALUATE, [*args, "--src", "en", "--trg", "fr", "--output-dir", out], env=env)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert isinstance(metrics["comet"], float) and metrics["comet_skipped"] is None
+    assert sorted(p.name for p in out.iterdir()) == [
+        "comet.log", "decode.log", "metrics.json", "speed.json", "translation.fr.zst",
+    ]  # fmt: skip
 
 
 def float_binary() -> bytes:

@@ -30,7 +30,6 @@ def load(name):
 def env_for(fake, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCLUSTER_")}
     env.update(
-        PYTHONPATH=f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}",
         TASK_ID=DECISION_ID,
         TASKCLUSTER_ROOT_URL=fake.root_url,
         **extra,
@@ -48,7 +47,7 @@ def params_file(tmp_path):
 def test_taskgraph_actions_lists_train_with_the_generated_schema(tmp_path, params_file):
     result = subprocess.run(
         [TASKGRAPH, "actions", "--root", str(TASKCLUSTER_DIR), "-p", str(params_file)],
-        env={**os.environ, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}"},
+        env=dict(os.environ),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -92,7 +92,6 @@ sys.exit(trigger_training.main(sys.argv[1:]))
 
 def test_task_train_dry_run_is_offline_without_any_taskcluster_variable():
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCLUSTER_")}
-    env["PYTHONPATH"] = f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}"
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
         env[name] = "http://127.0.0.1:9"  # a dead port, should anything bypass the guard
     env.pop("NO_PROXY", None)
@@ -182,7 +181,6 @@ def test_task_train_reports_a_failed_request(decision, capsys):
 
 def test_preflight_check_runs_offline_and_prints_the_plan(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCLUSTER_")}
-    env["PYTHONPATH"] = f"{REPO_ROOT}:{REPO_ROOT / 'taskcluster'}"
     # A root URL no request can reach: the check must not make any.
     env["TASKCLUSTER_ROOT_URL"] = "http://127.0.0.1:9"
     result = subprocess.run(

@@ -125,7 +125,7 @@ def test_snakemake_retries_keep_every_attempts_log_numbered(tmp_path):
     run_dir.mkdir()
     plan = write_failing_plan(run_dir, tmp_path / "missing")
     args = Namespace(cores=1, mem_gb=1.0, retries=2)
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'taskcluster'}"}
+    env = dict(os.environ)
     result = subprocess.run(
         snakemake_command(plan, run_dir, args), cwd=REPO_ROOT, env=env, capture_output=True
     )

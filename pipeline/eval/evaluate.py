@@ -6,8 +6,8 @@ shortlist). Several --model-dir decode as an ensemble of equal weights with the 
 Reads the test set `<dataset-dir>/corpus.<src|trg>.zst`. Writes `<output-dir>/translation.<trg>.zst` and
 `metrics.json`: BLEU, chrF and chrF++ (sacrebleu), spBLEU when the FLORES-200 SentencePiece model is at hand
 (--spbleu-model or SPBLEU_MODEL, else sacrebleu's cache; otherwise `spbleu` is null and `spbleu_skipped` says
-why), COMET when a COMET model is at hand locally (--comet-model or
-COMET_MODEL; otherwise `comet` is null and `comet_skipped` says why), model size in bytes, and, as a floor
+why), COMET when a COMET model is given (--comet-model or COMET_MODEL, scored in COMET's own environment by
+comet_scorer.py, nothing downloaded; without one `comet` is null and `comet_skipped` says why), model size in bytes, and, as a floor
 any model must beat, the scores of copying the source unchanged; and `speed.json`: translation speed in
 source words per second at the THREADS granted (wall clock and CPU time, model loading included), apart
 because timings differ from run to run.
@@ -17,9 +17,12 @@ Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 import argparse
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,6 +58,20 @@ def add_arguments(parser: argparse.ArgumentParser):
         type=Path,
         default=os.environ.get("COMET_MODEL") or None,
         help="a local COMET checkpoint (model.ckpt) to score with; default: $COMET_MODEL",
+    )
+    parser.add_argument(
+        "--comet-encoder",
+        type=Path,
+        default=os.environ.get("COMET_ENCODER") or None,
+        help="a local folder with the COMET encoder's config and tokenizer (e.g. xlm-roberta-large); default: "
+        "$COMET_ENCODER, else the checkpoint's pretrained_model from the Hugging Face cache",
+    )
+    parser.add_argument(
+        "--comet-optional",
+        action="store_true",
+        default=os.environ.get("COMET_OPTIONAL", "") not in ("", "0"),
+        help="a COMET model that cannot score here is skipped (comet_skipped says why) instead of failing the "
+        "evaluation; default: $COMET_OPTIONAL",
     )
     parser.add_argument(
         "--spbleu-model",
@@ -111,32 +128,102 @@ def spbleu_score(
     return round(bleu.corpus_score(hypotheses, [references]).score, 2), str(bleu.get_signature()), None
 
 
-def comet_problem(checkpoint: Path) -> str | None:
-    """Why COMET cannot score with this checkpoint here, or None."""
-    if not checkpoint.is_file():
-        return f"COMET model {checkpoint} does not exist (a COMET checkpoint file, model.ckpt)"
-    if importlib.util.find_spec("comet") is None:
-        return "the unbabel-comet package is not installed: run `pip install unbabel-comet` in the environment that runs the evaluations"
+COMET_SCORER = Path(__file__).with_name("comet_scorer.py")
+# unbabel-comet pins numpy < 2 against the lock's numpy 2: its own environment (TRANSLATIONS_EXTRAS=comet).
+COMET_ENVIRONMENT = Path(__file__).resolve().parents[2] / ".venv-comet"
+COMET_INSTALL = (
+    "run `TRANSLATIONS_EXTRAS=comet scripts/setup.sh` (its own environment, .venv-comet/), "
+    "or set COMET_PYTHON to a Python that has it"
+)
+
+
+def comet_python(environ=os.environ) -> str | None:
+    """The Python that scores COMET: COMET_PYTHON, else .venv-comet's, else this one if it has unbabel-comet."""
+    if python := environ.get("COMET_PYTHON"):
+        return python
+    if (COMET_ENVIRONMENT / "bin" / "python").exists():
+        return str(COMET_ENVIRONMENT / "bin" / "python")
+    if importlib.util.find_spec("comet") is not None:
+        return sys.executable
     return None
 
 
-def comet_score(checkpoint: Path | None, sources, hypotheses, references) -> tuple[float | None, str | None]:
-    """(score, None), or (None, why it was skipped): COMET needs the `unbabel-comet` package and a
-    checkpoint on disk; this never downloads one."""
+def huggingface_cache(environ=os.environ) -> Path:
+    if cache := environ.get("HF_HUB_CACHE"):
+        return Path(cache)
+    return Path(environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
+
+
+def comet_problem(checkpoint: Path, encoder: Path | None = None, environ=os.environ) -> str | None:
+    """Why COMET cannot score with this checkpoint here, or None. Nothing is downloaded: the checkpoint, the
+    `hparams.yaml` beside its `checkpoints/` folder, and its encoder's config and tokenizer (--comet-encoder, or
+    the hparams' `pretrained_model` as a folder or in the Hugging Face cache) must all be on disk."""
+    if not checkpoint.is_file():
+        return f"COMET model {checkpoint} does not exist (a COMET checkpoint file, model.ckpt)"
+    hparams_file = checkpoint.parent.parent / "hparams.yaml"
+    if not hparams_file.is_file():
+        return f"COMET model {checkpoint} has no {hparams_file} (a COMET model folder holds hparams.yaml and checkpoints/model.ckpt)"
+    python = comet_python(environ)
+    if python is None:
+        return f"the unbabel-comet package is not installed: {COMET_INSTALL}"
+    found = subprocess.run(
+        [python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('comet') is None)"],
+        capture_output=True,
+    )
+    if found.returncode != 0:
+        return f"{python} has no unbabel-comet package: {COMET_INSTALL}"
+    if encoder is not None:
+        if not (encoder / "config.json").is_file():
+            return f"COMET encoder {encoder} is not a folder with the encoder's config.json and tokenizer"
+        return None
+    pretrained = (yaml.safe_load(hparams_file.read_text(encoding="utf-8")) or {}).get("pretrained_model")
+    if not pretrained or Path(pretrained).is_dir():
+        return None
+    cache = huggingface_cache(environ) / f"models--{pretrained.replace('/', '--')}"
+    if not cache.is_dir():
+        return (
+            f"COMET's encoder {pretrained} (pretrained_model in {hparams_file}) is not in the Hugging Face cache "
+            f"({cache.parent}): set COMET_ENCODER to a folder with its config and tokenizer"
+        )
+    return None
+
+
+def comet_score(
+    checkpoint: Path | None,
+    encoder: Path | None,
+    optional: bool,
+    sources,
+    hypotheses,
+    references,
+    work_dir: Path,
+    log_path: Path,
+) -> tuple[float | None, str | None]:
+    """(score, None), or (None, why it was skipped). A given model that cannot score here is the step's error,
+    unless COMET is optional. Scored in COMET's own environment (comet_scorer.py)."""
     if checkpoint is None:
         return None, "no COMET model given (--comet-model or COMET_MODEL)"
-    if problem := comet_problem(checkpoint):
-        return None, problem
-    try:
-        from comet import load_from_checkpoint
-    except ImportError as error:  # found, but its own imports failed
-        return None, f"the unbabel-comet package does not load: {error}"
-
-    model = load_from_checkpoint(str(checkpoint))
-    data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
-    gpus = 1 if os.environ.get("GPUS") else 0
-    output = model.predict(data, batch_size=16, gpus=gpus, progress_bar=False)
-    return round(float(output.system_score), 4), None
+    if problem := comet_problem(checkpoint, encoder):
+        if optional:
+            return None, problem
+        raise StepError(f"{problem} (COMET_OPTIONAL=1 skips COMET instead)")
+    segments = work_dir / "comet-input.jsonl"
+    with segments.open("w", encoding="utf-8") as out:
+        for src, mt, ref in zip(sources, hypotheses, references, strict=True):
+            out.write(json.dumps({"src": src, "mt": mt, "ref": ref}, ensure_ascii=False) + "\n")
+    result_file = work_dir / "comet.json"
+    command = [comet_python(), str(COMET_SCORER), "--checkpoint", str(checkpoint), "--input", str(segments)]
+    command += ["--output", str(result_file), "--gpus", "1" if os.environ.get("GPUS") else "0"]
+    if encoder is not None:
+        command += ["--encoder", str(encoder)]
+    with log_path.open("w", encoding="utf-8") as log:
+        returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    if returncode != 0:
+        tail = log_path.read_text(errors="replace")[-2000:]
+        raise StepError(f"COMET scoring failed (exit {returncode}, log {log_path}):\n{tail}")
+    result = json.loads(result_file.read_text(encoding="utf-8"))
+    if result["segments"] != len(hypotheses):
+        raise StepError(f"COMET scored {result['segments']} segments of {len(hypotheses)}")
+    return round(float(result["system_score"]), 4), None
 
 
 def model_files(model_dir: Path) -> tuple[Path, list[Path]]:
@@ -220,7 +307,11 @@ def main(args):
         raise StepError(f"Marian returned {len(hypotheses)} translations for {len(sources)} sentences")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     words = sum(len(s.split()) for s in sources)
-    comet, comet_skipped = comet_score(args.comet_model, sources, hypotheses, references)
+    with tempfile.TemporaryDirectory(dir=args.output_dir, prefix=".comet-") as tmp:
+        comet, comet_skipped = comet_score(
+            args.comet_model, args.comet_encoder, args.comet_optional, sources, hypotheses, references, Path(tmp),
+            args.output_dir / "comet.log",
+        )  # fmt: skip
     if comet_skipped:
         logger.info("COMET skipped: %s", comet_skipped)
     spbleu, spbleu_signature, spbleu_skipped = spbleu_score(args.spbleu_model, hypotheses, references)

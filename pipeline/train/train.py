@@ -374,11 +374,13 @@ def fine_tuning_architecture(options: dict, explicit: dict, checkpoint: Path) ->
     return {key: saved[key] for key in options if key in saved and saved[key] != options[key]}
 
 
-def run_until_done_or_terminated(command: list[str], env: dict) -> subprocess.CompletedProcess:
+def run_until_done_or_terminated(command: list[str]) -> subprocess.CompletedProcess:
     """Runs the feeder (and its Marian). A SIGTERM to this process alone (the whole process group gets one from
     Slurm at its time limit) is passed on to the feeder, which has Marian save its checkpoint; this process waits
     for them instead of dying first and leaving Marian killed mid-save."""
-    process = subprocess.Popen(command, env=env)
+    # From the repository root, where `python -m pipeline...` finds the project also where it is not installed
+    # (the Taskcluster images hold the locked environment only).
+    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2])
 
     def pass_on(*_):
         if process.poll() is None:
@@ -395,13 +397,6 @@ def run_until_done_or_terminated(command: list[str], env: dict) -> subprocess.Co
 def progress_updates(out: Path):
     progress = out / "model.npz.progress.yml"
     return (yaml.safe_load(progress.read_text()) or {}).get("batches", 0) if progress.exists() else 0
-
-
-def feeder_environment() -> dict:
-    """The feeder runs as `python -m pipeline.train.curriculum_feed`: the repository must be importable."""
-    root = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
 
 
 def best_validation(out: Path, metric: str) -> dict | None:
@@ -637,7 +632,7 @@ def main(args):
     ]  # fmt: skip
     logger.info("running: %s", " ".join(command))
     with CheckpointPublisher(out, CHECKPOINT_FILES):
-        result = run_until_done_or_terminated(command, feeder_environment())
+        result = run_until_done_or_terminated(command)
     feed = json.loads(feed_report.read_text()) if feed_report.exists() else {}
     if feed.get("ended_by") == "terminated" or result.returncode == 128 + signal.SIGTERM:
         logger.warning(

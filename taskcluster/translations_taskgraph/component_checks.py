@@ -1,8 +1,9 @@
 """Checks, before any task runs on this machine, that the optional components a config needs are installed:
 bicleaner-ai (TensorFlow, in its own environment) when a training dataset has a bicleaner threshold above 0,
 monocleaner (KenLM) when a monolingual dataset has a monocleaner threshold above 0, and COMET when a COMET
-model is configured for the evaluations (COMET_MODEL). A missing one is refused with the command that installs
-it, the way each step would refuse it hours later.
+model is configured for the evaluations (COMET_MODEL: the checkpoint, its hparams.yaml, its encoder's files
+and unbabel-comet's own environment; not when COMET_OPTIONAL=1 lets the evaluations skip it). A missing one is
+refused with the command that installs it, the way each step would refuse it hours later.
 
 Used by the local engine (runs and `--dry-run`) and by `preflight-check --engine local`. Taskcluster's workers
 run the images built from `docker/`, which hold them (tests/test_image_environments.py).
@@ -41,10 +42,11 @@ def _monocleaner() -> str | None:
     return _problem(require_monocleaner)
 
 
-def _comet(checkpoint: str) -> str | None:
+def _comet(checkpoint: str, environ) -> str | None:
     from pipeline.eval.evaluate import comet_problem
 
-    return comet_problem(Path(checkpoint))
+    encoder = environ.get("COMET_ENCODER")
+    return comet_problem(Path(checkpoint), Path(encoder) if encoder else None, environ)
 
 
 def component_problems(config: dict, environ=os.environ) -> list[str]:
@@ -62,7 +64,12 @@ def component_problems(config: dict, environ=os.environ) -> list[str]:
     ]
     if fluency_filtered and (problem := _monocleaner()):
         problems.append(f"experiment.monocleaner (datasets {', '.join(fluency_filtered)}): {problem}")
-    if (checkpoint := environ.get("COMET_MODEL")) and (problem := _comet(checkpoint)):
+    comet_optional = environ.get("COMET_OPTIONAL", "") not in ("", "0")
+    if (
+        (checkpoint := environ.get("COMET_MODEL"))
+        and not comet_optional
+        and (problem := _comet(checkpoint, environ))
+    ):
         problems.append(f"COMET_MODEL={checkpoint}: {problem}")
     return problems
 

@@ -1,7 +1,6 @@
 """Render the task graph for a training config, offline: what `task taskgraph-validate` and the local
 engine call. The decision task on Taskcluster renders the same graph through taskgraph's own entry point."""
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -74,6 +73,4 @@ def generator_for(training_config: dict, **overrides) -> TaskGraphGenerator:
     """A generator whose `full_task_graph` and `target_task_graph` properties render lazily."""
     parameters = build_parameters(training_config, **overrides)
     parameters.check()
-    # taskgraph resolves paths relative to the working directory.
-    os.chdir(REPO_ROOT)
     return TaskGraphGenerator(root_dir=str(TASKCLUSTER_DIR), parameters=parameters)
