@@ -135,11 +135,7 @@ def render(config: dict):
     from translations_taskgraph.render import generator_for
 
     start = time.time()
-    cwd = os.getcwd()
-    try:
-        graph = generator_for(config).target_task_graph
-    finally:
-        os.chdir(cwd)
+    graph = generator_for(config).target_task_graph
     return graph, build_plan(graph), time.time() - start
 
 

@@ -74,7 +74,9 @@ def test_the_checks_run_in_the_environment_they_link(graph):
         linked = re.search(r"ln -s (\S+) \.venv", command).group(1)
         assert linked == python.prefix, label
         assert {"go-task-bin", "ruff", "pytest"} <= python.distributions, label
-        if "task test-fast" in command:  # the checkout installed as the project's package first (no PYTHONPATH)
+        if (
+            "task test-fast" in command
+        ):  # the checkout installed as the project's package first (no PYTHONPATH)
             assert "poetry install --only-root" in command.split("task test-fast")[0], label
 
 

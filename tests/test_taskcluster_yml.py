@@ -135,6 +135,11 @@ def test_push_to_main_creates_one_decision_task():
     assert (args.head_rev, args.base_rev, args.head_ref) == (HEAD, BASE, "refs/heads/main")
     assert args.level == "1" and args.project == "translations"
     assert task["payload"]["env"]["TRANSLATIONS_PIP_REQUIREMENTS"] == "taskcluster/requirements.txt"
+    # taskgraph runs from the checkout, which is the project's package (translations_taskgraph imports pipeline).
+    checkout = next(
+        a.split("=", 1)[1] for a in task["payload"]["command"] if a.startswith("--translations-checkout=")
+    )
+    assert task["payload"]["env"]["PYTHONPATH"] == checkout
 
 
 def test_release_branch_pushes_run_and_other_branches_do_not():

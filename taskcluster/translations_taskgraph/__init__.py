@@ -1,14 +1,9 @@
 """Taskgraph extensions of the translations pipeline: parameters, target tasks, actions and transforms."""
 
-import sys
 from importlib import import_module
-from pathlib import Path
 
-# The graph shares a few standard-library helpers with the steps (pipeline/common/slug.py): the repository
-# root must be importable wherever taskgraph runs (decision task, `task taskgraph-validate`, the local engine).
-REPO_ROOT = str(Path(__file__).resolve().parent.parent.parent)
-if REPO_ROOT not in sys.path:
-    sys.path.append(REPO_ROOT)
+# The graph shares helpers with the steps (pipeline/): both are packages of the project, installed in .venv
+# (scripts/setup.sh); the decision task's image gets the checkout on PYTHONPATH (.taskcluster.yml).
 
 
 def register(graph_config):
