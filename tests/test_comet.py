@@ -113,7 +113,9 @@ def test_every_missing_piece_is_named_before_anything_loads(comet_model, tmp_pat
 
 def test_a_model_that_cannot_score_fails_the_evaluation_unless_comet_is_optional(tmp_path):
     missing = tmp_path / "missing"
-    with pytest.raises(StepError, match="does not exist.*COMET_OPTIONAL=1 skips COMET instead"):
+    with pytest.raises(
+        StepError, match=r"does not exist.*experiment.comet-optional: true skips COMET instead"
+    ):
         score(missing, tmp_path)
     comet, skipped = score(missing, tmp_path, optional=True)
     assert comet is None and "does not exist" in skipped

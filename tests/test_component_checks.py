@@ -17,10 +17,11 @@ from translations_taskgraph import component_checks
 from translations_taskgraph.training_config import ConfigError, validate_training_config
 
 
-def config(bicleaner=0.0, monocleaner=0.0):
+def config(bicleaner=0.0, monocleaner=0.0, comet_optional=False):
     return validate_training_config(
         {
             "experiment": {
+                "comet-optional": comet_optional,
                 "name": "components",
                 "src": "en",
                 "trg": "fr",
@@ -80,6 +81,13 @@ def test_each_missing_component_is_one_line_with_its_install_command(nothing_ins
             config(bicleaner=0.5, monocleaner=0.3), environ={"COMET_MODEL": str(checkpoint)}
         )
     assert str(error.value).splitlines() == problems
+
+
+def test_an_optional_comet_is_not_required_before_the_run(nothing_installed, tmp_path):
+    """experiment.comet-optional: the evaluations record comet null and why instead (tests/test_comet.py)."""
+    environ = {"COMET_MODEL": str(tmp_path / "missing" / "model.ckpt")}
+    assert len(component_checks.component_problems(config(), environ=environ)) == 1
+    assert component_checks.component_problems(config(comet_optional=True), environ=environ) == []
 
 
 def test_an_installed_bicleaner_environment_passes(nothing_installed, tmp_path, monkeypatch):

@@ -227,10 +227,10 @@ def test_evaluate_refuses_ensembles_of_different_vocabularies(models, tmp_path):
         tmp_path / "nope.ckpt",
     ]
     result = run_step(EVALUATE, [*missing_comet, "--output-dir", out], check=False)
-    assert result.returncode == 1 and "COMET_OPTIONAL=1 skips COMET instead" in result.stderr
+    assert result.returncode == 1 and "experiment.comet-optional: true skips COMET instead" in result.stderr
     assert f"COMET model {tmp_path / 'nope.ckpt'} does not exist" in result.stderr
     assert not (out / "metrics.json").exists()
-    result = run_step(EVALUATE, [*missing_comet, "--output-dir", out], env=step_env(COMET_OPTIONAL="1"))
+    result = run_step(EVALUATE, [*missing_comet, "--comet-optional", "true", "--output-dir", out])
     assert "COMET skipped: COMET model" in result.stderr and "does not exist" in result.stderr
 
 

@@ -68,10 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser):
     )
     parser.add_argument(
         "--comet-optional",
-        action="store_true",
-        default=os.environ.get("COMET_OPTIONAL", "") not in ("", "0"),
+        nargs="?",
+        const="true",
+        default="false",
+        choices=["true", "false"],
         help="a COMET model that cannot score here is skipped (comet_skipped says why) instead of failing the "
-        "evaluation; default: $COMET_OPTIONAL",
+        "evaluation (the training config's experiment.comet-optional)",
     )
     parser.add_argument(
         "--spbleu-model",
@@ -205,7 +207,7 @@ def comet_score(
     if problem := comet_problem(checkpoint, encoder):
         if optional:
             return None, problem
-        raise StepError(f"{problem} (COMET_OPTIONAL=1 skips COMET instead)")
+        raise StepError(f"{problem} (experiment.comet-optional: true skips COMET instead)")
     segments = work_dir / "comet-input.jsonl"
     with segments.open("w", encoding="utf-8") as out:
         for src, mt, ref in zip(sources, hypotheses, references, strict=True):
@@ -309,7 +311,7 @@ def main(args):
     words = sum(len(s.split()) for s in sources)
     with tempfile.TemporaryDirectory(dir=args.output_dir, prefix=".comet-") as tmp:
         comet, comet_skipped = comet_score(
-            args.comet_model, args.comet_encoder, args.comet_optional, sources, hypotheses, references, Path(tmp),
+            args.comet_model, args.comet_encoder, args.comet_optional == "true", sources, hypotheses, references, Path(tmp),
             args.output_dir / "comet.log",
         )  # fmt: skip
     if comet_skipped:

@@ -2,7 +2,7 @@
 bicleaner-ai (TensorFlow, in its own environment) when a training dataset has a bicleaner threshold above 0,
 monocleaner (KenLM) when a monolingual dataset has a monocleaner threshold above 0, and COMET when a COMET
 model is configured for the evaluations (COMET_MODEL: the checkpoint, its hparams.yaml, its encoder's files
-and unbabel-comet's own environment; not when COMET_OPTIONAL=1 lets the evaluations skip it). A missing one is
+and unbabel-comet's own environment; not when experiment.comet-optional lets the evaluations skip it). A missing one is
 refused with the command that installs it, the way each step would refuse it hours later.
 
 Used by the local engine (runs and `--dry-run`) and by `preflight-check --engine local`. Taskcluster's workers
@@ -64,7 +64,7 @@ def component_problems(config: dict, environ=os.environ) -> list[str]:
     ]
     if fluency_filtered and (problem := _monocleaner()):
         problems.append(f"experiment.monocleaner (datasets {', '.join(fluency_filtered)}): {problem}")
-    comet_optional = environ.get("COMET_OPTIONAL", "") not in ("", "0")
+    comet_optional = config["experiment"].get("comet-optional")
     if (
         (checkpoint := environ.get("COMET_MODEL"))
         and not comet_optional

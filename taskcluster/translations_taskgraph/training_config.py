@@ -554,6 +554,10 @@ experiment_schema = {
     # The report (the run's last task) fails when the final model scores a chrF at or below that of copying
     # the source on a test set: a model worse than no model. True accepts such a model.
     Optional("accept-below-copy-source", default=False): Boolean,
+    # COMET, where the machine that runs the evaluations has a COMET model (COMET_MODEL): by default a model that
+    # cannot score there is refused before the run and fails the evaluation; optional: each evaluation records
+    # comet null and why (comet_skipped) instead.
+    Optional("comet-optional", default=False): Boolean,
     # The share of a training's curriculum lines that OpusTrainer's modifiers may fail on (each one counted and
     # the first quoted in the error); 0: the first such line fails the training.
     Optional("curriculum-max-skipped-fraction", default=0.0): fraction_below_one,
