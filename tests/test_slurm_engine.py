@@ -125,24 +125,51 @@ def test_gpu_jobs_need_a_cuda_marian_and_gpus_name_no_devices(tmp_path):
 # ----- a run -----
 
 
+# The micro config (tests/configs/micro.yml): every stage of the chain, each model a few hundred updates.
+MICRO = REPO_ROOT / "tests" / "configs" / "micro.yml"
+# Files whose content is a timing or a log, different from run to run whatever the engine.
+UNREPRODUCIBLE = {"speed.json", "training.json", "training-clock.json", "feed.json", "report.md", "report.json",
+                  "report.html", "estimate.json", "stage-times.json"}  # fmt: skip
+
+
+def task_of(record: dict, plan: dict) -> str:
+    """The task a job ran: the longest label of the plan in its comment (the plugin names the rule's wildcards)."""
+    return max((label for label in plan["tasks"] if label in record["comment"]), key=len)
+
+
+def reproducible_digests(run_dir: Path) -> dict:
+    """{task/file: sha256} of every finished task's outputs that do not record time, logs or paths."""
+    found = {}
+    for done in sorted(run_dir.glob("*/done.json")):
+        for path in sorted((done.parent / "artifacts").rglob("*")):
+            if (
+                path.is_file()
+                and path.name not in UNREPRODUCIBLE
+                and not path.name.endswith((".log", ".yml", ".yaml"))
+            ):
+                found[str(path.relative_to(run_dir))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(1500)  # above its subprocesses' own limits (30 + 600 + 600 s): tests/test_test_suite.py
-def test_a_run_as_slurm_jobs_with_each_kinds_resources_and_a_training_resumed_after_its_signal(
+def test_the_micro_chain_to_its_end_as_slurm_jobs_with_a_training_resumed_after_its_signal(
     tmp_path,
     fake_marian,  # noqa: F811
 ):
-    """The quick config up to its teacher, every task a Slurm job: each job submitted with the resources its kind
-    asks for, the GPU task on a (fake) CUDA Marian, the data outputs byte-identical to a plain local run's. Once the
-    teacher has a checkpoint, it gets what Slurm sends `sigterm-lead-seconds` before a job's time limit
-    (`scancel --signal=TERM`, which signals without cancelling): the training saves its checkpoint and exits 75,
-    the job fails, Snakemake submits it again, and the next job resumes from the checkpoint and the same place in
-    the data."""
+    """The whole micro chain (backward model, back-translation, two teachers, distillation, student, fine-tuning,
+    int8, export, evaluations, report), every task a Slurm job: each job submitted with the resources its kind
+    asks for, the GPU tasks on a (fake) CUDA Marian, and every reproducible output byte-identical to a plain local
+    run's. Once the first teacher has a checkpoint, it gets what Slurm sends `sigterm-lead-seconds` before a job's
+    time limit (`scancel --signal=TERM`, which signals without cancelling): the training saves its checkpoint and
+    exits 75, the job fails, Snakemake submits it again, and the next job resumes from the checkpoint and the same
+    place in the data, so that the chain's outputs are those of an unkilled run."""
     import time
 
     marian, calls = fake_marian
-    config = json.loads(json.dumps(QUICK_CONFIG))
-    config["marian-args"]["training-teacher"].update({"after": "50u", "save-freq": 10, "valid-freq": 25})
-    path = tmp_path / "quick.yml"
+    config = yaml.safe_load(MICRO.read_text())
+    config["marian-args"]["training-teacher"] = {**config["marian-args"]["training-teacher"], "save-freq": 10}
+    path = tmp_path / "micro.yml"
     path.write_text(yaml.safe_dump(config))
     env = slurm_env(tmp_path, MARIAN=str(marian))
     process = subprocess.Popen(
@@ -151,56 +178,64 @@ def test_a_run_as_slurm_jobs_with_each_kinds_resources_and_a_training_resumed_af
          "--partition", "gpu"],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    run_dir = tmp_path / "runs" / "quick"
+    run_dir = tmp_path / "runs" / "micro"
     model = run_dir / "train-teacher-en-fr-1"
     deadline = time.time() + 600
     while not (model / "artifacts" / "model.npz.progress.yml").exists():
         assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
-        time.sleep(0.2)
+        time.sleep(0.1)
     state = tmp_path / "slurm-state"
-    (job,) = [r for r in records(state) if "train-teacher" in r["comment"] and r["state"] == "RUNNING"]
+    (job,) = [
+        r for r in records(state) if "train-teacher-en-fr-1" in r["comment"] and r["state"] == "RUNNING"
+    ]
     subprocess.run(["scancel", "--signal=TERM", job["job_id"]], env=env, check=True, timeout=30)
-    stdout, stderr = process.communicate(timeout=600)
+    stdout, stderr = process.communicate(timeout=1200)
     assert process.returncode == 0, stdout[-3000:] + stderr[-5000:]
 
-    # Every task a job, with the resources its kind asks for; the teacher twice (failed, then resumed).
+    # Every task a job, with the resources its kind asks for; the signalled teacher twice (failed, then resumed).
     plan = json.loads((run_dir / "plan.json").read_text())
+    assert plan["tasks"].keys() >= {"export-en-fr", "distillation-student-model-finetune-en-fr"}
     jobs = records(state)
     resources = yaml.safe_load((REPO_ROOT / "configs" / "slurm" / "resources.yaml").read_text())
     assert len(jobs) == len(plan["order"]) + 1
+    signalled = [r for r in jobs if task_of(r, plan) == "train-teacher-en-fr-1"]
+    assert [r["state"] for r in signalled] == ["FAILED", "COMPLETED"]
+    assert all(r["state"] == "COMPLETED" for r in jobs if r not in signalled)
     for record in jobs:
+        label = task_of(record, plan)
+        task_resources = plan["tasks"][label]["step"]["resources"]
+        training = plan["tasks"][label]["step"]["module"] == "pipeline.train.train"
         assert option(record, "-A") == "acct" and option(record, "-p") == "gpu"
-        assert option(record, "--mem") and option(record, "--cpus-per-task") and option(record, "-t")
-    trainings = [r for r in jobs if "train-teacher" in r["comment"]]
-    assert [r["state"] for r in trainings] == ["FAILED", "COMPLETED"]
-    for record in trainings:
-        assert option(record, "--gpus") == "1"
-        assert option(record, "-t") == str(resources["runtime-minutes"]["training"])
-        assert option(record, "--cpus-per-task") == str(resources["cpus-for-all"])
-        assert f"--signal=TERM@{SIGTERM_LEAD}" in record["argv"]
-    others = [r for r in jobs if r not in trainings]
-    assert all(r["state"] == "COMPLETED" and option(r, "--gpus") is None for r in others)
-    assert {option(r, "-t") for r in others} == {str(resources["runtime-minutes"]["default"])}
-    # The GPU task ran the CUDA Marian, its device numbered from 0 on the node.
+        assert option(record, "--mem") == str(int(task_resources["mem-gb"] * 1024)), label
+        cpus = resources["cpus-for-all"] if task_resources["cpus"] == "all" else int(task_resources["cpus"])
+        assert option(record, "--cpus-per-task") == str(cpus), label
+        assert option(record, "--gpus") == (
+            str(task_resources["gpus"]) if task_resources.get("gpus") else None
+        ), label
+        assert option(record, "-t") == str(
+            resources["runtime-minutes"]["training" if training else "default"]
+        ), label
+        assert (f"--signal=TERM@{SIGTERM_LEAD}" in record["argv"]) == training, label
+    assert sum(bool(option(r, "--gpus")) for r in jobs) >= 8  # trainings, translations, scoring
+    # The GPU tasks ran the CUDA Marian, each device numbered from 0 on its node.
     used = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert any(r["binary"] == "marian" for r in used)
-    assert all(r["args"][r["args"].index("--devices") + 1] == "0" for r in used if r["binary"] == "marian")
-    # (Whether the signalled attempt's own log line survives depends on which of the job's processes Slurm's
-    # SIGTERM ends first; the step's exit 75 itself is tested in tests/test_training_control.py.)
+    assert {r["binary"] for r in used} >= {"marian", "marian-decoder"}
+    assert all(r["args"][r["args"].index("--devices") + 1] == "0" for r in used if "--devices" in r["args"])
     logs = "".join(p.read_text() for p in model.glob("task*.log"))
     assert "resuming the training from the checkpoint" in logs
     progress = yaml.safe_load((model / "artifacts" / "model.npz.progress.yml").read_text())
-    assert progress["batches"] == 50 and (model / "artifacts" / "final.model.npz").exists()
+    assert progress["batches"] == 100 and (model / "artifacts" / "final.model.npz").exists()
+    assert (run_dir / "export-en-fr" / "done.json").exists()
 
-    # The data tasks' outputs are byte-identical to a plain local run's.
+    # Every reproducible output is byte-identical to a plain local run's (CPU pymarian, nothing signalled).
     local = tmp_path / "local"
     result = subprocess.run(
-        [sys.executable, "-m", "localrun", "--config", str(path), "--runs-dir", str(local), "--target-stage",
-         "build-vocab"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "localrun", "--config", str(path), "--runs-dir", str(local)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    compared = [p.name for p in (local / "quick").iterdir() if (p / "done.json").exists()]
-    assert any(name.startswith("build-vocab") for name in compared) and len(compared) >= 5
-    for name in compared:
-        assert digests(local / "quick" / name / "artifacts") == digests(run_dir / name / "artifacts"), name
+    expected = reproducible_digests(local / "micro")
+    assert len(expected) > 100 and any("final.model.npz" in name for name in expected)
+    actual = reproducible_digests(run_dir)
+    assert actual.keys() == expected.keys()
+    assert [name for name in expected if actual[name] != expected[name]] == []
