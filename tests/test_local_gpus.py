@@ -1,6 +1,6 @@
 """GPUs on the local engine (issue 19, item 1), tested with a fake CUDA Marian: a folder of `marian*` scripts
 (MARIAN) that record their arguments and CUDA_VISIBLE_DEVICES, then hand off to the CPU Marian (pymarian) with
-`--devices` replaced by one CPU thread. With `--gpus 0,1` two teachers train side by side on different devices;
+`--devices` replaced by one CPU thread (a CPU task's options pass as they are). With `--gpus 0,1` two teachers train side by side on different devices;
 with `--gpus 0` they queue for it."""
 
 import json
@@ -35,7 +35,9 @@ for arg in args:
         continue
     skipping = False
     cpu_args.append(arg)
-child = subprocess.Popen([sys.executable, {cli!r}, *MODES[name], *cpu_args, "--cpu-threads", "1"])
+# A GPU task's devices become one CPU thread; a CPU task (a real CUDA build runs those too) keeps its own.
+on_devices = ["--cpu-threads", "1"] if "--devices" in args else []
+child = subprocess.Popen([sys.executable, {cli!r}, *MODES[name], *cpu_args, *on_devices])
 for sig in (signal.SIGTERM, signal.SIGINT):
     signal.signal(sig, lambda number, frame: child.send_signal(number))
 returncode = child.wait()
