@@ -67,7 +67,11 @@ def fake_marian(tmp_path):
 def two_teachers_config(tmp_path):
     config = json.loads(json.dumps(QUICK_CONFIG))
     config["experiment"]["teacher-ensemble"] = 2
-    config["marian-args"]["training-teacher"]["after"] = "30u"
+    # Models of the micro config's size (tests/configs/micro.yml): the devices are the point, not the training.
+    config["marian-args"]["training-teacher"].update(
+        {"after": "30u", "dim-emb": 32, "transformer-dim-ffn": 64, "enc-depth": 1, "dec-depth": 1,
+         "transformer-heads": 2, "mini-batch": 32, "valid-mini-batch": 32}
+    )  # fmt: skip
     path = tmp_path / "two-teachers.yml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -174,10 +174,12 @@ def test_the_micro_chain_to_its_end_as_slurm_jobs_with_a_training_resumed_after_
     path = tmp_path / "micro.yml"
     path.write_text(yaml.safe_dump(config))
     env = slurm_env(tmp_path, MARIAN=str(marian))
+    # One CPU per job, as the local run below has one core: SentencePiece's vocabulary and Marian's trainings
+    # depend on their thread count (the fake CUDA Marian trains on one thread).
+    folder = profile(tmp_path, retries=2, jobs=4, **{"cpus-for-all": 1})
     process = subprocess.Popen(
         [sys.executable, "-m", "localrun", "--executor", "slurm", "--config", str(path), "--runs-dir",
-         str(tmp_path / "runs"), "--profile", str(profile(tmp_path, retries=2, jobs=4)), "--account", "acct",
-         "--partition", "gpu"],
+         str(tmp_path / "runs"), "--profile", str(folder), "--account", "acct", "--partition", "gpu"],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     run_dir = tmp_path / "runs" / "micro"
@@ -198,7 +200,7 @@ def test_the_micro_chain_to_its_end_as_slurm_jobs_with_a_training_resumed_after_
     plan = json.loads((run_dir / "plan.json").read_text())
     assert plan["tasks"].keys() >= {"export-en-fr", "distillation-student-model-finetune-en-fr"}
     jobs = records(state)
-    resources = yaml.safe_load((REPO_ROOT / "configs" / "slurm" / "resources.yaml").read_text())
+    resources = yaml.safe_load((folder / "resources.yaml").read_text())
     assert len(jobs) == len(plan["order"]) + 1
     signalled = [r for r in jobs if task_of(r, plan) == "train-teacher-en-fr-1"]
     assert [r["state"] for r in signalled] == ["FAILED", "COMPLETED"]
@@ -229,8 +231,8 @@ def test_the_micro_chain_to_its_end_as_slurm_jobs_with_a_training_resumed_after_
     assert progress["batches"] == 100 and (model / "artifacts" / "final.model.npz").exists()
     assert (run_dir / "export-en-fr" / "done.json").exists()
 
-    # Every reproducible output is byte-identical to a plain local run's (CPU pymarian, nothing signalled). One
-    # core: every training on one thread, as the fake CUDA Marian trains (Marian's result depends on its threads).
+    # Every reproducible output is byte-identical to a plain local run's (CPU pymarian, nothing signalled), on
+    # one core as the jobs had.
     local = tmp_path / "local"
     result = subprocess.run(
         [sys.executable, "-m", "localrun", "--config", str(path), "--runs-dir", str(local), "--cores", "1"],
