@@ -83,6 +83,19 @@ def test_each_missing_component_is_one_line_with_its_install_command(nothing_ins
     assert str(error.value).splitlines() == problems
 
 
+def test_a_comet_python_that_does_not_run_is_one_line(tmp_path):
+    checkpoint = tmp_path / "comet" / "checkpoints" / "model.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"x")
+    (tmp_path / "comet" / "hparams.yaml").write_text("class_identifier: regression_metric\n")
+    environ = {"COMET_MODEL": str(checkpoint), "COMET_PYTHON": str(tmp_path / "no-python")}
+    (problem,) = component_checks.component_problems(config(), environ=environ)
+    assert problem.startswith(
+        f"COMET_MODEL={checkpoint}: COMET's Python {tmp_path / 'no-python'} does not run ("
+    )
+    assert "TRANSLATIONS_EXTRAS=comet scripts/setup.sh" in problem
+
+
 def test_an_optional_comet_is_not_required_before_the_run(nothing_installed, tmp_path):
     """experiment.comet-optional: the evaluations record comet null and why instead (tests/test_comet.py)."""
     environ = {"COMET_MODEL": str(tmp_path / "missing" / "model.ckpt")}

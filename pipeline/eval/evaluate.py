@@ -168,10 +168,13 @@ def comet_problem(checkpoint: Path, encoder: Path | None = None, environ=os.envi
     python = comet_python(environ)
     if python is None:
         return f"the unbabel-comet package is not installed: {COMET_INSTALL}"
-    found = subprocess.run(
-        [python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('comet') is None)"],
-        capture_output=True,
-    )
+    try:
+        found = subprocess.run(
+            [python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('comet') is None)"],
+            capture_output=True,
+        )
+    except OSError as error:
+        return f"COMET's Python {python} does not run ({error.strerror}): {COMET_INSTALL}"
     if found.returncode != 0:
         return f"{python} has no unbabel-comet package: {COMET_INSTALL}"
     if encoder is not None:
