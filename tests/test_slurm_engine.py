@@ -74,12 +74,6 @@ def option(record: dict, name: str):
     return None
 
 
-def digests(folder: Path) -> dict:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()
-    }
-
-
 # ----- bad input, before anything is submitted -----
 
 
