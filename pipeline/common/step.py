@@ -49,6 +49,11 @@ def workspace_mb() -> int:
         raise StepError(f"WORKSPACE must be a number of megabytes, got {value!r}") from None
 
 
+def add_config_boolean(parser: argparse.ArgumentParser, name: str, help: str) -> None:
+    """A config boolean as the task graph passes it: `NAME true|false` (`NAME` alone: true; absent: false)."""
+    parser.add_argument(name, nargs="?", const="true", default="false", choices=["true", "false"], help=help)
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1 (a cap of 0 would silently write an empty output)."""
     try:

@@ -31,7 +31,7 @@ import yaml
 
 from pipeline.common.io import atomic_path, read_lines, read_pairs, task_name, write_json, write_lines
 from pipeline.common.marian import decoding_batch_options, device_options, parse_marian_args, run_marian
-from pipeline.common.step import StepError, already_done, run_step
+from pipeline.common.step import StepError, add_config_boolean, already_done, run_step
 from pipeline.common.vocab import model_vocabs
 
 logger = logging.getLogger("evaluate")
@@ -66,12 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser):
         help="a local folder with the COMET encoder's config and tokenizer (e.g. xlm-roberta-large); default: "
         "$COMET_ENCODER, else the checkpoint's pretrained_model from the Hugging Face cache",
     )
-    parser.add_argument(
+    add_config_boolean(
+        parser,
         "--comet-optional",
-        nargs="?",
-        const="true",
-        default="false",
-        choices=["true", "false"],
         help="a COMET model that cannot score here is skipped (comet_skipped says why) instead of failing the "
         "evaluation (the training config's experiment.comet-optional)",
     )

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pipeline.common.io import atomic_path, read_json, task_name, write_json
 from pipeline.common.marian_log import training_curve
-from pipeline.common.step import StepError, already_done, run_step
+from pipeline.common.step import StepError, add_config_boolean, already_done, run_step
 from pipeline.eval import report_html
 from pipeline.eval.funnel import build_funnel, funnel_section, funnel_svg, write_funnel
 
@@ -90,21 +90,15 @@ def add_arguments(parser: argparse.ArgumentParser):
         help="flag a model as still improving when its last validation interval gained more than this "
         "(dev chrF points per validation interval; default: %(default)s)",
     )
-    parser.add_argument(
+    add_config_boolean(
+        parser,
         "--accept-below-copy-source",
-        nargs="?",
-        const="true",
-        default="false",
-        choices=["true", "false"],
         help="do not fail when the final model scores at or below copying the source "
         "(the training config's experiment.accept-below-copy-source)",
     )
-    parser.add_argument(
+    add_config_boolean(
+        parser,
         "--wandb-publication",
-        nargs="?",
-        const="true",
-        default="false",
-        choices=["true", "false"],
         help="publish the curves, scores and report to Weights & Biases (the config's wandb-publication)",
     )
     parser.add_argument(
