@@ -629,3 +629,61 @@ def test_ctranslate2_decodes_the_teacher_as_marian_does(data, model, mono, tmp_p
         translate_args(source, [model, model], tmp_path / "ens", 1, 5, [*greedy, "--decoder", "ctranslate2"]),
     )
     assert "CTranslate2 decodes one model, not an ensemble of 2: decoding with Marian" in ensemble.stderr
+
+
+def test_a_student_starts_from_the_teachers_embeddings_and_encoder(data, model, tmp_path):
+    """experiment.student-init: teacher-encoder: the student's first weights are the teacher's embeddings and
+    encoder (and the output bias that goes with tied embeddings); its SSRU decoder starts from scratch."""
+    import numpy as np
+
+    aligned = ["--alignments", data / "corpus" / "corpus.aln.zst"]
+    init = ["--student-init", "teacher-encoder", "--teachers", model, *aligned]
+    initialized, scratch = tmp_path / "init", tmp_path / "scratch"
+    run_step(TRAIN, train_args(data, initialized, "student", updates=2, extra=init, **{"learn-rate": 1e-7}))
+    # Another seed: with the teacher's, Marian's random start would be the micro teacher's own (barely trained).
+    scratch_args = [*aligned, "--seed", "2"]
+    run_step(TRAIN, train_args(data, scratch, "student", updates=2, extra=scratch_args, **{"learn-rate": 1e-7}))
+    with (
+        np.load(model / "final.model.npz") as teacher,
+        np.load(initialized / "final.model.npz") as student,
+        np.load(scratch / "final.model.npz") as random_student,
+    ):
+        shared = [name for name in teacher.files if name == "Wemb" or name.startswith("encoder_")]
+        assert len(shared) > 10 and "decoder_ff_logit_out_b" in student.files
+        for name in [*shared, "decoder_ff_logit_out_b"]:
+            np.testing.assert_allclose(student[name], teacher[name], atol=1e-5, err_msg=name)
+            if teacher[name].shape[0] > 1:  # a matrix (biases and layer norms start at 0 and 1 alike)
+                assert not np.allclose(random_student[name], teacher[name], atol=1e-3), name
+        # The teacher's transformer decoder is not carried over: the student's model holds its own decoder only.
+        assert not [name for name in student.files if name.startswith("decoder_l1_self")]
+        assert [name for name in student.files if name.startswith("decoder_l1_rnn")]
+    summary = json.loads((initialized / "training.json").read_text())
+    assert summary["initialized_from"] == {"embeddings and encoder": str(model)}
+    assert not (initialized / "corpus").exists()
+
+
+def test_a_student_whose_encoder_differs_from_the_teachers_is_refused_naming_the_options(
+    data, model, tmp_path
+):
+    init = ["--student-init", "teacher-encoder", "--alignments", data / "corpus" / "corpus.aln.zst"]
+    out = tmp_path / "heads"
+    other = {"transformer-heads": 4, "transformer-ffn-activation": "swish"}
+    result = run_step(
+        TRAIN, train_args(data, out, "student", extra=[*init, "--teachers", model], **other), check=False
+    )
+    assert_fails_cleanly(result, out, "transformer-heads: 4 (the teacher's: 2)")
+    assert "transformer-ffn-activation: 'swish' (the teacher's: 'relu')" in result.stderr
+    assert "experiment.student-init: random" in result.stderr
+    result = run_step(TRAIN, train_args(data, tmp_path / "none", "student", extra=init), check=False)
+    assert_fails_cleanly(result, tmp_path / "none", "give --teachers")
+    not_a_model = tmp_path / "teacher.npz"
+    not_a_model.write_bytes(b"not a model")
+    out = tmp_path / "bad"
+    result = run_step(
+        TRAIN, train_args(data, out, "student", extra=[*init, "--teachers", not_a_model]), check=False
+    )
+    assert_fails_cleanly(result, out, "is not a Marian model")
+    out = tmp_path / "teacher"
+    result = run_step(TRAIN, train_args(data, out, extra=["--student-init", "teacher-encoder", "--teachers", model]),
+                      check=False)  # fmt: skip
+    assert_fails_cleanly(result, out, "starts a student's training")

@@ -108,6 +108,16 @@ def add_arguments(parser: argparse.ArgumentParser):
         help="start from this model's weights (continuation mode init): its architecture, a fresh optimizer and "
         "schedule, this model type's training (a trained model's folder or .npz)",
     )
+    parser.add_argument(
+        "--student-init",
+        default="random",
+        choices=["random", "teacher-encoder"],
+        help="a student's first weights: random, or the embeddings and encoder of the first of --teachers "
+        "(its encoder must have the student's sizes and options)",
+    )
+    parser.add_argument(
+        "--teachers", type=Path, nargs="+", default=[], help="trained teachers (folders or .npz)"
+    )
     parser.add_argument("--marian-args", default="{}", help="JSON mapping of extra Marian options")
     parser.add_argument(
         "--max-skipped-fraction",
@@ -374,6 +384,63 @@ def fine_tuning_architecture(options: dict, explicit: dict, checkpoint: Path) ->
     return {key: saved[key] for key in options if key in saved and saved[key] != options[key]}
 
 
+# Marian's defaults for the options that decide what a transformer encoder computes from its weights (`marian
+# --help`), for a side that leaves one of them out.
+ENCODER_OPTIONS = {
+    "type": "amun",
+    "dim-emb": 512,
+    "enc-depth": 1,
+    "transformer-dim-ffn": 2048,
+    "transformer-ffn-depth": 2,
+    "transformer-ffn-activation": "swish",
+    "transformer-heads": 8,
+    "transformer-preprocess": "",
+    "transformer-postprocess": "dan",
+    "transformer-postprocess-emb": "d",
+    "transformer-train-position-embeddings": False,
+    "tied-embeddings-all": False,
+}
+
+
+def is_encoder_weight(name: str, tied_all: bool) -> bool:
+    """The shared embeddings, every encoder weight, and with all embeddings tied the output bias that goes with
+    them (the output layer is the embedding matrix)."""
+    return name == "Wemb" or name.startswith("encoder_") or (tied_all and name == "decoder_ff_logit_out_b")
+
+
+def check_encoder_init(teacher: Path, options: dict) -> None:
+    """A student can start from the teacher's encoder only if both encoders compute the same function: an option
+    that differs is refused, naming it."""
+    saved = checkpoint_architecture(teacher)
+    differ = [
+        f"{key}: {options.get(key, default)!r} (the teacher's: {saved.get(key, default)!r})"
+        for key, default in ENCODER_OPTIONS.items()
+        if options.get(key, default) != saved.get(key, default)
+    ]
+    if differ:
+        raise StepError(
+            f"--student-init teacher-encoder: the student's encoder differs from the teacher's {teacher}: "
+            + "; ".join(differ)
+            + ". Give marian-args.training-student the teacher's values, or set experiment.student-init: random"
+        )
+
+
+def write_encoder_init(teacher: Path, destination: Path) -> int:
+    """Writes the teacher's embeddings and encoder to `destination`, an .npz that Marian's --pretrained-model
+    loads: the student starts with the teacher's representation of the source and learns its own decoder
+    (initialized as usual, since the file has no decoder weights). Returns the number of weights written."""
+    import numpy as np
+
+    tied_all = bool(checkpoint_architecture(teacher).get("tied-embeddings-all", False))
+    with np.load(teacher) as model:
+        weights = {name: model[name] for name in model.files if is_encoder_weight(name, tied_all)}
+    if not any(name.startswith("encoder_") for name in weights):
+        raise StepError(f"{teacher} holds no encoder weights (encoder_*): not a transformer teacher")
+    with atomic_path(destination) as tmp, open(tmp, "wb") as file:
+        np.savez(file, **weights)
+    return len(weights)
+
+
 def run_until_done_or_terminated(command: list[str]) -> subprocess.CompletedProcess:
     """Runs the feeder (and its Marian). A SIGTERM to this process alone (the whole process group gets one from
     Slurm at its time limit) is passed on to the feeder, which has Marian save its checkpoint; this process waits
@@ -533,6 +600,15 @@ def main(args):
         raise StepError("a student trains with guided alignment: give its corpus's --alignments")
     if bool(args.alignments) and args.backtranslations_dir and not args.backtranslations_alignments:
         raise StepError("--alignments given for the corpus but not for the back-translations")
+    if args.student_init != "random" and (
+        args.model_type != "student" or args.pretrained_model or args.init_model
+    ):
+        raise StepError("--student-init teacher-encoder starts a student's training: not with another model type, "
+                        "--pretrained-model or --init-model")  # fmt: skip
+    if args.student_init == "teacher-encoder":
+        if not args.teachers:
+            raise StepError("--student-init teacher-encoder needs the trained teacher: give --teachers")
+        check_encoder_init(pretrained_checkpoint(args.teachers[0]), options)
     initial_weights = args.pretrained_model or args.init_model
     pretrained = pretrained_checkpoint(initial_weights) if initial_weights else None
 
@@ -602,6 +678,13 @@ def main(args):
     )
     if pretrained:
         options["pretrained-model"] = str(pretrained)
+    if args.student_init == "teacher-encoder":
+        teacher = pretrained_checkpoint(args.teachers[0])
+        encoder = work / "encoder-init.npz"
+        count = write_encoder_init(teacher, encoder)
+        logger.info("the student starts from the embeddings and encoder of %s (%d weights)", teacher, count)
+        # Marian reads it only for a fresh start; a resumed run restores its checkpoint.
+        options["pretrained-model"] = str(encoder)
     if not checkpoint_is_readable(out):
         logger.warning("the checkpoint in %s is damaged (killed while saving?): training from scratch", out)
         for path in out.glob("model.npz*"):
@@ -654,6 +737,8 @@ def main(args):
             f"and {out / 'opustrainer.log'}"
         )
     summary = training_summary(out, options, epochs, feed)
+    if args.student_init == "teacher-encoder":
+        summary["initialized_from"] = {"embeddings and encoder": str(args.teachers[0])}
     summary["empty_pairs_dropped"] = {
         name: json.loads(tsv_stats_file(tsv).read_text(encoding="utf-8"))["empty_pairs_dropped"]
         for name, tsv in datasets.items()

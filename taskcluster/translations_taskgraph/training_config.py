@@ -536,6 +536,10 @@ experiment_schema = {
     Optional("teacher-ensemble", default=1): Integer(1, 8),
     # Student architecture, Firefox's (pipeline/train/configs/model/student.*.yml).
     Optional("student-model", default="base-memory"): OneOf(*STUDENT_PRESETS),
+    # The student's first weights: random (as the reference), or the first teacher's embeddings and encoder, its
+    # decoder alone from scratch, where the student's encoder has the teacher's sizes and options (the training
+    # refuses it otherwise, naming the option): it then learns from the start what the teacher already knows.
+    Optional("student-init", default="random"): OneOf("random", "teacher-encoder"),
     # What decodes the teachers' translations for distillation: Marian, or CTranslate2 (the teacher converted
     # with its Marian converter; an ensemble of several teachers is decoded by Marian).
     Optional("teacher-decoder", default="marian"): OneOf("marian", "ctranslate2"),
