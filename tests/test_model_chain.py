@@ -642,7 +642,9 @@ def test_a_student_starts_from_the_teachers_embeddings_and_encoder(data, model, 
     run_step(TRAIN, train_args(data, initialized, "student", updates=2, extra=init, **{"learn-rate": 1e-7}))
     # Another seed: with the teacher's, Marian's random start would be the micro teacher's own (barely trained).
     scratch_args = [*aligned, "--seed", "2"]
-    run_step(TRAIN, train_args(data, scratch, "student", updates=2, extra=scratch_args, **{"learn-rate": 1e-7}))
+    run_step(
+        TRAIN, train_args(data, scratch, "student", updates=2, extra=scratch_args, **{"learn-rate": 1e-7})
+    )
     with (
         np.load(model / "final.model.npz") as teacher,
         np.load(initialized / "final.model.npz") as student,

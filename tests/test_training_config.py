@@ -43,7 +43,13 @@ def test_defaults_are_filled_in(tiny):
     del tiny["target-stage"]
     del tiny["datasets"]["mono-src"]
     del tiny["taskcluster"]
-    for key in ("teacher-mode", "student-model", "mono-max-sentences-src", "cefilter-remove-fraction"):
+    for key in (
+        "teacher-mode",
+        "student-model",
+        "student-init",
+        "mono-max-sentences-src",
+        "cefilter-remove-fraction",
+    ):
         del tiny["experiment"][key]
     config = validate_training_config(tiny)
     assert config["target-stage"] == "all-pipeline"
@@ -57,6 +63,7 @@ def test_defaults_are_filled_in(tiny):
     assert config["taskcluster"]["split-chunks"] == 1
     experiment = config["experiment"]
     assert (experiment["teacher-mode"], experiment["student-model"]) == ("two-stage", "base-memory")
+    assert experiment["student-init"] == "random"
     assert experiment["mono-max-sentences-src"] == {"total": 100_000_000, "per-dataset": 70_000_000}
     assert experiment["cefilter-remove-fraction"] == 0.05
 
@@ -193,3 +200,22 @@ def test_the_two_demo_configs_differ_only_in_the_pair_and_the_paths():
                 # Every training stops on convergence, with caps in passes and in wall time.
                 assert options["early-stopping"] >= 1 and options["valid-freq"] <= 250, (name, stage)
                 assert re.fullmatch(r"\d+e,\d+m", options["after"]), (name, stage)
+
+
+def test_a_student_init_from_a_teacher_of_another_encoder_is_refused_before_the_run(tiny):
+    assert validate_training_config(copy.deepcopy(tiny))["experiment"]["student-init"] == "teacher-encoder"
+    del tiny["marian-args"]["training-student"]["transformer-heads"]
+    with pytest.raises(ConfigError) as error:
+        validate_training_config(copy.deepcopy(tiny))
+    assert "experiment.student-init: teacher-encoder needs" in str(error.value)
+    assert "transformer-heads: 8 (the teacher's: 4)" in str(error.value)
+    # A base teacher (Marian's transformer-base alias, expanded) against the tiny student: every size differs.
+    tiny["experiment"]["teacher-model"] = "base"
+    with pytest.raises(ConfigError) as error:
+        validate_training_config(copy.deepcopy(tiny))
+    assert "dim-emb: 256 (the teacher's: 512); enc-depth: 3 (the teacher's: 6)" in str(error.value)
+    tiny["experiment"]["student-init"] = "random"
+    assert validate_training_config(copy.deepcopy(tiny))["experiment"]["student-init"] == "random"
+    tiny["experiment"]["student-init"] = "teacher"
+    with pytest.raises(ConfigError, match="experiment.student-init"):
+        validate_training_config(tiny)

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_model_chain are redefined as arguments
 """How a training stops and resumes (issue 24): exact resume after kill -9 between two checkpoints, no line of a
 curriculum silently dropped, caps in epochs, updates and wall time, and the stop reason in training.json."""
 
@@ -6,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from test_model_chain import data, kill_when, start, train_args  # noqa: F401 - `data` is a fixture
+from test_model_chain import data, kill_when, model, start, train_args  # noqa: F401 - fixtures
 
 from conftest import read_corpus, run_step, write_corpus
 
@@ -68,6 +69,105 @@ def test_a_training_killed_between_checkpoints_resumes_where_its_checkpoint_was(
         # unstopped run. Every weight that the model's output depends on is the same within float tolerance.
         if not name.endswith("_bk"):
             np.testing.assert_allclose(resumed[name], expected[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+STUDENT_CHECKPOINTS = {"save-freq": 10, "valid-freq": 10, "maxi-batch": 4}
+
+
+@pytest.fixture(scope="module")
+def unkilled_student(data, model, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("student") / "unkilled"
+    run_step(TRAIN, student_args(data, model, out))
+    return out
+
+
+def student_args(data, model, out):  # noqa: F811
+    init = [
+        "--student-init",
+        "teacher-encoder",
+        "--teachers",
+        model,
+        "--alignments",
+        data / "corpus" / "corpus.aln.zst",
+    ]
+    return train_args(data, out, "student", updates=30, extra=init, **STUDENT_CHECKPOINTS)
+
+
+def assert_resumed_as_unkilled(killed, unkilled):
+    for key in ("batches", "samples", "labels-total"):
+        assert progress(killed)[key] == progress(unkilled)[key], key
+    for metric, state in progress(unkilled)["validators"].items():
+        # The restored best is the logged one (6 digits), at the far end of its rounding.
+        assert progress(killed)["validators"][metric]["stalled"] == state["stalled"], metric
+        assert progress(killed)["validators"][metric]["last-best"] == pytest.approx(
+            state["last-best"], abs=1e-5
+        )
+    # Every line after the checkpoint, validations included: a validation's verdict (new best, or stalled N times)
+    # depends on the ones before it, the checkpoint's own among them.
+    assert display_lines(killed, after=10) == display_lines(unkilled, after=10)
+    expected, resumed = weights(unkilled / "final.model.npz"), weights(killed / "final.model.npz")
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        if not name.endswith("_bk"):  # see the teacher's test above
+            np.testing.assert_allclose(resumed[name], expected[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_a_student_started_from_the_teachers_encoder_resumes_after_kill_9_as_if_unkilled(
+    data,
+    model,
+    unkilled_student,
+    tmp_path,  # noqa: F811
+):
+    """Killed after its checkpoint at update 10 and Marian's validation there (which Marian writes after the
+    checkpoint, so the checkpoint's progress lacks it): the resumed run takes that validation from valid.log and
+    not the teacher's encoder again, and ends as the unkilled run."""
+    killed = tmp_path / "killed"
+    process = start(TRAIN, student_args(data, model, killed))
+    kill_when(process, lambda: "Up. 10 : ce-mean-words" in read_text(killed / "valid.log"))
+    assert progress(killed)["batches"] == 10
+    assert (
+        progress(killed)["validators"]["chrf"]["stalled"] == 0
+        and progress(killed)["validators"]["chrf"]["last-best"] < 0
+    ), "Marian's checkpoint now holds its validation: restore_checkpoint_validation is no longer needed"
+    result = run_step(TRAIN, student_args(data, model, killed))
+    assert "resuming the training from the checkpoint" in result.stderr
+    assert "the checkpoint's validation at update 10 restored" in result.stderr
+    assert_resumed_as_unkilled(killed, unkilled_student)
+    summary = json.loads((killed / "training.json").read_text())
+    assert summary["initialized_from"] == {"embeddings and encoder": str(model)}
+
+
+def test_a_checkpoint_killed_before_its_validation_was_logged_is_validated_on_resume(
+    data,
+    model,
+    unkilled_student,
+    tmp_path,  # noqa: F811
+):
+    killed = tmp_path / "killed"
+    process = start(TRAIN, student_args(data, model, killed))
+    kill_when(process, lambda: "Up. 10 : ce-mean-words" in read_text(killed / "valid.log"))
+    # As if killed between the checkpoint and Marian's validation line.
+    log = killed / "valid.log"
+    log.write_text("".join(line for line in log.read_text().splitlines(True) if "Up. 10 :" not in line))
+    result = run_step(TRAIN, student_args(data, model, killed))
+    assert "the checkpoint's validation at update 10 restored" in result.stderr
+    checkpoint_line = [line for line in log.read_text().splitlines() if "Up. 10 : chrf" in line]
+    assert len(checkpoint_line) == 1 and "(train.py, the checkpoint's validation)" in checkpoint_line[0]
+    # sacrebleu's chrF of the checkpoint, where Marian's validator logged its own: the same score.
+    marian_line = [
+        line for line in (unkilled_student / "valid.log").read_text().splitlines() if "Up. 10 : chrf" in line
+    ]
+    assert float(checkpoint_line[0].split(" : ")[3]) == pytest.approx(
+        float(marian_line[0].split(" : ")[3]), abs=1e-3
+    )
+    assert progress(killed)["batches"] == progress(unkilled_student)["batches"]
+    chrf = lambda out: progress(out)["validators"]["chrf"]  # noqa: E731
+    assert chrf(killed)["stalled"] == chrf(unkilled_student)["stalled"]
+    assert chrf(killed)["last-best"] == pytest.approx(chrf(unkilled_student)["last-best"], abs=1e-3)
+
+
+def read_text(path):
+    return path.read_text() if path.exists() else ""
 
 
 def test_remove_end_punct_drops_only_the_links_of_a_token_that_disappears():

@@ -32,6 +32,7 @@ Uses THREADS CPU threads (or the GPUS listed) and WORKSPACE MB.
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -44,6 +45,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.common.encoder_init import encoder_differences
 from pipeline.common.io import atomic_path, read_lines, write_json
 from pipeline.common.marian import (
     device_options,
@@ -384,24 +386,6 @@ def fine_tuning_architecture(options: dict, explicit: dict, checkpoint: Path) ->
     return {key: saved[key] for key in options if key in saved and saved[key] != options[key]}
 
 
-# Marian's defaults for the options that decide what a transformer encoder computes from its weights (`marian
-# --help`), for a side that leaves one of them out.
-ENCODER_OPTIONS = {
-    "type": "amun",
-    "dim-emb": 512,
-    "enc-depth": 1,
-    "transformer-dim-ffn": 2048,
-    "transformer-ffn-depth": 2,
-    "transformer-ffn-activation": "swish",
-    "transformer-heads": 8,
-    "transformer-preprocess": "",
-    "transformer-postprocess": "dan",
-    "transformer-postprocess-emb": "d",
-    "transformer-train-position-embeddings": False,
-    "tied-embeddings-all": False,
-}
-
-
 def is_encoder_weight(name: str, tied_all: bool) -> bool:
     """The shared embeddings, every encoder weight, and with all embeddings tied the output bias that goes with
     them (the output layer is the embedding matrix)."""
@@ -411,12 +395,7 @@ def is_encoder_weight(name: str, tied_all: bool) -> bool:
 def check_encoder_init(teacher: Path, options: dict) -> None:
     """A student can start from the teacher's encoder only if both encoders compute the same function: an option
     that differs is refused, naming it."""
-    saved = checkpoint_architecture(teacher)
-    differ = [
-        f"{key}: {options.get(key, default)!r} (the teacher's: {saved.get(key, default)!r})"
-        for key, default in ENCODER_OPTIONS.items()
-        if options.get(key, default) != saved.get(key, default)
-    ]
+    differ = encoder_differences(options, checkpoint_architecture(teacher))
     if differ:
         raise StepError(
             f"--student-init teacher-encoder: the student's encoder differs from the teacher's {teacher}: "
@@ -499,6 +478,88 @@ def validate_last_weights(
     if len(hypotheses) != len(source):
         raise StepError(f"decoding the devset gave {len(hypotheses)} lines for {len(source)}")
     return CHRF().corpus_score(hypotheses, [references]).score
+
+
+# Marian's verdict on a validation, as it logs it: a new best, or stalled N times since the best.
+VALIDATION_VERDICT = re.compile(
+    r"\[valid\] Ep\. [\d.]+ : Up\. (\d+) : ([\w-]+) : ([0-9.eE+-]+) : "
+    r"(?:(new best)|stalled (\d+) times \(last best: ([0-9.eE+-]+)\))"
+)
+
+
+LOWER_IS_BETTER = {"cross-entropy", "ce-mean", "ce-mean-words", "ce-sum", "perplexity"}
+
+
+def logged_best(text: str, metric: str) -> float:
+    """A best score as Marian logs it (6 significant digits), taken at the far end of its rounding (just inside,
+    so that Marian logs it alike): a later score that Marian logs alike then counts as no improvement, as it did
+    in the unkilled run."""
+    value = float(text)
+    half_digit = 0.499 * 10 ** (math.floor(math.log10(abs(value))) - 5) if value else 5e-7
+    return value - half_digit if metric in LOWER_IS_BETTER else value + half_digit
+
+
+def logged_validations(log: Path, update: int) -> dict:
+    """{metric: {"last-best", "stalled"}} after the validations logged at `update` (the last line of each wins)."""
+    states = {}
+    if log.exists():
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            match = VALIDATION_VERDICT.search(line)
+            if match and int(match[1]) == update:
+                metric = match[2]
+                best, stalled = (match[3], 0) if match[4] else (match[6], int(match[5]))
+                states[metric] = {"last-best": logged_best(best, metric), "stalled": stalled}
+    return states
+
+
+def restore_checkpoint_validation(out: Path, work: Path, options: dict, args) -> None:
+    """Marian writes a checkpoint before it validates at the same update, so the checkpoint's progress file lacks
+    that validation, and a run resumed from it would not count it: early stopping one validation late, the next
+    score judged against an older best. This puts the validation into the progress file before Marian resumes:
+    as the killed run logged it in valid.log, or, where the kill came before Marian logged it, by validating the
+    checkpoint's weights (chrF, the first metric, as after a wall-time stop; logged as Marian logs it)."""
+    progress_file = out / "model.npz.progress.yml"
+    state = yaml.safe_load(progress_file.read_text()) or {}
+    update, frequency = int(state.get("batches") or 0), str(options.get("valid-freq", "")).strip()
+    if not update or not re.fullmatch(r"\d+u?", frequency) or update % int(frequency.rstrip("u")):
+        return
+    metrics, validators = options["valid-metrics"], state.setdefault("validators", {})
+    restored = logged_validations(out / "valid.log", update)
+    if not all(metric in restored for metric in metrics):
+        first = metrics[0]
+        if first != "chrf":
+            logger.warning(
+                "the checkpoint's validation at update %d was not logged: %s not restored", update, first
+            )
+            return
+        source = list(read_lines(args.devset_dir / f"corpus.{args.src}.zst"))
+        references = list(read_lines(args.devset_dir / f"corpus.{args.trg}.zst"))
+        score = validate_last_weights(out, options, source, references, work / "checkpoint-validation.log")
+        epsilon = options.get("early-stopping-epsilon", 0)
+        epsilon = float(epsilon[0] if isinstance(epsilon, list) else epsilon)
+        last = validators.get(first) or {"last-best": float("-inf"), "stalled": 0}
+        if score - float(last["last-best"]) > epsilon:
+            restored = {first: {"last-best": score, "stalled": 0}}
+            with atomic_path(out / f"model.npz.best-{first}.npz") as tmp:
+                shutil.copyfile(out / "model.npz", tmp)
+            verdict = "new best"
+        else:
+            restored = {first: {"last-best": float(last["last-best"]), "stalled": int(last["stalled"]) + 1}}
+            verdict = f"stalled {restored[first]['stalled']} times (last best: {float(last['last-best']):g})"
+        line = (
+            f"[{datetime.now():%Y-%m-%d %H:%M:%S}] [valid] Ep. {state.get('epochs', 1)} : Up. {update} : {first} : "
+            f"{score:.5f} : {verdict} (train.py, the checkpoint's validation)\n"
+        )
+        for log in (out / "valid.log", out / "train.log"):
+            with open(log, "a", encoding="utf-8") as file:
+                file.write(line)
+    validators.update(restored)
+    if state.get("validator") in restored:
+        state["stalled"] = restored[state["validator"]]["stalled"]
+        state["stalled-max"] = max(int(state.get("stalled-max") or 0), state["stalled"])
+    with atomic_path(progress_file) as tmp:
+        tmp.write_text(yaml.safe_dump(state, sort_keys=False))
+    logger.info("the checkpoint's validation at update %d restored: %s", update, restored)
 
 
 def final_validation(out: Path, work: Path, options: dict, args, summary: dict) -> Path | None:
@@ -691,6 +752,7 @@ def main(args):
             path.unlink()
     if (out / "model.npz.progress.yml").exists():
         logger.info("resuming the training from the checkpoint in %s", out)
+        restore_checkpoint_validation(out, work, options, args)
     else:
         (out / "training-clock.json").unlink(missing_ok=True)
     feed_report = work / "feed.json"

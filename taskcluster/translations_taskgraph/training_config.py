@@ -31,6 +31,7 @@ from voluptuous import (
     Schema,
 )
 
+from pipeline.common.encoder_init import encoder_differences, preset_options
 from pipeline.common.slug import dataset_slug  # noqa: F401 (one slug for labels and steps; imported from here)
 
 logger = logging.getLogger("training-config")
@@ -974,6 +975,35 @@ def _marian_args_problems(config: dict) -> list[tuple[str, str]]:
     return problems
 
 
+def _student_init_problems(config: dict, experiment: dict, continuation: dict) -> list[tuple[str, str]]:
+    """student-init: teacher-encoder needs the student's encoder to be the teacher's (presets and marian-args);
+    a teacher that continues from a download is checked by the training, on the model's own options."""
+    models = continuation.get("models") if isinstance(continuation.get("models"), dict) else {}
+    if experiment.get("student-init") != "teacher-encoder" or models.get("teacher"):
+        return []
+    teacher_preset, student_preset = (
+        experiment.get("teacher-model", "big"),
+        experiment.get("student-model", "base-memory"),
+    )
+    if teacher_preset not in TEACHER_PRESETS or student_preset not in STUDENT_PRESETS:
+        return []  # the schema names them
+    marian_args = config.get("marian-args") if isinstance(config.get("marian-args"), dict) else {}
+    arguments = {stage: marian_args.get(stage) if isinstance(marian_args.get(stage), dict) else {}
+                 for stage in ("training-teacher", "training-student")}  # fmt: skip
+    differ = encoder_differences(
+        preset_options("student", student_preset, arguments["training-student"]),
+        preset_options("teacher", teacher_preset, arguments["training-teacher"]),
+    )
+    if not differ:
+        return []
+    return [(
+        "experiment.student-init",
+        f"teacher-encoder needs the student's encoder to be the teacher's ({teacher_preset} teacher, "
+        f"{student_preset} student): " + "; ".join(differ)
+        + "; give marian-args.training-student the teacher's values, or use student-init: random",
+    )]  # fmt: skip
+
+
 def _cross_checks(config: dict) -> list[tuple[str, str]]:
     """The checks between keys that a later stage would make; tolerant of a config with structural errors."""
     problems = _marian_args_problems(config)
@@ -1001,6 +1031,7 @@ def _cross_checks(config: dict) -> list[tuple[str, str]]:
             "continuation.vocab: src and trg differ while spm-vocab-split is false: src is used as the shared "
             "vocabulary (the reference publishes one shared vocabulary under both languages' names)"
         )
+    problems += _student_init_problems(config, experiment, continuation)
     teacher = (
         (continuation.get("models") or {}).get("teacher")
         if isinstance(continuation.get("models"), dict)
