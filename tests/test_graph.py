@@ -99,6 +99,7 @@ def test_tiny_graph_labels_and_dependencies(tiny_graph):
             "corpus-align-distillation-en-fr",
             devset,
             vocab,
+            teacher,  # student-init: teacher-encoder
         },
         "distillation-student-model-finetune-en-fr": {
             filtered,
