@@ -403,3 +403,53 @@ def test_the_engines_run_time_limit_stops_a_training_to_resume_later(data, tmp_p
     assert result.returncode == 75, result.stderr[-3000:]
     assert "this run's time limit) after" in result.stderr
     assert progress(out)["batches"] > 0 and not (out / "final.model.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "score,best,stalled,copied",
+    [(40.5, 40.5, 0, True), (40.1, 40.1, 2, True), (39.0, 40.0, 2, False)],
+    ids=["new-best", "better-within-epsilon", "worse"],
+)
+def test_a_checkpoint_validated_on_resume_is_judged_as_marian_judges(
+    tmp_path, monkeypatch, score, best, stalled, copied
+):
+    """A better score becomes the best even when it stalls (an improvement of at most epsilon), as Marian logs
+    `stalled 2 times (last best: <the new score>)`; a new best's checkpoint becomes the best checkpoint."""
+    import argparse
+
+    import yaml
+
+    from pipeline.train import train
+
+    out = tmp_path / "out"
+    out.mkdir()
+    state = {"batches": 500, "epochs": 1, "stalled": 1, "stalled-max": 1, "validator": "chrf",
+             "validators": {"chrf": {"last-best": 40.0, "stalled": 1}, "ce-mean-words": {"last-best": 3.0, "stalled": 0}}}  # fmt: skip
+    (out / "model.npz.progress.yml").write_text(yaml.safe_dump(state))
+    (out / "model.npz").write_bytes(b"checkpoint")
+    (out / "valid.log").write_text("[valid] Ep. 1 : Up. 250 : chrf : 40.00000 : new best\n")
+    (out / "train.log").write_text("")
+    write_corpus(tmp_path / "dev" / "corpus.en.zst", ["a"])
+    write_corpus(tmp_path / "dev" / "corpus.fr.zst", ["b"])
+    monkeypatch.setattr(train, "validate_last_weights", lambda *args: score)
+    options = {
+        "valid-freq": 250,
+        "valid-metrics": ["chrf", "ce-mean-words"],
+        "early-stopping-epsilon": [0.25, 0],
+    }
+    args = argparse.Namespace(devset_dir=tmp_path / "dev", src="en", trg="fr")
+    train.restore_checkpoint_validation(out, tmp_path, options, args)
+    restored = yaml.safe_load((out / "model.npz.progress.yml").read_text())
+    assert restored["validators"]["chrf"] == {"last-best": best, "stalled": stalled}
+    assert restored["validators"]["ce-mean-words"] == {"last-best": 3.0, "stalled": 0}  # not recomputed
+    assert (restored["stalled"], restored["stalled-max"]) == (stalled, max(1, stalled))
+    assert (out / "model.npz.best-chrf.npz").exists() == copied
+    line = (out / "valid.log").read_text().splitlines()[-1]
+    assert f"Up. 500 : chrf : {score:.5f}" in line and "(train.py, the checkpoint's validation)" in line
+    assert train.logged_validations(out / "valid.log", 500)["chrf"]["stalled"] == stalled
+    # Restored once: a second resume finds the line and changes nothing.
+    train.restore_checkpoint_validation(out, tmp_path, options, args)
+    assert (
+        yaml.safe_load((out / "model.npz.progress.yml").read_text())["validators"]["chrf"]["stalled"]
+        == stalled
+    )

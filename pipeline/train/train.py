@@ -524,9 +524,10 @@ def restore_checkpoint_validation(out: Path, work: Path, options: dict, args) ->
     if not update or not re.fullmatch(r"\d+u?", frequency) or update % int(frequency.rstrip("u")):
         return
     metrics, validators = options["valid-metrics"], state.setdefault("validators", {})
-    restored = logged_validations(out / "valid.log", update)
-    if not all(metric in restored for metric in metrics):
-        first = metrics[0]
+    # The first metric decides early stopping: logged (by Marian, or by this function on an earlier resume), the
+    # logged metrics are restored; else it is validated here.
+    restored, first = logged_validations(out / "valid.log", update), metrics[0]
+    if first not in restored:
         if first != "chrf":
             logger.warning(
                 "the checkpoint's validation at update %d was not logged: %s not restored", update, first
@@ -538,14 +539,14 @@ def restore_checkpoint_validation(out: Path, work: Path, options: dict, args) ->
         epsilon = options.get("early-stopping-epsilon", 0)
         epsilon = float(epsilon[0] if isinstance(epsilon, list) else epsilon)
         last = validators.get(first) or {"last-best": float("-inf"), "stalled": 0}
-        if score - float(last["last-best"]) > epsilon:
-            restored = {first: {"last-best": score, "stalled": 0}}
+        # As Marian judges it: a better score is the new best, and an improvement of at most epsilon still stalls.
+        best = max(score, float(last["last-best"]))
+        stalled = 0 if score - float(last["last-best"]) > epsilon else int(last["stalled"]) + 1
+        restored = {first: {"last-best": best, "stalled": stalled}}
+        if score > float(last["last-best"]):
             with atomic_path(out / f"model.npz.best-{first}.npz") as tmp:
                 shutil.copyfile(out / "model.npz", tmp)
-            verdict = "new best"
-        else:
-            restored = {first: {"last-best": float(last["last-best"]), "stalled": int(last["stalled"]) + 1}}
-            verdict = f"stalled {restored[first]['stalled']} times (last best: {float(last['last-best']):g})"
+        verdict = f"stalled {stalled} times (last best: {best:g})" if stalled else "new best"
         line = (
             f"[{datetime.now():%Y-%m-%d %H:%M:%S}] [valid] Ep. {state.get('epochs', 1)} : Up. {update} : {first} : "
             f"{score:.5f} : {verdict} (train.py, the checkpoint's validation)\n"
