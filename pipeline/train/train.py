@@ -392,10 +392,10 @@ def is_encoder_weight(name: str, tied_all: bool) -> bool:
     return name == "Wemb" or name.startswith("encoder_") or (tied_all and name == "decoder_ff_logit_out_b")
 
 
-def check_encoder_init(teacher: Path, options: dict) -> None:
+def check_encoder_init(teacher: Path, teacher_options: dict, options: dict) -> None:
     """A student can start from the teacher's encoder only if both encoders compute the same function: an option
     that differs is refused, naming it."""
-    differ = encoder_differences(options, checkpoint_architecture(teacher))
+    differ = encoder_differences(options, teacher_options)
     if differ:
         raise StepError(
             f"--student-init teacher-encoder: the student's encoder differs from the teacher's {teacher}: "
@@ -404,13 +404,13 @@ def check_encoder_init(teacher: Path, options: dict) -> None:
         )
 
 
-def write_encoder_init(teacher: Path, destination: Path) -> int:
+def write_encoder_init(teacher: Path, teacher_options: dict, destination: Path) -> int:
     """Writes the teacher's embeddings and encoder to `destination`, an .npz that Marian's --pretrained-model
     loads: the student starts with the teacher's representation of the source and learns its own decoder
     (initialized as usual, since the file has no decoder weights). Returns the number of weights written."""
     import numpy as np
 
-    tied_all = bool(checkpoint_architecture(teacher).get("tied-embeddings-all", False))
+    tied_all = bool(teacher_options.get("tied-embeddings-all", False))
     with np.load(teacher) as model:
         weights = {name: model[name] for name in model.files if is_encoder_weight(name, tied_all)}
     if not any(name.startswith("encoder_") for name in weights):
@@ -480,12 +480,18 @@ def validate_last_weights(
     return CHRF().corpus_score(hypotheses, [references]).score
 
 
+def validate_on_devset(out: Path, options: dict, args, log: Path) -> float:
+    """validate_last_weights on the step's devset (--devset-dir)."""
+    source = list(read_lines(args.devset_dir / f"corpus.{args.src}.zst"))
+    references = list(read_lines(args.devset_dir / f"corpus.{args.trg}.zst"))
+    return validate_last_weights(out, options, source, references, log)
+
+
 # Marian's verdict on a validation, as it logs it: a new best, or stalled N times since the best.
 VALIDATION_VERDICT = re.compile(
     r"\[valid\] Ep\. [\d.]+ : Up\. (\d+) : ([\w-]+) : ([0-9.eE+-]+) : "
     r"(?:(new best)|stalled (\d+) times \(last best: ([0-9.eE+-]+)\))"
 )
-
 
 LOWER_IS_BETTER = {"cross-entropy", "ce-mean", "ce-mean-words", "ce-sum", "perplexity"}
 
@@ -533,9 +539,7 @@ def restore_checkpoint_validation(out: Path, work: Path, options: dict, args) ->
                 "the checkpoint's validation at update %d was not logged: %s not restored", update, first
             )
             return
-        source = list(read_lines(args.devset_dir / f"corpus.{args.src}.zst"))
-        references = list(read_lines(args.devset_dir / f"corpus.{args.trg}.zst"))
-        score = validate_last_weights(out, options, source, references, work / "checkpoint-validation.log")
+        score = validate_on_devset(out, options, args, work / "checkpoint-validation.log")
         epsilon = options.get("early-stopping-epsilon", 0)
         epsilon = float(epsilon[0] if isinstance(epsilon, list) else epsilon)
         last = validators.get(first) or {"last-best": float("-inf"), "stalled": 0}
@@ -580,9 +584,7 @@ def final_validation(out: Path, work: Path, options: dict, args, summary: dict) 
             "validated_by": "marian",
         }
         return None
-    source = list(read_lines(args.devset_dir / f"corpus.{args.src}.zst"))
-    references = list(read_lines(args.devset_dir / f"corpus.{args.trg}.zst"))
-    score = validate_last_weights(out, options, source, references, work / "final-validation.log")
+    score = validate_on_devset(out, options, args, work / "final-validation.log")
     better = score > best["value"]
     logger.info(
         "wall-time stop: the last weights (update %d) validate at %s %.4f, the best checkpoint (update %d) at %.4f%s",
@@ -670,7 +672,9 @@ def main(args):
     if args.student_init == "teacher-encoder":
         if not args.teachers:
             raise StepError("--student-init teacher-encoder needs the trained teacher: give --teachers")
-        check_encoder_init(pretrained_checkpoint(args.teachers[0]), options)
+        teacher = pretrained_checkpoint(args.teachers[0])
+        teacher_options = checkpoint_architecture(teacher)
+        check_encoder_init(teacher, teacher_options, options)
     initial_weights = args.pretrained_model or args.init_model
     pretrained = pretrained_checkpoint(initial_weights) if initial_weights else None
 
@@ -741,9 +745,8 @@ def main(args):
     if pretrained:
         options["pretrained-model"] = str(pretrained)
     if args.student_init == "teacher-encoder":
-        teacher = pretrained_checkpoint(args.teachers[0])
         encoder = work / "encoder-init.npz"
-        count = write_encoder_init(teacher, encoder)
+        count = write_encoder_init(teacher, teacher_options, encoder)
         logger.info("the student starts from the embeddings and encoder of %s (%d weights)", teacher, count)
         # Marian reads it only for a fresh start; a resumed run restores its checkpoint.
         options["pretrained-model"] = str(encoder)
