@@ -539,7 +539,8 @@ experiment_schema = {
     Optional("student-model", default="base-memory"): OneOf(*STUDENT_PRESETS),
     # The student's first weights: random (as the reference), or the first teacher's embeddings and encoder, its
     # decoder alone from scratch, where the student's encoder has the teacher's sizes and options (the training
-    # refuses it otherwise, naming the option): it then learns from the start what the teacher already knows.
+    # refuses it otherwise, naming the option): a head start, which random weights caught up with by update 750
+    # in the English-German demo.
     Optional("student-init", default="random"): OneOf("random", "teacher-encoder"),
     # What decodes the teachers' translations for distillation: Marian, or CTranslate2 (the teacher converted
     # with its Marian converter; an ensemble of several teachers is decoded by Marian).
