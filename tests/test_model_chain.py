@@ -270,13 +270,16 @@ def test_training_refuses_bad_inputs(data, tmp_path):
     assert_fails_cleanly(result, tmp_path / "o2", "nothing")
 
 
-def start(module, args, env=None):
+def start(module, args, env=None, output=None):
+    """The step in the background; its output to the file `output` where the test does not read it while it
+    runs (a pipe nobody reads fills up and blocks a talkative step)."""
+    stream = open(output, "w") if output else subprocess.PIPE  # noqa: SIM115 - the child writes to it
     return subprocess.Popen(
         [sys.executable, "-m", module, *map(str, args)],
         cwd=REPO_ROOT,
         env=env or step_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=stream,
+        stderr=subprocess.STDOUT if output else subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
@@ -285,7 +288,7 @@ def start(module, args, env=None):
 def kill_when(process, condition, timeout=120):
     deadline = time.time() + timeout
     while not condition():
-        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert process.poll() is None, (process.communicate()[1] or "")[-3000:]
         assert time.time() < deadline, "the condition to kill never came"
         time.sleep(0.05)
     kill_running(process)  # fails the test if the step ended before the kill

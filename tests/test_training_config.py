@@ -122,9 +122,42 @@ INVALID = [
     ("experiment.cefilter-remove-fraction", 1.5, "experiment.cefilter-remove-fraction", "fraction"),
     ("experiment.accept-below-copy-source", "yes", "experiment.accept-below-copy-source", "true or false"),
     ("experiment.accept-below-copy-source", 1, "experiment.accept-below-copy-source", "true or false"),
+    (
+        "marian-args.training-teacher.lr-cooldown",
+        1.2,
+        "marian-args.training-teacher.lr-cooldown",
+        "between 0 and 1",
+    ),
+    (
+        "marian-args.training-teacher.lr-cooldown-decays",
+        0,
+        "marian-args.training-teacher.lr-cooldown-decays",
+        "at least 1",
+    ),
+    (
+        "marian-args.decoding-teacher.lr-cooldown",
+        0.3,
+        "marian-args.decoding-teacher.lr-cooldown",
+        "no option",
+    ),
     ("taskcluster.split-chunks", 0, "taskcluster.split-chunks", "at least 1"),
     ("taskcluster.split-chunks", "2", "taskcluster.split-chunks", "expected an integer"),
 ]
+
+
+def test_a_cooldown_needs_a_wall_time_cap_and_sets_the_decay_schedule_itself(tiny):
+    config = copy.deepcopy(tiny)
+    config["marian-args"]["training-backward"].update(
+        {"after": "2e", "lr-cooldown": 0.3, "lr-decay-freq": 100}
+    )
+    with pytest.raises(ConfigError) as error:
+        validate_training_config(config)
+    message = str(error.value)
+    assert "marian-args.training-backward.lr-cooldown: is a share of the wall-time cap" in message
+    assert "marian-args.training-backward.lr-cooldown: sets lr-decay-freq itself: remove it" in message
+    config["marian-args"]["training-backward"].update({"after": "2e,4m"})
+    del config["marian-args"]["training-backward"]["lr-decay-freq"]
+    validate_training_config(config)
 
 
 @pytest.mark.parametrize("key,value,named,words", INVALID, ids=[f"{k}={v!r}"[:60] for k, v, _, _ in INVALID])

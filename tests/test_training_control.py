@@ -453,3 +453,94 @@ def test_a_checkpoint_validated_on_resume_is_judged_as_marian_judges(
         yaml.safe_load((out / "model.npz.progress.yml").read_text())["validators"]["chrf"]["stalled"]
         == stalled
     )
+
+
+def test_the_cooldown_plan_spreads_its_decays_over_the_updates_the_time_left_holds():
+    from pipeline.train.train import plan_cooldown
+
+    cooldown = {"share": 0.25, "decays": 4, "factor": 0.5}
+    # 700 updates in 840 s: 360 s left hold 300 updates, 4 decays: one at update 701, then every 75.
+    plan = plan_cooldown(cooldown, updates=700, seconds=840.0, wall_time=1200.0)
+    assert plan["expected_updates"] == 300 and plan["every"] == 75
+    assert plan["marian"] == {
+        "lr-decay-strategy": "batches", "lr-decay-start": [701], "lr-decay-freq": 75, "lr-decay": 0.5}  # fmt: skip
+    # No time left (a resumed run already past the cap): one decay at once, then every update.
+    assert plan_cooldown(cooldown, updates=10, seconds=1300.0, wall_time=1200.0)["every"] == 1
+
+
+@pytest.mark.parametrize(
+    "options,wall_time,message",
+    [
+        ({"lr-cooldown": 0.3}, None, "give one in `after`"),
+        ({"lr-cooldown": 1.5}, 60.0, "between 0 and 1"),
+        ({"lr-cooldown": "soon"}, 60.0, "between 0 and 1"),
+        ({"lr-cooldown": 0.3, "lr-cooldown-decays": 0}, 60.0, "at least 1"),
+        ({"lr-cooldown-decays": 3}, 60.0, "without lr-cooldown"),
+        ({"lr-cooldown": 0.3, "lr-decay-freq": 100}, 60.0, "sets lr-decay-freq itself"),
+        ({"lr-cooldown": 0.3, "lr-decay": 2}, 60.0, "lr-decay: 2.0 must be between 0 and 1"),
+    ],
+)
+def test_a_cooldown_the_training_cannot_apply_is_refused_naming_the_key(options, wall_time, message):
+    from pipeline.common.step import StepError
+    from pipeline.train.train import take_cooldown
+
+    with pytest.raises(StepError, match=re.escape(message)):
+        take_cooldown(dict(options), wall_time)
+
+
+def decays_logged(out) -> list[int]:
+    return [
+        int(n)
+        for n in re.findall(
+            r"Decaying learning rate to \S+ after (\d+) batches", (out / "train.log").read_text()
+        )
+    ]
+
+
+def test_a_cooldown_anneals_the_last_share_of_the_wall_time(data, tmp_path):  # noqa: F811
+    out = tmp_path / "cooled"
+    options = {"valid-freq": 20, "save-freq": 20, "lr-cooldown": 0.5, "lr-cooldown-decays": 3}
+    result = run_step(TRAIN, train_args(data, out, updates=100_000, after="100000u,16s", **options))
+    plan = json.loads((out / "lr-cooldown.json").read_text())
+    assert 7 <= plan["seconds"] < 12 and plan["from_update"] > 0
+    assert "learning-rate cooldown from update" in result.stderr
+    start, every = plan["marian"]["lr-decay-start"][0], plan["every"]
+    decays = decays_logged(out)
+    # Marian decays at the first update of the cooldown and then every `every` updates, until the cap.
+    assert decays[:1] == [plan["from_update"] + 1] and len(decays) >= 2
+    assert decays == [start + k * every for k in range(len(decays))]
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["stop_reason"] == "wall-time" and summary["wall_seconds"] >= 16
+    assert summary["lr_cooldown"]["every"] == every and summary["updates"] > start + every
+
+
+def test_a_training_killed_in_its_cooldown_resumes_with_the_same_schedule(data, tmp_path):  # noqa: F811
+    out = tmp_path / "cooled"
+    options = {"valid-freq": 20, "save-freq": 5, "lr-cooldown": 0.5, "lr-cooldown-decays": 3}
+    args = train_args(data, out, updates=100_000, after="100000u,16s", **options)
+    # Two Marian runs' worth of output: more than a pipe holds while the test waits.
+    process = start(TRAIN, args, output=tmp_path / "killed-run.log")
+    plan_file = out / "lr-cooldown.json"
+
+    def checkpoint_in_cooldown():
+        if not plan_file.exists() or not (out / "model.npz.progress.yml").exists():
+            return False
+        return progress(out)["batches"] > json.loads(plan_file.read_text())["from_update"] + 5
+
+    kill_when(process, checkpoint_in_cooldown)
+    plan = plan_file.read_bytes()
+    killed_at = progress(out)["batches"]
+    result = run_step(TRAIN, args)
+    assert "resuming the training from the checkpoint" in result.stderr
+    assert "learning-rate cooldown from" not in result.stderr  # not planned again
+    assert plan_file.read_bytes() == plan
+    plan = json.loads(plan)
+    start_update, every = plan["marian"]["lr-decay-start"][0], plan["every"]
+    assert set(decays_logged(out)) <= {start_update + k * every for k in range(10_000)}
+    # The resumed Marian (its command line, logged last) runs the saved schedule.
+    command = re.findall(r"\[marian\] (.*)", (out / "train.log").read_text())[-1]
+    assert f"--lr-decay-start {start_update} --lr-decay-strategy batches" in command
+    assert f"--lr-decay-freq {every}" in command
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["stop_reason"] == "wall-time" and summary["updates"] > killed_at
+    assert summary["lr_cooldown"]["from_update"] == plan["from_update"]

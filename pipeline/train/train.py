@@ -21,6 +21,12 @@ of training, counted over every resumed run), comma-separated: `after: 6e,40m`. 
 last weights without validating them: they are validated on the devset then (chrF, as Marian validates) and
 kept when better than the best validated checkpoint (`final_validation` in training.json).
 
+`lr-cooldown: F` (with a wall-time cap) anneals the training within its budget on any machine: after (1 - F) of
+the wall time, Marian saves and stops, and resumes with its learning rate multiplied by `lr-decay` (0.5 unless
+given) `lr-cooldown-decays` times (default 4), the first at once and the others evenly spaced over the updates
+the remaining time holds at the speed measured so far (more decays if the training turns out faster). The
+schedule is written to `lr-cooldown.json` before Marian resumes, so that a killed or retried run keeps it.
+
 A killed run resumes exactly: Marian from `model.npz`, its optimizer state and its progress, and the data
 stream at the batch that checkpoint had reached (the curriculum is replayed from its seed and Marian skips the
 batches it had trained on: pipeline/train/curriculum_feed.py). On Taskcluster the checkpoints are also
@@ -65,7 +71,7 @@ logger = logging.getLogger("train")
 CONFIGS = Path(__file__).parent / "configs"
 PRESETS = CONFIGS / "model"
 # What a retried Taskcluster run needs to continue: published while training, fetched on the next run.
-CHECKPOINT_FILES = ["model.npz*", "training-clock.json", "train.log", "valid.log"]
+CHECKPOINT_FILES = ["model.npz*", "training-clock.json", "lr-cooldown.json", "train.log", "valid.log"]
 # Plus the vocabularies (pipeline.common.vocab: vocab.spm, or one per language).
 OUTPUTS = [
     "final.model.npz",
@@ -75,6 +81,9 @@ OUTPUTS = [
     "training.json",
 ]
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600}
+COOLDOWN_DECAYS = 4
+# Marian's own options that lr-cooldown sets.
+COOLDOWN_SETS = ("lr-decay-strategy", "lr-decay-start", "lr-decay-freq")
 # A training stopped by SIGTERM after saving its checkpoint: EX_TEMPFAIL, which the engines retry.
 EXIT_TERMINATED = 75
 # Batch sizes are not among them: decoding batches by device (common.marian.decoding_batch_options).
@@ -251,6 +260,55 @@ def training_caps(options: dict) -> tuple[int | None, float | None]:
     if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
         raise StepError(f"after-epochs: {epochs!r} is not a positive number of epochs")
     return epochs, seconds
+
+
+def take_cooldown(options: dict, wall_time: float | None) -> dict | None:
+    """Takes `lr-cooldown` (a share of the wall-time cap) and `lr-cooldown-decays` out of the options:
+    {"share", "decays", "factor"}, or None without a cooldown."""
+    share = options.pop("lr-cooldown", None)
+    decays = options.pop("lr-cooldown-decays", None)
+    if share in (None, 0, "0"):
+        if decays is not None:
+            raise StepError("lr-cooldown-decays is set without lr-cooldown (the share of the wall-time cap)")
+        return None
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+        raise StepError(f"lr-cooldown: {share!r} is not a share of the wall time between 0 and 1, e.g. 0.3")
+    if wall_time is None:
+        raise StepError(
+            "lr-cooldown is a share of the wall-time cap: give one in `after`, e.g. `after: 10e,20m`"
+        )
+    decays = COOLDOWN_DECAYS if decays is None else decays
+    if isinstance(decays, bool) or not isinstance(decays, int) or decays < 1:
+        raise StepError(f"lr-cooldown-decays: {decays!r} is not a whole number of at least 1")
+    if clashing := [key for key in COOLDOWN_SETS if key in options]:
+        raise StepError(
+            f"lr-cooldown sets {', '.join(clashing)} itself: remove {'it' if len(clashing) == 1 else 'them'}"
+        )
+    factor = float(options.get("lr-decay") or 0.5)
+    if not 0 < factor < 1:
+        raise StepError(
+            f"lr-decay: {factor} must be between 0 and 1 for lr-cooldown to lower the learning rate"
+        )
+    return {"share": share, "decays": decays, "factor": factor}
+
+
+def plan_cooldown(cooldown: dict, updates: int, seconds: float, wall_time: float) -> dict:
+    """The cooldown's decays in updates, from the speed so far (`updates` in `seconds` of training): the first at
+    the next update, then every `every` updates, so that the last `decays` fall within the time left."""
+    expected = updates / seconds * max(0.0, wall_time - seconds) if seconds > 0 else 0.0
+    every = max(1, math.floor(expected / cooldown["decays"]))
+    return {
+        "from_update": updates,
+        "seconds": round(seconds, 1),
+        "expected_updates": round(expected),
+        "every": every,
+        "marian": {
+            "lr-decay-strategy": "batches",
+            "lr-decay-start": [updates + 1],
+            "lr-decay-freq": every,
+            "lr-decay": cooldown["factor"],
+        },
+    }
 
 
 def planned_updates(options: dict, epochs: int | None, pairs: int) -> int | None:
@@ -438,6 +496,35 @@ def run_until_done_or_terminated(command: list[str]) -> subprocess.CompletedProc
     finally:
         signal.signal(signal.SIGTERM, previous)
     return subprocess.CompletedProcess(command, process.returncode)
+
+
+def run_training(
+    out: Path, work: Path, opustrainer_config: Path, options: dict, args, wall_time, run_seconds
+) -> tuple[subprocess.CompletedProcess, dict]:
+    """Marian fed by the curriculum until it stops (the feeder's report is the second value)."""
+    feed_report = work / "feed.json"
+    feed_report.unlink(missing_ok=True)
+    command = [
+        sys.executable, "-m", "pipeline.train.curriculum_feed",
+        "--config", str(opustrainer_config),
+        "--report", str(feed_report),
+        "--log-file", str(out / "opustrainer.log"),
+        "--workers", "1",
+        "--batch-size", str(128 * threads()),
+        "--chunk-size", "128",
+        "--temporary-directory", str(work),
+        "--max-skipped-fraction", str(args.max_skipped_fraction),
+        "--clock", str(out / "training-clock.json"),
+        *(["--wall-time", str(wall_time)] if wall_time else []),
+        # The engine's limit on this run (a Slurm job's runtime, less the time to save): stop, save, resume later.
+        *(["--run-seconds", str(run_seconds)] if run_seconds else []),
+        "--",
+        *marian_command("train"),
+        *to_args(options),
+    ]  # fmt: skip
+    logger.info("running: %s", " ".join(command))
+    result = run_until_done_or_terminated(command)
+    return result, json.loads(feed_report.read_text()) if feed_report.exists() else {}
 
 
 def progress_updates(out: Path):
@@ -657,6 +744,7 @@ def main(args):
         options.update(fine_tuning_architecture(options, explicit, pretrained_checkpoint(args.init_model)))
     options.update(explicit)
     epochs, wall_time = training_caps(options)
+    cooldown = take_cooldown(options, wall_time)
     devices = device_options()
     input_vocabs = vocab_pair(args.vocab, args.src, args.trg)
     vocab_files = vocab_names(input_vocabs, args.src, args.trg)
@@ -754,35 +842,35 @@ def main(args):
         logger.warning("the checkpoint in %s is damaged (killed while saving?): training from scratch", out)
         for path in out.glob("model.npz*"):
             path.unlink()
+    cooldown_file = out / "lr-cooldown.json"
     if (out / "model.npz.progress.yml").exists():
         logger.info("resuming the training from the checkpoint in %s", out)
         restore_checkpoint_validation(out, work, options, args)
     else:
         (out / "training-clock.json").unlink(missing_ok=True)
-    feed_report = work / "feed.json"
-    feed_report.unlink(missing_ok=True)
-    command = [
-        sys.executable, "-m", "pipeline.train.curriculum_feed",
-        "--config", str(opustrainer_config),
-        "--report", str(feed_report),
-        "--log-file", str(out / "opustrainer.log"),
-        "--workers", "1",
-        "--batch-size", str(128 * threads()),
-        "--chunk-size", "128",
-        "--temporary-directory", str(work),
-        "--max-skipped-fraction", str(args.max_skipped_fraction),
-        "--clock", str(out / "training-clock.json"),
-        *(["--wall-time", str(wall_time)] if wall_time else []),
-        # The engine's limit on this run (a Slurm job's runtime, less the time to save): stop, save, resume later.
-        *(["--run-seconds", os.environ["TASK_RUN_SECONDS"]] if os.environ.get("TASK_RUN_SECONDS") else []),
-        "--",
-        *marian_command("train"),
-        *to_args(options),
-    ]  # fmt: skip
-    logger.info("running: %s", " ".join(command))
+        cooldown_file.unlink(missing_ok=True)
+    plan = json.loads(cooldown_file.read_text()) if cooldown and cooldown_file.exists() else None
+    run_seconds = float(os.environ["TASK_RUN_SECONDS"]) if os.environ.get("TASK_RUN_SECONDS") else None
     with CheckpointPublisher(out, CHECKPOINT_FILES):
-        result = run_until_done_or_terminated(command)
-    feed = json.loads(feed_report.read_text()) if feed_report.exists() else {}
+        while True:
+            if plan:
+                options.update(plan["marian"])
+            cooldown_pending = cooldown is not None and plan is None
+            stop_at = wall_time * (1 - cooldown["share"]) if cooldown_pending else wall_time
+            result, feed = run_training(out, work, opustrainer_config, options, args, stop_at, run_seconds)
+            if not (cooldown_pending and feed.get("ended_by") == "wall-time" and result.returncode == 0):
+                break
+            # The cooldown starts: Marian saved its checkpoint; it resumes from there with the decays planned.
+            plan = plan_cooldown(cooldown, progress_updates(out), feed["wall_seconds"], wall_time)
+            write_json(cooldown_file, plan)
+            logger.info(
+                "learning-rate cooldown from update %d (%.0f s of %.0f): times %s every %d updates, about %d "
+                "updates left", plan["from_update"], plan["seconds"], wall_time, cooldown["factor"],
+                plan["every"], plan["expected_updates"],
+            )  # fmt: skip
+            restore_checkpoint_validation(out, work, options, args)
+            if run_seconds is not None:
+                run_seconds = max(1.0, run_seconds - feed["run_seconds"])
     if feed.get("ended_by") == "terminated" or result.returncode == 128 + signal.SIGTERM:
         logger.warning(
             "stopped before its end (a SIGTERM, or this run's time limit) after %s updates, the checkpoint "
@@ -803,6 +891,10 @@ def main(args):
             f"and {out / 'opustrainer.log'}"
         )
     summary = training_summary(out, options, epochs, feed)
+    if plan:
+        summary["lr_cooldown"] = {
+            key: plan[key] for key in ("from_update", "seconds", "expected_updates", "every")
+        }
     if args.student_init == "teacher-encoder":
         summary["initialized_from"] = {"embeddings and encoder": str(args.teachers[0])}
     summary["empty_pairs_dropped"] = {
