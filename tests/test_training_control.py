@@ -544,3 +544,66 @@ def test_a_training_killed_in_its_cooldown_resumes_with_the_same_schedule(data, 
     summary = json.loads((out / "training.json").read_text())
     assert summary["stop_reason"] == "wall-time" and summary["updates"] > killed_at
     assert summary["lr_cooldown"]["from_update"] == plan["from_update"]
+
+
+def test_a_validation_that_ran_into_the_stop_is_undone_and_validated_again(tmp_path, monkeypatch):
+    """A SIGTERM (wall-time stop, cooldown restart, Slurm limit) that reaches Marian as it validates: the
+    validation's data stops, Marian logs an empty translation's score (chrF 0, cross-entropy nan) as a stall and
+    saves it in the checkpoint (seen in this project's tests). The resume undoes that stall and validates again."""
+    import argparse
+
+    import yaml
+
+    from pipeline.train import train
+
+    out = tmp_path / "out"
+    out.mkdir()
+    # What Marian saved: the bogus validation at update 360 counted as a 14th stall of chrF, a first one of CE.
+    state = {"batches": 360, "epochs": 1, "stalled": 14, "stalled-max": 14, "validator": "chrf",
+             "validators": {"chrf": {"last-best": 3.03063, "stalled": 14},
+                            "ce-mean-words": {"last-best": 5.351, "stalled": 1}}}  # fmt: skip
+    (out / "model.npz.progress.yml").write_text(yaml.safe_dump(state))
+    (out / "model.npz").write_bytes(b"checkpoint")
+    earlier = [
+        "[2026-12-05 17:12:53] [valid] Ep. 1 : Up. 340 : chrf : 1.27855 : stalled 13 times (last best: 3.03063)",
+        "[2026-12-05 17:12:53] [valid] Ep. 1 : Up. 340 : ce-mean-words : 5.351 : new best",
+    ]
+    bogus = [
+        "[2026-12-05 17:12:54] [valid] Ep. 1 : Up. 360 : chrf : 0 : stalled 14 times (last best: 3.03063)",
+        "[2026-12-05 17:12:54] [valid] Ep. 1 : Up. 360 : ce-mean-words : nan : stalled 1 times (last best: 5.351)",
+    ]
+    (out / "valid.log").write_text("\n".join(earlier + bogus) + "\n")
+    progress_line = (
+        "[2026-12-05 17:12:54] Ep. 1 : Up. 360 : Sen. 5,506 : Cost 5.69 : Time 0.5s : 8000 words/s"
+    )
+    (out / "train.log").write_text(
+        "\n".join([*earlier, progress_line, *bogus, "[2026-12-05 17:12:54] Training interrupted (via signal).",
+                   "[2026-12-05 17:12:54] Saving model weights and runtime parameters to model.npz"]) + "\n"
+    )  # fmt: skip
+    write_corpus(tmp_path / "dev" / "corpus.en.zst", ["a"])
+    write_corpus(tmp_path / "dev" / "corpus.fr.zst", ["b"])
+    monkeypatch.setattr(train, "validate_last_weights", lambda *args: 1.31)
+    options = {"valid-freq": 20, "valid-metrics": ["chrf", "ce-mean-words"], "early-stopping-epsilon": 0.25}
+    args = argparse.Namespace(devset_dir=tmp_path / "dev", src="en", trg="fr")
+    assert train.interrupted_validation(out / "train.log", 360)
+    train.restore_checkpoint_validation(out, tmp_path, options, args)
+    restored = yaml.safe_load((out / "model.npz.progress.yml").read_text())
+    # chrF validated again: the 14th stall is the real score's, with the best before it; CE back to update 340's.
+    assert restored["validators"]["chrf"]["stalled"] == 14 and restored["stalled"] == 14
+    assert restored["validators"]["chrf"]["last-best"] == pytest.approx(3.03063, abs=1e-5)
+    assert restored["validators"]["ce-mean-words"]["stalled"] == 0
+    assert restored["validators"]["ce-mean-words"]["last-best"] == pytest.approx(5.351, abs=1e-5)
+    for log in ("valid.log", "train.log"):
+        text = (out / log).read_text()
+        assert "chrf : 0 :" not in text and "nan" not in text
+        assert "Up. 360 : chrf : 1.31000 : stalled 14 times" in text
+    assert not train.interrupted_validation(out / "train.log", 360)
+
+    # A validation that finished before the stop, followed by later updates, is Marian's and stays.
+    (out / "train.log").write_text(
+        "\n".join([*earlier, "x Ep. 1 : Up. 341 : Sen. 5,000 : Cost 5.7", INTERRUPTED_LINE])
+    )
+    assert not train.interrupted_validation(out / "train.log", 340)
+
+
+INTERRUPTED_LINE = "[2026-12-05 17:12:54] Training interrupted (via signal)."

@@ -576,7 +576,7 @@ def validate_on_devset(out: Path, options: dict, args, log: Path) -> float:
 
 # Marian's verdict on a validation, as it logs it: a new best, or stalled N times since the best.
 VALIDATION_VERDICT = re.compile(
-    r"\[valid\] Ep\. [\d.]+ : Up\. (\d+) : ([\w-]+) : ([0-9.eE+-]+) : "
+    r"\[valid\] Ep\. [\d.]+ : Up\. (\d+) : ([\w-]+) : ([0-9.eE+-]+|nan|-?inf) : "
     r"(?:(new best)|stalled (\d+) times \(last best: ([0-9.eE+-]+)\))"
 )
 
@@ -592,17 +592,55 @@ def logged_best(text: str, metric: str) -> float:
     return value - half_digit if metric in LOWER_IS_BETTER else value + half_digit
 
 
-def logged_validations(log: Path, update: int) -> dict:
-    """{metric: {"last-best", "stalled"}} after the validations logged at `update` (the last line of each wins)."""
+def logged_validations(log: Path, update: int, before: bool = False) -> dict:
+    """{metric: {"last-best", "stalled"}} after the validations logged at `update` (the last line of each wins),
+    or with `before`, as they stood before it (each metric's last validation at an earlier update)."""
     states = {}
     if log.exists():
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
             match = VALIDATION_VERDICT.search(line)
-            if match and int(match[1]) == update:
+            if match and (int(match[1]) < update if before else int(match[1]) == update):
                 metric = match[2]
                 best, stalled = (match[3], 0) if match[4] else (match[6], int(match[5]))
+                if not math.isfinite(float(best)):
+                    continue
                 states[metric] = {"last-best": logged_best(best, metric), "stalled": stalled}
     return states
+
+
+INTERRUPTED = "Training interrupted (via signal)"
+
+
+def interrupted_validation(log: Path, update: int) -> bool:
+    """Whether Marian's validation at `update` ran into a SIGTERM (a wall-time stop, the cooldown's restart, a
+    Slurm time limit): the validation's data stops coming, and Marian logs the score of an empty translation
+    (chrF 0, cross-entropy nan) as a stalled validation and saves it in the checkpoint. In train.log its lines are
+    followed by the interruption, before any later update."""
+    if not log.exists():
+        return False
+    validated = False
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if VALIDATION_VERDICT.search(line) and f" : Up. {update} : " in line:
+            validated = True
+        elif validated and INTERRUPTED in line:
+            return True
+        elif (later := re.search(r" : Up\. (\d+) : Sen\. ", line)) and int(later[1]) > update:
+            validated = False
+    return False
+
+
+def drop_validation_lines(out: Path, update: int) -> None:
+    """Removes the validation lines of `update` from train.log and valid.log."""
+    for log in (out / "train.log", out / "valid.log"):
+        if log.exists():
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+            kept = [
+                line
+                for line in lines
+                if not (VALIDATION_VERDICT.search(line) and f" : Up. {update} : " in line)
+            ]
+            with atomic_path(log) as tmp:
+                tmp.write_text("".join(kept), encoding="utf-8")
 
 
 def restore_checkpoint_validation(out: Path, work: Path, options: dict, args) -> None:
@@ -617,15 +655,27 @@ def restore_checkpoint_validation(out: Path, work: Path, options: dict, args) ->
     if not update or not re.fullmatch(r"\d+u?", frequency) or update % int(frequency.rstrip("u")):
         return
     metrics, validators = options["valid-metrics"], state.setdefault("validators", {})
+    if interrupted_validation(out / "train.log", update):
+        # Back to the validators' state before that update; the first metric is validated again below.
+        earlier = logged_validations(out / "valid.log", update, before=True)
+        for metric in metrics:
+            if metric in earlier:
+                validators[metric] = earlier[metric]
+            else:
+                validators.pop(metric, None)
+        drop_validation_lines(out, update)
+        logger.warning(
+            "the validation at update %d ran into the stop (SIGTERM) and scored an empty translation: its lines "
+            "are dropped and its stall undone", update,
+        )  # fmt: skip
     # The first metric decides early stopping: logged (by Marian, or by this function on an earlier resume), the
     # logged metrics are restored; else it is validated here.
     restored, first = logged_validations(out / "valid.log", update), metrics[0]
-    if first not in restored:
-        if first != "chrf":
-            logger.warning(
-                "the checkpoint's validation at update %d was not logged: %s not restored", update, first
-            )
-            return
+    if first not in restored and first != "chrf":
+        logger.warning(
+            "the checkpoint's validation at update %d was not logged: %s not restored", update, first
+        )
+    elif first not in restored:
         score = validate_on_devset(out, options, args, work / "checkpoint-validation.log")
         epsilon = options.get("early-stopping-epsilon", 0)
         epsilon = float(epsilon[0] if isinstance(epsilon, list) else epsilon)
@@ -646,8 +696,8 @@ def restore_checkpoint_validation(out: Path, work: Path, options: dict, args) ->
             with open(log, "a", encoding="utf-8") as file:
                 file.write(line)
     validators.update(restored)
-    if state.get("validator") in restored:
-        state["stalled"] = restored[state["validator"]]["stalled"]
+    if state.get("validator") in validators:
+        state["stalled"] = validators[state["validator"]]["stalled"]
         state["stalled-max"] = max(int(state.get("stalled-max") or 0), state["stalled"])
     with atomic_path(progress_file) as tmp:
         tmp.write_text(yaml.safe_dump(state, sort_keys=False))
@@ -659,6 +709,8 @@ def final_validation(out: Path, work: Path, options: dict, args, summary: dict) 
     validated checkpoint, which is then logged in train.log the way Marian logs a validation (so that the report's
     convergence verdict sees it). Returns the path, or None to keep Marian's best checkpoint."""
     metric, last_update = args.best_metric, summary["updates"]
+    if interrupted_validation(out / "train.log", last_update):
+        drop_validation_lines(out, last_update)  # the score of an empty translation: validated below
     best = best_validation(out, metric)
     if metric != "chrf" or best is None:
         return None
