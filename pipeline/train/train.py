@@ -53,6 +53,7 @@ import yaml
 
 from pipeline.common.encoder_init import encoder_differences
 from pipeline.common.io import atomic_path, read_lines, write_json
+from pipeline.common.lr_cooldown import DEFAULT_DECAYS, cooldown_problems
 from pipeline.common.marian import (
     device_options,
     marian_command,
@@ -81,9 +82,6 @@ OUTPUTS = [
     "training.json",
 ]
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600}
-COOLDOWN_DECAYS = 4
-# Marian's own options that lr-cooldown sets.
-COOLDOWN_SETS = ("lr-decay-strategy", "lr-decay-start", "lr-decay-freq")
 # A training stopped by SIGTERM after saving its checkpoint: EX_TEMPFAIL, which the engines retry.
 EXIT_TERMINATED = 75
 # Batch sizes are not among them: decoding batches by device (common.marian.decoding_batch_options).
@@ -265,31 +263,14 @@ def training_caps(options: dict) -> tuple[int | None, float | None]:
 def take_cooldown(options: dict, wall_time: float | None) -> dict | None:
     """Takes `lr-cooldown` (a share of the wall-time cap) and `lr-cooldown-decays` out of the options:
     {"share", "decays", "factor"}, or None without a cooldown."""
+    if problems := cooldown_problems(options, wall_time is not None):
+        raise StepError("; ".join(f"{option}: {problem}" for option, problem in problems))
     share = options.pop("lr-cooldown", None)
     decays = options.pop("lr-cooldown-decays", None)
-    if share in (None, 0, "0"):
-        if decays is not None:
-            raise StepError("lr-cooldown-decays is set without lr-cooldown (the share of the wall-time cap)")
+    if share is None:
         return None
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
-        raise StepError(f"lr-cooldown: {share!r} is not a share of the wall time between 0 and 1, e.g. 0.3")
-    if wall_time is None:
-        raise StepError(
-            "lr-cooldown is a share of the wall-time cap: give one in `after`, e.g. `after: 10e,20m`"
-        )
-    decays = COOLDOWN_DECAYS if decays is None else decays
-    if isinstance(decays, bool) or not isinstance(decays, int) or decays < 1:
-        raise StepError(f"lr-cooldown-decays: {decays!r} is not a whole number of at least 1")
-    if clashing := [key for key in COOLDOWN_SETS if key in options]:
-        raise StepError(
-            f"lr-cooldown sets {', '.join(clashing)} itself: remove {'it' if len(clashing) == 1 else 'them'}"
-        )
-    factor = float(options.get("lr-decay") or 0.5)
-    if not 0 < factor < 1:
-        raise StepError(
-            f"lr-decay: {factor} must be between 0 and 1 for lr-cooldown to lower the learning rate"
-        )
-    return {"share": share, "decays": decays, "factor": factor}
+    decays = DEFAULT_DECAYS if decays is None else decays
+    return {"share": share, "decays": decays, "factor": float(options.get("lr-decay") or 0.5)}
 
 
 def plan_cooldown(cooldown: dict, updates: int, seconds: float, wall_time: float) -> dict:
@@ -611,6 +592,12 @@ def logged_validations(log: Path, update: int, before: bool = False) -> dict:
 INTERRUPTED = "Training interrupted (via signal)"
 
 
+def validation_update(line: str) -> int | None:
+    """The update of a validation line as Marian logs it (VALIDATION_VERDICT), or None for another line."""
+    match = VALIDATION_VERDICT.search(line)
+    return int(match[1]) if match else None
+
+
 def interrupted_validation(log: Path, update: int) -> bool:
     """Whether Marian's validation at `update` ran into a SIGTERM (a wall-time stop, the cooldown's restart, a
     Slurm time limit): the validation's data stops coming, and Marian logs the score of an empty translation
@@ -620,7 +607,7 @@ def interrupted_validation(log: Path, update: int) -> bool:
         return False
     validated = False
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        if VALIDATION_VERDICT.search(line) and f" : Up. {update} : " in line:
+        if validation_update(line) == update:
             validated = True
         elif validated and INTERRUPTED in line:
             return True
@@ -634,11 +621,7 @@ def drop_validation_lines(out: Path, update: int) -> None:
     for log in (out / "train.log", out / "valid.log"):
         if log.exists():
             lines = log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
-            kept = [
-                line
-                for line in lines
-                if not (VALIDATION_VERDICT.search(line) and f" : Up. {update} : " in line)
-            ]
+            kept = [line for line in lines if validation_update(line) != update]
             with atomic_path(log) as tmp:
                 tmp.write_text("".join(kept), encoding="utf-8")
 

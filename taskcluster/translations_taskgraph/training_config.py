@@ -31,6 +31,7 @@ from voluptuous import (
     Schema,
 )
 
+from pipeline.common import lr_cooldown
 from pipeline.common.encoder_init import encoder_differences, preset_options
 from pipeline.common.slug import dataset_slug  # noqa: F401 (one slug for labels and steps; imported from here)
 
@@ -891,9 +892,6 @@ RESERVED_MARIAN_OPTIONS = {
         "cpu-threads", "devices", "workspace", "dump-config",
     },
 }  # fmt: skip
-# Training options that pipeline/train/train.py applies itself (Marian has no such option).
-PIPELINE_TRAINING_OPTIONS = {"lr-cooldown", "lr-cooldown-decays"}
-COOLDOWN_SETS = ("lr-decay-strategy", "lr-decay-start", "lr-decay-freq")
 WALL_TIME_CAP_RE = re.compile(r"\d+(?:\.\d+)?[smh]")
 # `after`: comma-separated caps, the first reached ending the training (pipeline/train/train.py applies them).
 AFTER_CAP_RE = re.compile(r"[1-9]\d*[eut]|\d+(?:\.\d+)?[smh]")
@@ -943,31 +941,6 @@ def _marian_value_problem(option: str, kind: str, value) -> str | None:
     return None
 
 
-def _cooldown_problems(option: str, value, options: dict) -> list[str]:
-    """lr-cooldown: a share of the stage's wall-time cap (0 to 1, exclusive); lr-cooldown-decays: at least 1."""
-    if option == "lr-cooldown-decays":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            return [f"{value!r}: a whole number of learning-rate decays, at least 1"]
-        return (
-            []
-            if "lr-cooldown" in options
-            else ["is set without lr-cooldown (the share of the wall-time cap)"]
-        )
-    problems = []
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        problems.append(
-            f"{value!r}: the share of the wall-time cap to anneal over, between 0 and 1, e.g. 0.3"
-        )
-    caps = [cap.strip() for cap in str(options.get("after", "")).split(",")]
-    if not any(WALL_TIME_CAP_RE.fullmatch(cap) for cap in caps):
-        problems.append(
-            "is a share of the wall-time cap: give one in this stage's `after`, e.g. `after: 10e,20m`"
-        )
-    if clashing := [key for key in COOLDOWN_SETS if key in options]:
-        problems.append(f"sets {', '.join(clashing)} itself: remove {'it' if len(clashing) == 1 else 'them'}")
-    return problems
-
-
 def _marian_args_problems(config: dict) -> list[tuple[str, str]]:
     """Unknown Marian options, values Marian would only refuse when a training starts, and options the pipeline
     sets itself, in every stage of `marian-args`; warns about `after` given with `after-epochs`."""
@@ -986,9 +959,9 @@ def _marian_args_problems(config: dict) -> list[tuple[str, str]]:
             key = f"marian-args.{stage}.{option}"
             if not isinstance(option, str):
                 continue
-            if purpose == "training" and option in PIPELINE_TRAINING_OPTIONS:
-                problems.extend((key, problem) for problem in _cooldown_problems(option, value, options))
-            elif option not in known:
+            if purpose == "training" and option in lr_cooldown.OPTIONS:
+                continue  # pipeline/train/train.py applies them (Marian has no such option): checked below
+            if option not in known:
                 close = difflib.get_close_matches(option, list(known), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 problems.append((key, f"Marian has no option --{option} for {purpose}{hint}"))
@@ -996,6 +969,13 @@ def _marian_args_problems(config: dict) -> list[tuple[str, str]]:
                 problems.append((key, f"set by the pipeline itself for every {purpose} step; remove it"))
             elif (problem := _marian_value_problem(option, known[option], value)) is not None:
                 problems.append((key, problem))
+        if purpose == "training" and any(option in options for option in lr_cooldown.OPTIONS):
+            caps = [cap.strip() for cap in str(options.get("after", "")).split(",")]
+            has_wall_time = any(WALL_TIME_CAP_RE.fullmatch(cap) for cap in caps)
+            problems.extend(
+                (f"marian-args.{stage}.{option}", problem)
+                for option, problem in lr_cooldown.cooldown_problems(options, has_wall_time)
+            )
         if "after" in options and ("after-epochs" in options or "after-batches" in options):
             other = "after-epochs" if "after-epochs" in options else "after-batches"
             warning = (
