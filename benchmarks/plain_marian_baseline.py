@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.common.io import read_lines
+from pipeline.common.lr_cooldown import OPTIONS as COOLDOWN_OPTIONS
 from pipeline.common.marian import marian_command, to_args
 from pipeline.train.train import load_preset
 
@@ -40,6 +41,34 @@ def only(pattern: str, run_dir: Path) -> Path:
     if len(found) != 1:
         sys.exit(f"error: expected one {pattern} in {run_dir}, found {len(found)}")
     return found[0]
+
+
+def baseline_options(config: dict, out: Path, src: str, trg: str, threads: int) -> dict:
+    """Marian's options: the teacher preset and the config's training-teacher arguments, less the pipeline's
+    caps and its own cooldown (not Marian options), training on the plain files in `out`."""
+    options = load_preset("teacher", config["experiment"].get("teacher-model", "base"))
+    options.update((config.get("marian-args") or {}).get("training-teacher") or {})
+    for option in ("after", "after-epochs", "early-stopping", "early-stopping-epsilon", *COOLDOWN_OPTIONS):
+        options.pop(option, None)
+    options.update(
+        {
+            "model": str(out / "model.npz"),
+            "train-sets": [str(out / f"train.{src}"), str(out / f"train.{trg}")],
+            "vocabs": [str(out / "vocab.spm")] * 2,
+            "valid-sets": [str(out / f"dev.{src}"), str(out / f"dev.{trg}")],
+            "valid-metrics": ["chrf", "ce-mean-words"],
+            "early-stopping": 1000,
+            "log": str(out / "train.log"),
+            "valid-log": str(out / "valid.log"),
+            "keep-best": True,
+            "overwrite": True,
+            "quiet-translation": True,
+            "seed": 1,
+            "cpu-threads": threads,
+            "workspace": 4000,
+        }
+    )
+    return options
 
 
 def main():
@@ -66,28 +95,7 @@ def main():
             write_plain(folder / f"corpus.{lang}.zst", out / f"{name}.{lang}")
     shutil.copyfile(vocab, out / "vocab.spm")
 
-    options = load_preset("teacher", config["experiment"].get("teacher-model", "base"))
-    options.update((config.get("marian-args") or {}).get("training-teacher") or {})
-    for cap in ("after", "after-epochs", "early-stopping", "early-stopping-epsilon"):
-        options.pop(cap, None)
-    options.update(
-        {
-            "model": str(out / "model.npz"),
-            "train-sets": [str(out / f"train.{src}"), str(out / f"train.{trg}")],
-            "vocabs": [str(out / "vocab.spm")] * 2,
-            "valid-sets": [str(out / f"dev.{src}"), str(out / f"dev.{trg}")],
-            "valid-metrics": ["chrf", "ce-mean-words"],
-            "early-stopping": 1000,
-            "log": str(out / "train.log"),
-            "valid-log": str(out / "valid.log"),
-            "keep-best": True,
-            "overwrite": True,
-            "quiet-translation": True,
-            "seed": 1,
-            "cpu-threads": args.threads,
-            "workspace": 4000,
-        }
-    )
+    options = baseline_options(config, out, src, trg, args.threads)
     print(f"plain Marian for {seconds:.0f} s on {args.threads} threads", file=sys.stderr)
     marian = subprocess.Popen([*marian_command("train"), *to_args(options)])
     timer = threading.Timer(seconds, marian.send_signal, args=(signal.SIGTERM,))

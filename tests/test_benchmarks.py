@@ -1,0 +1,35 @@
+"""The benchmarks' own logic that can go wrong before any timing: what they hand to Marian."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from translations_taskgraph.marian_options import known_options
+
+REPO = Path(__file__).resolve().parents[1]
+# The pipeline's caps: the baseline trains for a wall time instead.
+CAPS = {"after", "after-epochs", "early-stopping", "early-stopping-epsilon"}
+CONFIGS = sorted((REPO / "configs").glob("*.yml"))
+
+
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("config_file", CONFIGS, ids=lambda path: path.name)
+def test_plain_marian_baseline_passes_marian_only_its_own_options(config_file, tmp_path):
+    config = yaml.safe_load(config_file.read_text())
+    teacher_args = (config.get("marian-args") or {}).get("training-teacher") or {}
+    options = load_benchmark("plain_marian_baseline").baseline_options(config, tmp_path, "en", "fr", 2)
+    unknown = sorted(set(options) - set(known_options()["train"]))
+    assert not unknown, f"{config_file.name}: Marian does not accept {unknown}"
+    for option, value in teacher_args.items():
+        if option in known_options()["train"] and option not in CAPS:
+            assert options[option] == value, option
+    assert not CAPS & set(options) - {"early-stopping"}, "the baseline runs for a wall time, uncapped"
+    assert options["cpu-threads"] == 2 and options["train-sets"][0].endswith("train.en")
