@@ -73,7 +73,9 @@ def training_progress(task_dir: Path) -> str | None:
             last_train = match
     parts = []
     if last_train:
-        parts.append(f"update {int(last_train.group(2)):,}, {float(last_train.group(4)):,.0f} words/s")
+        # A validation between two display lines (valid-freq 250, disp-freq 100) is the later update.
+        update = max(int(last_train.group(2)), int(last_valid.group(2)) if last_valid else 0)
+        parts.append(f"update {update:,}, {float(last_train.group(4)):,.0f} words/s")
     if last_valid:
         parts.append(
             f"last validation {last_valid.group(3)} {float(last_valid.group(4)):g} at update {int(last_valid.group(2)):,}"

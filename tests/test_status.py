@@ -130,6 +130,11 @@ def test_progress_lines_of_a_training_against_its_cap_and_of_a_translation(tmp_p
         "update 500, 4,870 words/s, last validation chrf 17 at update 500, 8 min trained so far "
         "of a 20 min cap (ETA 12 min)"
     )
+    # Validated at update 750, between the display lines of 700 and 800: the progress is at 750.
+    marian_log(training / "artifacts", [(250, 8.5), (500, 17.0), (750, 21.0)])
+    assert task_progress(training, teacher).startswith(
+        "update 750, 4,870 words/s, last validation chrf 21 at update 750"
+    )
     translation = tmp_path / "distillation-parallel-src-translate-en-fr-1-2"
     translation.mkdir()
     (translation / "task.log").write_text(
