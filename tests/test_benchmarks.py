@@ -33,3 +33,18 @@ def test_plain_marian_baseline_passes_marian_only_its_own_options(config_file, t
             assert options[option] == value, option
     assert not CAPS & set(options) - {"early-stopping"}, "the baseline runs for a wall time, uncapped"
     assert options["cpu-threads"] == 2 and options["train-sets"][0].endswith("train.en")
+
+
+def test_augmented_eval_names_the_reference_aug_sets_and_needs_the_baseline(tmp_path, capsys):
+    augmented_eval = load_benchmark("augmented_eval")
+    assert augmented_eval.augmented_name("local_data/l10n-en-fr/test", "aug-upper") == (
+        "local_aug-upper_data/l10n-en-fr/test"
+    )
+    assert augmented_eval.augmented_name("flores_devtest", "aug-mix") == "flores_aug-mix_devtest"
+    teacher = tmp_path / "run" / "train-teacher-en-fr-1" / "artifacts"
+    teacher.mkdir(parents=True)
+    (teacher / "final.model.npz").write_bytes(b"")
+    with pytest.raises(SystemExit, match=r"no plain-marian model .* \(run task bench-baseline first\)"):
+        augmented_eval.main(
+            ["--config", str(REPO / "configs" / "tiny.yml"), "--run-dir", str(tmp_path / "run")]
+        )
