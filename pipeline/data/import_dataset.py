@@ -26,14 +26,39 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipeline.data.providers import flores, hf, hplt, local, mtdata, news_crawl, ntrex, opus, sacrebleu, tmx, url
 from pipeline.common.io import read_lines, read_pairs, write_json, write_lines
 from pipeline.common.step import StepError, already_done, run_step, threads
 from pipeline.data.augment import augment_pairs, split_augmentation
+from pipeline.data.providers import (
+    flores,
+    hf,
+    hplt,
+    local,
+    mtdata,
+    news_crawl,
+    ntrex,
+    opus,
+    sacrebleu,
+    tmx,
+    url,
+)
 
 logger = logging.getLogger("import")
 
-PROVIDERS = ["local", "url", "opus", "mtdata", "sacrebleu", "flores", "ntrex", "tmx", "news-crawl", "hplt", "hf", "hfp"]
+PROVIDERS = [
+    "local",
+    "url",
+    "opus",
+    "mtdata",
+    "sacrebleu",
+    "flores",
+    "ntrex",
+    "tmx",
+    "news-crawl",
+    "hplt",
+    "hf",
+    "hfp",
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser):
@@ -103,14 +128,24 @@ def _augment(args, augmentation: str, langs: list[str], outputs: list[str], work
     """Replaces the imported pairs with their augmented version (pipeline/data/augment.py)."""
     pairs = list(read_pairs(args.output_dir / outputs[0], args.output_dir / outputs[1]))
     augmented, dropped = augment_pairs(pairs, augmentation, langs[0], workdir / "augment", threads())
-    with write_lines(args.output_dir / outputs[0]) as src_out, write_lines(args.output_dir / outputs[1]) as trg_out:
+    with (
+        write_lines(args.output_dir / outputs[0]) as src_out,
+        write_lines(args.output_dir / outputs[1]) as trg_out,
+    ):
         for src, trg in augmented:
             src_out.write(_clean(src))
             trg_out.write(_clean(trg))
     if dropped:
-        logger.warning("aug-%s: OpusTrainer's modifier dropped %d of %d pairs", augmentation, dropped, len(pairs))
+        logger.warning(
+            "aug-%s: OpusTrainer's modifier dropped %d of %d pairs", augmentation, dropped, len(pairs)
+        )
     logger.info("aug-%s: %d pairs from the %d imported", augmentation, len(augmented), len(pairs))
-    stats = {**stats, "lines": len(augmented), "augmentation": f"aug-{augmentation}", "lines_imported": len(pairs)}
+    stats = {
+        **stats,
+        "lines": len(augmented),
+        "augmentation": f"aug-{augmentation}",
+        "lines_imported": len(pairs),
+    }
     return len(augmented), {**stats, "augmentation_dropped": dropped}
 
 

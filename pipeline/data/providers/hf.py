@@ -45,7 +45,9 @@ def parse_name(name: str, fields: int) -> dict:
     match = NAME_RE.match(name)
     parts = match["fields"].split(":") if match else []
     if not match or len(parts) != fields:
-        shape = "<repo>:<subset>:<split>:" + (":".join(["<src field>", "<trg field>"] if fields == 2 else ["<text field>"]))
+        shape = "<repo>:<subset>:<split>:" + (
+            ":".join(["<src field>", "<trg field>"] if fields == 2 else ["<text field>"])
+        )
         raise StepError(f"a Hugging Face dataset is written {shape}[@<revision>], got {name!r}")
     return {"repo": match["repo"], "subset": match["subset"], "split": match["split"], "fields": parts,
             "revision": match["rev"] or "main"}  # fmt: skip
@@ -68,7 +70,9 @@ def _get_json(url: str):
 
 def local_folder(repo: str) -> Path | None:
     """The local folder a `<repo>` names, if it is one (tests/data/corpus_samples/hfp_dataset)."""
-    roots = [Path(__file__).resolve().parents[3]] + [Path(r) for r in [os.environ.get("TRANSLATIONS_DATA_ROOT")] if r]
+    roots = [Path(__file__).resolve().parents[3]] + [
+        Path(r) for r in [os.environ.get("TRANSLATIONS_DATA_ROOT")] if r
+    ]
     for root in roots:
         folder = (root / repo).resolve()
         if folder.is_dir() and folder.is_relative_to(root.resolve()):
@@ -148,7 +152,9 @@ def data_files(repo: str, subset: str, split: str, revision: str, workdir: Path)
     configs = _card_configs(repo, revision, files, workdir)
     names = [c.get("config_name", "default") for c in configs if isinstance(c, dict)]
     if configs:
-        chosen = next((c for c in configs if isinstance(c, dict) and c.get("config_name", "default") == subset), None)
+        chosen = next(
+            (c for c in configs if isinstance(c, dict) and c.get("config_name", "default") == subset), None
+        )
         if chosen is None:
             raise StepError(f"{repo} has no subset {subset!r} (its card names {', '.join(names)})")
         patterns = _patterns_of(chosen.get("data_files"), split)
@@ -159,7 +165,9 @@ def data_files(repo: str, subset: str, split: str, revision: str, workdir: Path)
         candidates = [f for f in files if _is_data(f)]
         if subset != "default":
             candidates = [f for f in candidates if f.split("/")[0] == subset]
-        found = [f for f in candidates if _named_for_split(f.split("/", 1)[1] if subset != "default" else f, split)]
+        found = [
+            f for f in candidates if _named_for_split(f.split("/", 1)[1] if subset != "default" else f, split)
+        ]
     found = sorted(f for f in found if _is_data(f))
     if not found:
         raise StepError(f"{repo}@{revision}: no data file for subset {subset!r}, split {split!r}")
@@ -223,7 +231,7 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
     repo, revision = spec["repo"], spec["revision"]
     paths = data_files(repo, spec["subset"], spec["split"], revision, workdir)
     outputs = {lang: workdir / f"hf.{lang}.txt" for lang in langs}
-    handles = {lang: open(path, "w", encoding="utf-8") for lang, path in outputs.items()}
+    handles = {lang: open(path, "w", encoding="utf-8") for lang, path in outputs.items()}  # noqa: SIM115 (closed in finally)
     written = skipped = 0
     try:
         for number, path in enumerate(paths):
@@ -231,7 +239,12 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
             for record in records(local):
                 if len(langs) == 1:
                     # A monolingual record is a document: one line of it per line, as the reference reads it.
-                    values = [[" ".join(line.split()) for line in _raw(record, spec["fields"][0], path).splitlines()]]
+                    values = [
+                        [
+                            " ".join(line.split())
+                            for line in _raw(record, spec["fields"][0], path).splitlines()
+                        ]
+                    ]
                     values = [[line for line in values[0] if line]]
                 else:
                     values = [[_value(record, field, f"{repo}/{path}")] for field in spec["fields"]]

@@ -36,7 +36,9 @@ def shard_urls(name: str, locale: str, min_score: float, workdir: Path) -> list[
         urls = [url for url in urls if url]
         random.Random(address).shuffle(urls)
         return urls
-    shard_list = download(mirrored("hplt", f"{SERVER}/{VERSIONS[name]}/{locale}.map"), workdir / f"{locale}.map")
+    shard_list = download(
+        mirrored("hplt", f"{SERVER}/{VERSIONS[name]}/{locale}.map"), workdir / f"{locale}.map"
+    )
     shards = []
     for line in read_lines(shard_list):
         match = SHARD_RE.search(line.strip())

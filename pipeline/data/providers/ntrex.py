@@ -21,6 +21,8 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
     for lang in langs:
         code = source_code("ntrex", lang)
         kind = "src" if code == "eng" else "ref"
-        address = f"{SERVER}/MicrosoftTranslator/NTREX/raw/{REVISION}/NTREX-128/newstest2019-{kind}.{code}.txt"
+        address = (
+            f"{SERVER}/MicrosoftTranslator/NTREX/raw/{REVISION}/NTREX-128/newstest2019-{kind}.{code}.txt"
+        )
         files[lang] = download(mirrored("ntrex", address), workdir / f"ntrex.{code}.txt")
     return files

@@ -19,13 +19,18 @@ def fetch(name: str, langs: list[str], workdir: Path, options: dict) -> dict[str
         raise StepError(f"Pontoon translates from English: one of {langs} must be en")
     (other,) = [lang for lang in langs if lang != "en"]
     locale = source_code("pontoon", other)
-    tmx = download(mirrored("tmx", f"{SERVER}/translation-memory/{locale}.all-projects.tmx"), workdir / "memory.tmx")
+    tmx = download(
+        mirrored("tmx", f"{SERVER}/translation-memory/{locale}.all-projects.tmx"), workdir / "memory.tmx"
+    )
     from mtdata.tmx import read_tmx
 
     files = {lang: workdir / f"tmx.{lang}.txt" for lang in langs}
     codes = [source_code("pontoon", lang).split("-")[0] if lang != "en" else "en" for lang in langs]
     try:
-        with open(files[langs[0]], "w", encoding="utf-8") as first, open(files[langs[1]], "w", encoding="utf-8") as second:
+        with (
+            open(files[langs[0]], "w", encoding="utf-8") as first,
+            open(files[langs[1]], "w", encoding="utf-8") as second,
+        ):
             for one, two in read_tmx(tmx, langs=tuple(codes)):
                 first.write(one + "\n")
                 second.write(two + "\n")
