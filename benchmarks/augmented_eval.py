@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.common.slug import dataset_slug
+
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ["aug-upper", "aug-title", "aug-punct", "aug-typos", "aug-mix"]
 
@@ -60,15 +62,16 @@ def main(argv=None) -> int:
     for test in config["datasets"]["test"]:
         for kind in ["none", *args.kinds.split(",")]:
             dataset = test if kind == "none" else augmented_name(test, kind)
-            data = out / f"data-{kind}"
+            label = f"{dataset_slug(test)}-{kind}"  # a config may list several test sets
+            data = out / f"data-{label}"
             run_step("pipeline.data.import_dataset", "--dataset", dataset, "--langs", f"{src},{trg}",
-                     "--output-dir", data, log=out / f"import-{kind}.log", threads=args.threads)  # fmt: skip
+                     "--output-dir", data, log=out / f"import-{label}.log", threads=args.threads)  # fmt: skip
             row = {"dataset": dataset, "augmentation": kind}
             for name, folder in models.items():
-                evaluation = out / f"evaluate-{kind}-{name}"
+                evaluation = out / f"evaluate-{label}-{name}"
                 run_step("pipeline.eval.evaluate", "--model-dir", folder.resolve(), "--model-name", name,
                          "--dataset-dir", data, "--dataset", kind, "--src", src, "--trg", trg,
-                         "--output-dir", evaluation, log=out / f"evaluate-{kind}-{name}.log",
+                         "--output-dir", evaluation, log=out / f"evaluate-{label}-{name}.log",
                          threads=args.threads)  # fmt: skip
                 metrics = json.loads((evaluation / "metrics.json").read_text())
                 row[name] = {"chrf": metrics["chrf"], "bleu": metrics["bleu"]}
