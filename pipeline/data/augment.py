@@ -121,8 +121,8 @@ def augment_pairs(
 ) -> tuple[list[tuple[str, str]], int]:
     """The pairs augmented by `kind` (see the module's docstring), deterministic for a given input, and how many
     pairs a modifier dropped (OpusTrainer's tag modifier skips a line it cannot handle, with a warning)."""
-    random.seed(SEED)
     if kind == "short":
+        random.seed(SEED)
         return _short(pairs), 0
     lines = (
         _aligned(pairs, work, threads)
