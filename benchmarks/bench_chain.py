@@ -20,8 +20,10 @@ the backward model (`--scores marian`). CPU time and peak RSS come from wait4() 
 """
 
 import argparse
+import contextlib
 import json
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,20 +111,32 @@ def main(argv=None) -> int:
         "--baseline-repo", type=Path, help="also run the steps of this checkout, for comparison"
     )
     parser.add_argument("--output", type=Path, help="write the rows as JSON")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="keep the corpora and every stage's outputs here (default: a temporary folder, deleted); "
+        "a later run with the same folder can measure the shortlist on the alignments of an earlier one",
+    )
     args = parser.parse_args(argv)
     repos = [("current", REPO_ROOT)] + (
         [("baseline", args.baseline_repo.resolve())] if args.baseline_repo else []
     )
     stages = args.stages.split(",")
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-chain-") as tmp:
-        root = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.work_dir:
+            root = args.work_dir.resolve()
+            root.mkdir(parents=True, exist_ok=True)
+        else:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-chain-")))
         model = (args.model_dir or train_tiny_model(root / "tiny-model", args.threads)).resolve()
         for size in args.sizes:
             corpus = generate(root / f"corpus{size}", size)
             for name, repo in repos:
                 for stage in stages:
                     out = root / f"{name}-{stage}-{size}"
+                    if out.exists():
+                        shutil.rmtree(out)  # a kept folder's earlier outputs would make the step skip
                     lines = size
                     if stage == "split":
                         module = "pipeline.translate.split"
