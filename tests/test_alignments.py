@@ -1,5 +1,6 @@
 """Word alignments (eflomal) and the lexical shortlist on small real data: outputs, bad input, kill -9."""
 
+import functools
 import os
 import signal
 import subprocess
@@ -272,6 +273,69 @@ def test_shortlist_pieces_follow_their_words():
         "".join(p for p, w in zip(pieces, words, strict=True) if w == k).replace("▁", "") for k in range(3)
     ]
     assert text == ["the", "small", "dog"]
+
+
+@functools.cache
+def tiny_spm(sentences: tuple[str, ...]):
+    import io
+
+    import sentencepiece
+
+    buffer = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences * 20), model_writer=buffer, vocab_size=20, character_coverage=1.0
+    )
+    model = sentencepiece.SentencePieceProcessor()
+    model.load_from_serialized_proto(buffer.getvalue())
+    return model
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "the  small dog",
+        "le petit chien dort",
+        "a \x1f b dog",  # a control character SentencePiece removes: one word fewer for it
+        "x\x1fy dog",  # ... joining two of str.split()'s words
+        "the \u00a8 dog",  # NFKC turns the diaeresis into a space and a combining mark: one word more
+        "\u00a0the\u00a0dog ",
+        "\x01 dog",  # a word of nothing but a removed character
+        "",
+    ],
+)
+def test_shortlist_pieces_by_word_agrees_with_the_offsets(line):
+    from pipeline.alignments.shortlist import pieces_by_word, words_of_pieces
+
+    model = tiny_spm(("the small dog sleeps", "le petit chien dort"))
+    expected = [[] for _ in line.split()]
+    for piece, word in zip(*words_of_pieces(model, line), strict=True):
+        expected[word].append(piece)
+    assert pieces_by_word(model, line) == expected
+
+
+def test_shortlist_counts_in_parallel_batches_as_in_one(aligned):
+    import sentencepiece
+
+    from pipeline.alignments.shortlist import count_links
+
+    model = sentencepiece.SentencePieceProcessor(model_file=str(aligned["vocab"]))
+    links = read_corpus(aligned["aln"] / "corpus.aln.zst")
+    one = count_links(model, aligned["pairs"], links)
+    parallel = count_links(model, aligned["pairs"], links, processes=2, batch_lines=7)
+    assert {s: dict(c) for s, c in parallel.items()} == {s: dict(c) for s, c in one.items()}
+    assert sum(sum(c.values()) for c in one.values()) > 1000
+    bad = links[:250] + ["0-0 99-0"] + links[251:]
+    with pytest.raises(Exception, match="alignment line 251: link 99-0 is out of bounds"):
+        count_links(model, aligned["pairs"], bad, processes=2, batch_lines=7)
+    with pytest.raises(Exception, match="has 299 lines for 300 sentence pairs"):
+        count_links(model, aligned["pairs"], links[:-1], processes=2, batch_lines=7)
+
+
+def test_shortlist_outputs_do_not_depend_on_threads(aligned, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_step(SHORTLIST, shortlist_args(aligned, one))
+    run_step(SHORTLIST, shortlist_args(aligned, two), env=step_env(THREADS="2"))
+    assert {k: v[0] for k, v in tree_digest(one).items()} == {k: v[0] for k, v in tree_digest(two).items()}
 
 
 def test_shortlist_refuses_alignments_of_another_corpus(aligned, tmp_path):

@@ -15,7 +15,9 @@ import argparse
 import logging
 import re
 import shutil
-from collections import Counter, defaultdict
+from bisect import bisect_right
+from collections import Counter, defaultdict, deque
+from multiprocessing import Pool
 from pathlib import Path
 
 from pipeline.common.io import atomic_path, read_lines, read_pairs, remove_stale_temporaries, write_lines
@@ -26,6 +28,7 @@ from pipeline.common.vocab import vocab_pair
 logger = logging.getLogger("shortlist")
 
 NULL = "NULL"
+MARKER = "\u2581"  # SentencePiece's word-boundary marker
 WORD = re.compile(r"\S+")
 
 
@@ -50,28 +53,74 @@ def words_of_pieces(sp, line: str) -> tuple[list[str], list[int]]:
     """The pieces of a line and, for each, the index of the whitespace word it belongs to (a piece that is
     only the word-boundary marker belongs to the word it starts)."""
     ends = [match.end() for match in WORD.finditer(line)]
-    # word_at[p]: the word holding character p, or the next word if p is a space.
-    word_at, word = [], 0
-    for position in range(len(line) + 1):
-        while word < len(ends) - 1 and ends[word] <= position:
-            word += 1
-        word_at.append(word)
+    last = max(len(ends) - 1, 0)
     pieces, words = [], []
     for piece in sp.encode(line, out_type="immutable_proto").pieces:
         pieces.append(piece.piece)
-        words.append(word_at[min(piece.begin, len(line))])
+        # The word holding character `begin` (the next word if it is a space): the number of words
+        # that end at or before it.
+        words.append(min(bisect_right(ends, min(piece.begin, len(line))), last))
     return pieces, words
 
 
-def count_links(sp, pairs, alignment_lines, alignments_name="the alignments", trg_sp=None):
-    """Link counts per source piece, streaming the corpus and its alignments (memory grows with the
-    vocabulary, not the corpus); fails if the two differ in length. `trg_sp`: the target side's own
-    SentencePiece model, when the languages have one each."""
-    trg_sp = trg_sp or sp
-    counts: dict[str, Counter] = defaultdict(Counter)
+def pieces_by_word(sp, line: str) -> list[list[str]]:
+    """The pieces of each whitespace word of a line. The fast way: a piece that starts with the
+    word-boundary marker starts a word. Where SentencePiece's normalization made the words differ from
+    str.split()'s (a control character removed, a character whose NFKC form holds a space), the pieces' offsets
+    decide, as words_of_pieces does."""
+    words: list[list[str]] = []
+    for piece in sp.encode(line, out_type=str):
+        if piece[0] == MARKER or not words:
+            words.append([piece])
+        else:
+            words[-1].append(piece)
+    count = len(line.split())
+    if len(words) == count:
+        return words
+    words = [[] for _ in range(count)]
+    for piece, word in zip(*words_of_pieces(sp, line), strict=True):
+        words[word].append(piece)
+    return words
+
+
+def count_pair(counts: dict[str, Counter], sp, trg_sp, src: str, trg: str, links: str, number: int):
+    """Adds the piece links of one sentence pair (its alignment line `links`) to `counts`."""
+    src_words, trg_words = pieces_by_word(sp, src), pieces_by_word(trg_sp, trg)
+    aligned_src, aligned_trg = set(), set()
+    for link in links.split():
+        i, _, j = link.partition("-")
+        try:
+            i, j = int(i), int(j)
+        except ValueError:
+            raise StepError(f"alignment line {number}: {link!r} is not an i-j link") from None
+        if not (0 <= i < len(src_words) and 0 <= j < len(trg_words)):
+            raise StepError(
+                f"alignment line {number}: link {link} is out of bounds "
+                f"({len(src_words)} source, {len(trg_words)} target words): not this corpus' alignments?"
+            )
+        aligned_src.add(i)
+        aligned_trg.add(j)
+        targets = trg_words[j]
+        for s in src_words[i]:
+            row = counts[s]
+            for t in targets:
+                row[t] += 1
+    for i, pieces in enumerate(src_words):
+        if i not in aligned_src:
+            for s in pieces:
+                counts[s][NULL] += 1
+    for j, pieces in enumerate(trg_words):
+        if j not in aligned_trg:
+            for t in pieces:
+                counts[NULL][t] += 1
+
+
+def batches_of_lines(pairs, alignment_lines, alignments_name: str, batch_lines: int):
+    """(first line number, [(src, trg, links), ...]) of at most batch_lines pairs; fails if the corpus and
+    its alignments differ in length."""
     pairs, alignment_lines = iter(pairs), iter(alignment_lines)
-    number = 0
-    for number, pair in enumerate(pairs, start=1):
+    number, batch = 0, []
+    for number, (src, trg) in enumerate(pairs, start=1):
         links = next(alignment_lines, None)
         if links is None:
             total = number + sum(1 for _ in pairs)
@@ -79,46 +128,76 @@ def count_links(sp, pairs, alignment_lines, alignments_name="the alignments", tr
                 f"{alignments_name} has {number - 1} lines for {total} sentence pairs: "
                 "not the alignments of this corpus"
             )
-        src, trg = pair
-        src_pieces, src_words = words_of_pieces(sp, src)
-        trg_pieces, trg_words = words_of_pieces(trg_sp, trg)
-        src_by_word, trg_by_word = defaultdict(list), defaultdict(list)
-        for piece, word in zip(src_pieces, src_words, strict=True):
-            src_by_word[word].append(piece)
-        for piece, word in zip(trg_pieces, trg_words, strict=True):
-            trg_by_word[word].append(piece)
-        aligned_src, aligned_trg = set(), set()
-        for link in links.split():
-            i, _, j = link.partition("-")
-            try:
-                i, j = int(i), int(j)
-            except ValueError:
-                raise StepError(f"alignment line {number}: {link!r} is not an i-j link") from None
-            if i not in src_by_word or j not in trg_by_word:
-                raise StepError(
-                    f"alignment line {number}: link {link} is out of bounds "
-                    f"({len(src.split())} source, {len(trg.split())} target words): not this corpus' alignments?"
-                )
-            aligned_src.add(i)
-            aligned_trg.add(j)
-            for s in src_by_word[i]:
-                for t in trg_by_word[j]:
-                    counts[s][t] += 1
-        for i, word_pieces in src_by_word.items():
-            if i not in aligned_src:
-                for s in word_pieces:
-                    counts[s][NULL] += 1
-        for j, word_pieces in trg_by_word.items():
-            if j not in aligned_trg:
-                for t in word_pieces:
-                    counts[NULL][t] += 1
+        batch.append((src, trg, links))
+        if len(batch) == batch_lines:
+            yield number - batch_lines + 1, batch
+            batch = []
+    if batch:
+        yield number - len(batch) + 1, batch
     extra = sum(1 for _ in alignment_lines)
     if extra:
         raise StepError(
             f"{alignments_name} has {number + extra} lines for {number} sentence pairs: "
             "not the alignments of this corpus"
         )
+
+
+_worker_models = None
+
+
+def _load_models(src_proto: bytes, trg_proto: bytes):
+    import sentencepiece
+
+    global _worker_models
+    src_sp = sentencepiece.SentencePieceProcessor()
+    src_sp.load_from_serialized_proto(src_proto)
+    trg_sp = src_sp
+    if trg_proto != src_proto:
+        trg_sp = sentencepiece.SentencePieceProcessor()
+        trg_sp.load_from_serialized_proto(trg_proto)
+    _worker_models = src_sp, trg_sp
+
+
+def _count_batch(batch) -> dict[str, Counter]:
+    first_number, lines = batch
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for number, (src, trg, links) in enumerate(lines, start=first_number):
+        count_pair(counts, *_worker_models, src, trg, links, number)
     return counts
+
+
+def count_links(
+    sp, pairs, alignment_lines, alignments_name="the alignments", trg_sp=None, processes=1, batch_lines=2000
+):
+    """Link counts per source piece, streaming the corpus and its alignments (memory grows with the
+    vocabulary and processes x batch_lines, not the corpus); fails if the two differ in length. `trg_sp`: the
+    target side's own SentencePiece model, when the languages have one each. With processes > 1, batches
+    are counted by that many worker processes and their counts added up (the sum does not depend on the
+    order)."""
+    trg_sp = trg_sp or sp
+    counts: dict[str, Counter] = defaultdict(Counter)
+    batches = batches_of_lines(pairs, alignment_lines, alignments_name, batch_lines)
+    if processes == 1:
+        for first_number, lines in batches:
+            for number, (src, trg, links) in enumerate(lines, start=first_number):
+                count_pair(counts, sp, trg_sp, src, trg, links, number)
+        return counts
+    protos = (sp.serialized_model_proto(), trg_sp.serialized_model_proto())
+    # At most two batches per worker in flight: Pool.imap would read the whole corpus ahead.
+    with Pool(processes, initializer=_load_models, initargs=protos) as pool:
+        pending = deque()
+        for batch in batches:
+            pending.append(pool.apply_async(_count_batch, (batch,)))
+            if len(pending) >= 2 * processes:
+                add_counts(counts, pending.popleft().get())
+        while pending:
+            add_counts(counts, pending.popleft().get())
+    return counts
+
+
+def add_counts(total: dict[str, Counter], part: dict[str, Counter]):
+    for src, targets in part.items():
+        total[src].update(targets)
 
 
 def pruned_table(counts: dict[str, Counter], top_k: int):
@@ -138,7 +217,7 @@ def main(args):
     if already_done(out, ["lex.s2t.zst", binary_name]):
         return
     remove_stale_temporaries(out)
-    threads()
+    cores = threads()
     if args.top_k < args.best:
         raise StepError(f"--top-k {args.top_k} keeps fewer pieces than the shortlist's --best {args.best}")
     if not args.vocab.exists():
@@ -149,7 +228,9 @@ def main(args):
     sp = sentencepiece.SentencePieceProcessor(model_file=str(src_vocab))
     trg_sp = sentencepiece.SentencePieceProcessor(model_file=str(trg_vocab)) if trg_vocab != src_vocab else sp
     pairs = read_pairs(args.corpus_dir / f"corpus.{args.src}.zst", args.corpus_dir / f"corpus.{args.trg}.zst")
-    counts = count_links(sp, pairs, read_lines(args.alignments), str(args.alignments), trg_sp)
+    counts = count_links(
+        sp, pairs, read_lines(args.alignments), str(args.alignments), trg_sp, processes=cores
+    )
     if not counts:
         raise StepError(f"the corpus in {args.corpus_dir} is empty")
     out.mkdir(parents=True, exist_ok=True)
