@@ -8,8 +8,10 @@ read off.
     task bench-chain -- --model-dir DIR --baseline-repo /tmp/old-checkout   # the same steps of another checkout
     task bench-chain -- --model-dir DIR --sizes 100000 1000000 10000000 --stages split,translate \
         --translate-chunk-lines 10000                          # one 10k-line chunk of each corpus, as a task
-    task bench-chain -- --model-dir DIR --sizes 100000 1000000 10000000 --stages align,shortlist \
-        --prior-sample-lines 100000 --align-chunk-lines 100000
+    task bench-chain -- --sizes 100000 1000000 10000000 --stages align,shortlist \
+        --prior-sample-lines 1000000 --align-chunk-lines 1000000   # priors from 1M pairs, then 1M-pair chunks
+    task bench-chain -- --sizes 10000000 --stages align --work-dir KEPT   # the alignments stay in KEPT ...
+    task bench-chain -- --sizes 10000000 --stages shortlist --work-dir KEPT   # ... for a later shortlist run
 
 DIR is a trained model folder (final.model.npz, its decoder.yml, vocab.spm), such as a run's
 `train-teacher-*/artifacts`; without --model-dir, a model of the test fixtures' size (dim 32, one layer each
@@ -66,7 +68,9 @@ TINY_MODEL = {
 
 def train_tiny_model(folder: Path, threads: int) -> Path:
     """A fixture-size en-fr model trained for 200 updates on the demo corpus: final.model.npz, its
-    decoder.yml and vocab.spm, as translate.py reads them."""
+    decoder.yml and vocab.spm, as translate.py reads them; one trained before in a kept --work-dir is reused."""
+    if (folder / "final.model.npz.decoder.yml").exists():
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     for lang in ("en", "fr"):
         lines = read_text(CORPUS / f"train.{lang}.gz").splitlines()[:20000]
@@ -131,7 +135,9 @@ def main(argv=None) -> int:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-chain-")))
         model = (args.model_dir or train_tiny_model(root / "tiny-model", args.threads)).resolve()
         for size in args.sizes:
-            corpus = generate(root / f"corpus{size}", size)
+            corpus = root / f"corpus{size}"
+            if not (corpus / "stats.json").exists():  # written last: a kept folder's corpus is whole
+                generate(corpus, size)
             for name, repo in repos:
                 for stage in stages:
                     out = root / f"{name}-{stage}-{size}"

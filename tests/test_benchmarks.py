@@ -48,3 +48,27 @@ def test_augmented_eval_names_the_reference_aug_sets_and_needs_the_baseline(tmp_
         augmented_eval.main(
             ["--config", str(REPO / "configs" / "tiny.yml"), "--run-dir", str(tmp_path / "run")]
         )
+
+
+def test_bench_chain_keeps_its_folder_for_a_later_shortlist(tmp_path):
+    """A kept --work-dir lets a second run measure the shortlist on the first run's alignments."""
+    import json
+    import subprocess
+    import sys
+
+    work, first, second = tmp_path / "work", tmp_path / "first.json", tmp_path / "second.json"
+    bench = [sys.executable, "benchmarks/bench_chain.py", "--sizes", "300", "--work-dir", work]
+    subprocess.run([*bench, "--stages", "split,align", "--output", first], cwd=REPO, check=True)
+    rows = json.loads(first.read_text())
+    assert [(row["stage"], row["corpus_lines"]) for row in rows] == [("split", 300), ("align", 300)]
+    assert all(row["peak_rss_mb"] > 0 and row["lines_per_s"] > 0 for row in rows)
+    alignments = work / "current-align-300" / "corpus.aln.zst"
+    assert alignments.exists()
+    subprocess.run([*bench, "--stages", "shortlist", "--output", second], cwd=REPO, check=True)
+    assert [row["stage"] for row in json.loads(second.read_text())] == ["shortlist"]
+    assert (work / "current-shortlist-300" / "lex.50.50.s2t.bin").stat().st_size > 0
+    without_alignments = subprocess.run(
+        [*bench[:-1], tmp_path / "empty", "--stages", "shortlist"], cwd=REPO, capture_output=True, text=True
+    )
+    assert without_alignments.returncode != 0
+    assert "needs the align stage" in without_alignments.stderr
