@@ -8,7 +8,8 @@ the target piece (unaligned pieces count towards NULL), like Marian's extract_le
 `lex.s2t.zst`, the table pruned to the --top-k most probable target pieces of each source piece (lines
 `target source probability`), and `lex.<first>.<best>.s2t.bin`, Marian's binary shortlist made from it by
 `marian-conv --shortlist` (the `first` most frequent target pieces are always allowed, plus the `best`
-best of each source piece). Uses THREADS CPU threads and WORKSPACE MB.
+best of each source piece). Uses THREADS processes (each counts batches of pairs; their counts are added
+up, so the outputs do not depend on THREADS) and WORKSPACE MB.
 """
 
 import argparse
