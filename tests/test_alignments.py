@@ -364,3 +364,27 @@ def test_shortlist_rerun_after_kill_9_gives_the_same_outputs(aligned, tmp_path):
     assert {k: v[0] for k, v in tree_digest(out).items()} == {
         k: v[0] for k, v in tree_digest(reference).items()
     }
+
+
+@pytest.mark.parametrize(
+    "forward, reverse, message",
+    [
+        (["0-0", "1-1"], ["0-0", "1-1"], None),
+        (["0-0"], ["0-0", "1-1"], "eflomal wrote 1/2 link lines for 2 pairs"),
+        (["0-0", "1-1"], ["0-0"], "eflomal wrote 2/1 link lines for 2 pairs"),
+        (["0-0", "1-1", "2-2"], ["0-0", "1-1"], "eflomal wrote 3/2 link lines for 2 pairs"),
+        (["0-0", "1-1"], ["0-0", "1-1", ""], "eflomal wrote 2/3 link lines for 2 pairs"),
+    ],
+)
+def test_align_checks_eflomal_wrote_a_line_per_pair(tmp_path, forward, reverse, message):
+    from pipeline.alignments.align import link_lines
+    from pipeline.common.step import StepError
+
+    paths = tmp_path / "forward.links", tmp_path / "reverse.links"
+    for path, lines in zip(paths, (forward, reverse), strict=True):
+        path.write_text("".join(line + "\n" for line in lines))
+    if message is None:
+        assert list(link_lines(*paths, 2)) == [("0-0", "0-0"), ("1-1", "1-1")]
+    else:
+        with pytest.raises(StepError, match=message):
+            list(link_lines(*paths, 2))

@@ -20,7 +20,8 @@ import argparse
 import logging
 import os
 import shutil
-from itertools import islice
+from array import array
+from itertools import islice, tee
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -115,7 +116,8 @@ def _symmetrize(item):
     return " ".join(f"{i}-{j}" for i, j in grow_diag_final_and(forward, reverse, src_len, trg_len))
 
 
-def run_eflomal(sources: list[str], targets: list[str], priors: Path | None, work: Path, cores: int):
+def run_eflomal(sources, targets, count: int, priors: Path | None, work: Path, cores: int):
+    """eflomal on `count` pairs: `sources` and `targets` are iterables of lines."""
     import eflomal
 
     forward, reverse = work / "forward.links", work / "reverse.links"
@@ -126,9 +128,7 @@ def run_eflomal(sources: list[str], targets: list[str], priors: Path | None, wor
     os.environ["OMP_NUM_THREADS"] = str(cores)
     aligner = eflomal.Aligner()
     with atomic_path(forward) as fwd_tmp, atomic_path(reverse) as rev_tmp:
-        logger.info(
-            "aligning %d sentence pairs with eflomal%s", len(sources), " and priors" if priors else ""
-        )
+        logger.info("aligning %d sentence pairs with eflomal%s", count, " and priors" if priors else "")
         try:
             if priors:
                 with open(priors, encoding="utf-8") as priors_file:
@@ -165,22 +165,44 @@ def check_priors(path: Path):
 
 
 def eflomal_links(pairs: list[tuple[str, str]], priors: Path | None, work: Path, cores: int):
-    """eflomal's forward and reverse links of `pairs` (one line each per pair), kept in `work`."""
-    sources = [src.strip() + "\n" for src, _ in pairs]
-    targets = [trg.strip() + "\n" for _, trg in pairs]
+    """eflomal's forward and reverse link files of `pairs` (one line each per pair), kept in `work`."""
     work.mkdir(parents=True, exist_ok=True)
-    forward, reverse = run_eflomal(sources, targets, priors, work, cores)
-    fwd_lines, rev_lines = list(read_lines(forward)), list(read_lines(reverse))
-    if not len(fwd_lines) == len(rev_lines) == len(pairs):
-        raise StepError(f"eflomal wrote {len(fwd_lines)}/{len(rev_lines)} link lines for {len(pairs)} pairs")
-    return sources, targets, fwd_lines, rev_lines
+    sources = (src.strip() + "\n" for src, _ in pairs)
+    targets = (trg.strip() + "\n" for _, trg in pairs)
+    return run_eflomal(sources, targets, len(pairs), priors, work, cores)
 
 
-def write_symmetrized(path: Path, pairs, fwd_lines, rev_lines, first_number: int, cores: int):
+def link_lines(forward: Path, reverse: Path, count: int):
+    """The (forward, reverse) link lines of eflomal's two files; fails unless each has `count` lines."""
+    fwd_lines, rev_lines = read_lines(forward), read_lines(reverse)
+    for _ in range(count):
+        fwd, rev = next(fwd_lines, None), next(rev_lines, None)
+        if fwd is None or rev is None:
+            break
+        yield fwd, rev
+    else:
+        if next(fwd_lines, None) is None and next(rev_lines, None) is None:
+            return
+    fwd_total, rev_total = (sum(1 for _ in read_lines(path)) for path in (forward, reverse))
+    raise StepError(f"eflomal wrote {fwd_total}/{rev_total} link lines for {count} pairs")
+
+
+def word_counts(pairs) -> tuple[array, array]:
+    """The number of words of each pair's two sides, all symmetrization needs of the text."""
+    src_words, trg_words = array("I"), array("I")
+    for src, trg in pairs:
+        src_words.append(len(src.split()))
+        trg_words.append(len(trg.split()))
+    return src_words, trg_words
+
+
+def write_symmetrized(path: Path, lengths, forward: Path, reverse: Path, first_number: int, cores: int):
+    src_words, trg_words = lengths
+    links = link_lines(forward, reverse, len(src_words))
     items = (
-        (n, len(src.split()), len(trg.split()), fwd, rev)
-        for n, ((src, trg), fwd, rev) in enumerate(
-            zip(pairs, fwd_lines, rev_lines, strict=True), start=first_number
+        (n, src_len, trg_len, fwd, rev)
+        for n, (src_len, trg_len, (fwd, rev)) in enumerate(
+            zip(src_words, trg_words, links, strict=True), start=first_number
         )
     )
     with Pool(cores) as pool, write_lines(path) as aln:
@@ -188,11 +210,18 @@ def write_symmetrized(path: Path, pairs, fwd_lines, rev_lines, first_number: int
             aln.write(line)
 
 
-def write_priors(path: Path, sources, targets, fwd_lines, rev_lines):
+def write_priors(path: Path, pairs, forward: Path, reverse: Path):
     import eflomal
 
-    logger.info("computing priors from the alignment of %d pairs", len(sources))
-    priors = eflomal.calculate_priors(sources, targets, fwd_lines, rev_lines)
+    logger.info("computing priors from the alignment of %d pairs", len(pairs))
+    # calculate_priors reads the four in step: tee keeps one line pair at most.
+    fwd_links, rev_links = tee(link_lines(forward, reverse, len(pairs)))
+    priors = eflomal.calculate_priors(
+        (src for src, _ in pairs),
+        (trg for _, trg in pairs),
+        (fwd for fwd, _ in fwd_links),
+        (rev for _, rev in rev_links),
+    )
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as priors_file:
         eflomal.write_priors(priors_file, *priors)
 
@@ -218,17 +247,19 @@ def main(args):
     if priors is None and total <= args.prior_sample_lines:
         # The whole corpus is the sample: its alignment is the output, its priors are computed from it.
         pairs = list(read_pairs(src_file, trg_file))
-        aligned = eflomal_links(pairs, None, work / "sample", cores)
-        write_symmetrized(out / "corpus.aln.zst", pairs, aligned[2], aligned[3], 1, cores)
-        write_priors(out / "priors.txt", *aligned)
-        logger.info("wrote %d alignment lines to %s", len(pairs), out / "corpus.aln.zst")
+        forward, reverse = eflomal_links(pairs, None, work / "sample", cores)
+        write_priors(out / "priors.txt", pairs, forward, reverse)
+        lengths = word_counts(pairs)
+        del pairs  # the symmetrization's workers are forked: the smaller this process, the smaller they are
+        write_symmetrized(out / "corpus.aln.zst", lengths, forward, reverse, 1, cores)
+        logger.info("wrote %d alignment lines to %s", len(lengths[0]), out / "corpus.aln.zst")
         shutil.rmtree(work)
         return
     if priors is None:
         priors = work / "priors.txt"
         if not priors.exists():
             sample = list(islice(read_pairs(src_file, trg_file), args.prior_sample_lines))
-            write_priors(priors, *eflomal_links(sample, None, work / "sample", cores))
+            write_priors(priors, sample, *eflomal_links(sample, None, work / "sample", cores))
             del sample
             shutil.rmtree(work / "sample")
     chunks = -(-total // args.chunk_lines)
@@ -241,8 +272,10 @@ def main(args):
             continue
         logger.info("chunk %d/%d: %d pairs, with fixed priors", number + 1, chunks, len(pairs))
         chunk_work = work / f"chunk.{number:05d}"
-        _, _, fwd_lines, rev_lines = eflomal_links(pairs, priors, chunk_work, cores)
-        write_symmetrized(chunk_file, pairs, fwd_lines, rev_lines, number * args.chunk_lines + 1, cores)
+        forward, reverse = eflomal_links(pairs, priors, chunk_work, cores)
+        lengths = word_counts(pairs)
+        del pairs  # before the symmetrization forks, and before the next chunk is read
+        write_symmetrized(chunk_file, lengths, forward, reverse, number * args.chunk_lines + 1, cores)
         shutil.rmtree(chunk_work)
     with write_lines(out / "corpus.aln.zst") as aln:
         for number in range(chunks):
