@@ -74,13 +74,21 @@ MERGE = Rate(114_204, "pairs per CPU-second", MEASURED_DATA + ", 'merge (dedupe,
 # A mono line is half a pair: the same cleaning on one side.
 CLEAN_MONO = Rate(2 * CLEAN.value, "lines per CPU-second", "derived: twice the measured 'clean' pair rate")
 MONOCLEANER = Rate(2_000, "lines per CPU-second", "assumed: monocleaner (language model + fastspell) on CPU")
+# The benchmarks' generated pairs have 19.2 target words (14.7 source): their rates are scaled to WORDS_PER_LINE.
+BENCH_CHAIN_TARGET_WORDS = 19.2
 ALIGN = Rate(
-    867,
+    round(10_000_000 / 5852.4 * BENCH_CHAIN_TARGET_WORDS / WORDS_PER_LINE.value),
     "pairs per CPU-second",
-    "measured here: runs/tiny-en-de/corpus-align-parallel-en-de/done.json, eflomal on 23,939 pairs in 13.8 s "
-    "on 2 cores (local engine), start-up included",
+    "measured here: benchmarks/bench_chain.py --sizes 10000000 --stages align --prior-sample-lines 1000000 "
+    "--align-chunk-lines 1000000 (the step's default chunk), 10M pairs in 5,852.4 CPU-s on 2 cores "
+    "(2026-12-06), scaled from 19.2 to 22 target words a pair",
 )
-SHORTLIST = Rate(5_000, "pairs per CPU-second", "assumed: lexical shortlist from the alignments (one core)")
+SHORTLIST = Rate(
+    round(10_000_000 / 1537.5 * BENCH_CHAIN_TARGET_WORDS / WORDS_PER_LINE.value),
+    "pairs per CPU-second",
+    "measured here: benchmarks/bench_chain.py --sizes 10000000 --stages shortlist, 10M pairs in 1,537.5 CPU-s "
+    "(2 processes, 2026-12-06), scaled from 19.2 to 22 target words a pair",
+)
 SPM = Rate(
     10_884,
     "lines per CPU-second",
