@@ -100,12 +100,12 @@ def _modifiers(kind: str, src: str) -> list:
 
 def _aligned(pairs: list[tuple[str, str]], work: Path, threads: int) -> list[str]:
     """`src<TAB>trg<TAB>links` with eflomal's symmetrized word alignments of the set itself."""
-    from pipeline.alignments.align import _symmetrize, eflomal_links
+    from pipeline.alignments.align import _symmetrize, eflomal_links, link_lines
 
-    _, _, forward, reverse = eflomal_links(pairs, None, work, threads)
+    links = link_lines(*eflomal_links(pairs, None, work, threads), len(pairs))
     return [
         f"{src}\t{trg}\t{_symmetrize((n, len(src.split()), len(trg.split()), fwd, rev))}"
-        for n, ((src, trg), fwd, rev) in enumerate(zip(pairs, forward, reverse, strict=True), start=1)
+        for n, ((src, trg), (fwd, rev)) in enumerate(zip(pairs, links, strict=True), start=1)
     ]
 
 
