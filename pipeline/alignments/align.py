@@ -183,8 +183,9 @@ def link_lines(forward: Path, reverse: Path, count: int):
     else:
         if next(fwd_lines, None) is None and next(rev_lines, None) is None:
             return
-    fwd_total, rev_total = (sum(1 for _ in read_lines(path)) for path in (forward, reverse))
-    raise StepError(f"eflomal wrote {fwd_total}/{rev_total} link lines for {count} pairs")
+    raise StepError(
+        f"eflomal wrote {count_lines(forward)}/{count_lines(reverse)} link lines for {count} pairs"
+    )
 
 
 def word_counts(pairs) -> tuple[array, array]:

@@ -159,12 +159,16 @@ def _load_models(src_proto: bytes, trg_proto: bytes):
     _worker_models = src_sp, trg_sp
 
 
-def _count_batch(batch) -> dict[str, Counter]:
+def count_batch(counts: dict[str, Counter], sp, trg_sp, batch) -> dict[str, Counter]:
+    """Adds the links of a batch of batches_of_lines to `counts`."""
     first_number, lines = batch
-    counts: dict[str, Counter] = defaultdict(Counter)
     for number, (src, trg, links) in enumerate(lines, start=first_number):
-        count_pair(counts, *_worker_models, src, trg, links, number)
+        count_pair(counts, sp, trg_sp, src, trg, links, number)
     return counts
+
+
+def _count_batch(batch) -> dict[str, Counter]:
+    return count_batch(defaultdict(Counter), *_worker_models, batch)
 
 
 def count_links(
@@ -179,9 +183,8 @@ def count_links(
     counts: dict[str, Counter] = defaultdict(Counter)
     batches = batches_of_lines(pairs, alignment_lines, alignments_name, batch_lines)
     if processes == 1:
-        for first_number, lines in batches:
-            for number, (src, trg, links) in enumerate(lines, start=first_number):
-                count_pair(counts, sp, trg_sp, src, trg, links, number)
+        for batch in batches:
+            count_batch(counts, sp, trg_sp, batch)
         return counts
     protos = (sp.serialized_model_proto(), trg_sp.serialized_model_proto())
     # At most two batches per worker in flight: Pool.imap would read the whole corpus ahead.
